@@ -1,0 +1,65 @@
+"""Timestamps and durations: parsing, formatting and arithmetic in integer microseconds since the epoch."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+US = 1_000_000
+_DURATION = re.compile(r"^([0-9]+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_FRACTION = re.compile(r"\.(\d+)")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_duration(text: str) -> int | None:
+    """`90m` -> microseconds, or None when the text is not a duration."""
+    m = _DURATION.match(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)] * US
+
+
+def _trim_fraction(m: re.Match[str]) -> str:
+    digits = m.group(1)[:6]
+    return "." + digits.ljust(6, "0")
+
+
+def parse_time(text: str) -> int:
+    """RFC 3339 text (fractional seconds of any length, `Z` or offset) -> epoch microseconds.
+
+    Raises ValueError on anything else, including a timestamp without a UTC offset.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"expected an RFC 3339 timestamp, got {text!r}")
+    s = text.strip()
+    if "." in s:
+        s = _FRACTION.sub(_trim_fraction, s, count=1)
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no UTC offset (add Z)")
+    delta = dt - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * US + delta.microseconds
+
+
+def parse_epoch(value: int | float) -> int:
+    """Unix seconds or unix nanoseconds (Logpush `timestamp_format`) -> epoch microseconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a timestamp, got {value!r}")
+    # Seconds until the year 5138 stay below 1e11; nanoseconds since 1973 are above 1e17.
+    if abs(value) >= 1e14:
+        return int(value) // 1000
+    return round(value * US)
+
+
+def format_time(us: int) -> str:
+    """Epoch microseconds -> RFC 3339 in UTC (`Z`), fractional seconds only when present."""
+    seconds, micros = divmod(us, US)
+    dt = datetime.fromtimestamp(seconds, UTC)
+    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{micros:06d}Z" if micros else f"{base}Z"
+
+
+def now_us() -> int:
+    """The current time in whole seconds, as epoch microseconds."""
+    return int(datetime.now(UTC).timestamp()) * US
