@@ -1,0 +1,122 @@
+"""Rules -> Plan: resolve windows, push down what the API can express, share and serve fetches."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from auditor.diagnostics import Diagnostic
+from auditor.fields import SOURCES, Field, Pushdown
+from auditor.model import Condition, Config, Rule
+from auditor.plan import CompiledRule, Fetch, Plan
+from auditor.plan import Pushdown as Push
+from auditor.timeutil import US
+
+# The API's since/until inclusivity is undocumented: ask one second wider on both sides and cut the
+# exact window [since, until) locally, so a boundary record is never lost.
+PAD_US = US
+
+
+def _api_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> Push | None:
+    """The API parameters expressing one condition exactly, or None when only local evaluation can."""
+    op, operand = cond.op, cond.operand
+    if op in ("in", "not_in") and len(operand) == 1:
+        op, operand = ("eq" if op == "in" else "neq"), operand[0]
+    if fld.pushdown is Pushdown.ARRAY:
+        if op == "eq":
+            return Push(fld.name, ((fld.api_param, _api_text(operand)),), array=True)
+        if op == "in":
+            values = sorted({_api_text(v) for v in operand})
+            return Push(fld.name, tuple((fld.api_param, v) for v in values), array=True)
+        return None
+    if documented_only and not fld.documented:
+        return None
+    if fld.pushdown is Pushdown.EMAIL:
+        if op == "eq":
+            return Push(fld.name, (("email", operand), ("email_exact", "true")))
+        if op == "neq":
+            return Push(fld.name, (("email", operand), ("email_exact", "true"), ("emailOp", "neq")))
+        if op == "contains":
+            return Push(fld.name, (("email", operand),))
+        return None
+    if fld.pushdown is Pushdown.OP_PAIR and op in ("eq", "neq"):
+        param = fld.api_param
+        return Push(fld.name, ((param, _api_text(operand)), (f"{param}Op", op)))
+    return None
+
+
+def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tuple[Fetch, list[Condition]]:
+    source = SOURCES[rule.source]
+    documented_only = config.pushdown == "documented"
+    pushdowns: dict[str, Push] = {}
+    pushed: list[Condition] = []
+    for cond in rule.conditions:
+        if cond.field in pushdowns:
+            continue  # one condition per API parameter; the rest stay local
+        push = _pushdown(source.fields[cond.field], cond, documented_only)
+        if push is not None:
+            pushdowns[cond.field] = push
+            pushed.append(cond)
+    if "idp_id" in source.requires and "idp_id" not in pushdowns:
+        ids = sorted(set(config.scim_idp_ids))
+        pushdowns["idp_id"] = Push("idp_id", tuple(("idp_id", i) for i in ids), array=True)
+    fetch = Fetch(
+        source=rule.source,
+        since_us=since_us - PAD_US,
+        until_us=until_us + PAD_US,
+        pushdowns=tuple(sorted(pushdowns.values(), key=lambda p: p.params)),
+        per_page=config.per_page or 1000,
+    )
+    return fetch, pushed
+
+
+def evidence_fields(rule: Rule) -> set[str]:
+    """Fields a rule's results show: what it reads, plus the source's identifying fields."""
+    source = SOURCES[rule.source]
+    shown = {f.name for f in source.fields.values() if f.evidence} if rule.evidence else set()
+    return set(rule.needed_fields()) | shown | {source.time_field}
+
+
+def compile_plan(rules: list[Rule], config: Config, reference_us: int,
+                 account_id: str | None = None) -> tuple[Plan, list[Diagnostic]]:
+    """Compile rules for reference time T: equal fetches shared, contained fetches served by wider ones."""
+    problems: list[Diagnostic] = []
+    candidates: dict[str, Fetch] = {}
+    pending: list[tuple[Rule, int, int, str, list[Condition]]] = []
+    for rule in rules:
+        since_us, until_us = rule.since.resolve(reference_us), rule.until.resolve(reference_us)
+        if since_us >= until_us:
+            problems.append(Diagnostic("E309", f"rule '{rule.id}': its window is empty at the reference time "
+                                       "(since is not before until)", rule.location))
+            continue
+        fetch, pushed = _candidate(rule, since_us, until_us, config)
+        candidates.setdefault(fetch.key, fetch)
+        pending.append((rule, since_us, until_us, fetch.key, pushed))
+
+    # A candidate contained in another is served by it: fewer requests, same answer (all conditions
+    # are applied locally anyway). Serve from a maximal candidate, chosen in a deterministic order.
+    ordered = sorted(candidates.values(), key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
+    maximal = [f for f in ordered if not any(g.key != f.key and g.contains(f) for g in ordered)]
+    server = {f.key: next(g for g in maximal if g.contains(f)).key for f in ordered}
+
+    compiled: list[CompiledRule] = []
+    needed: dict[str, set[str]] = {}
+    for rule, since_us, until_us, key, pushed in pending:
+        serving = server[key]
+        if serving != key:
+            pushed = []  # the wider fetch does not apply this rule's filters: all of them run locally
+        local = tuple(c for c in rule.conditions if c not in pushed)
+        compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local))
+        needed.setdefault(serving, set()).update(evidence_fields(rule))
+    fetches = []
+    for f in maximal:
+        if f.key in needed:
+            order = list(SOURCES[f.source].fields)
+            fetches.append(replace(f, fields=tuple(n for n in order if n in needed[f.key])))
+    plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown)
+    return plan, problems

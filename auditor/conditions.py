@@ -1,0 +1,152 @@
+"""The filter operators: one table read by validation, evaluation, pushdown and the schema test."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from auditor.fields import FieldType
+
+Test = Callable[[Any], bool]
+Predicate = Callable[[dict], bool]
+
+
+class ValueKind(StrEnum):
+    """What an operator's operand must be."""
+
+    SCALAR = "scalar"  # string, number or boolean, of the field's type
+    SCALARS = "scalars"  # non-empty list of scalars
+    TEXT = "text"  # a string
+    REGEX = "regex"  # a string that compiles as a Python regex
+    NETWORKS = "networks"  # a CIDR or a list of CIDRs
+    BOOL = "bool"
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator: the field types it fits, its operand, its answer on a missing field, its test."""
+
+    name: str
+    types: frozenset[FieldType]
+    value: ValueKind
+    when_missing: bool
+    build: Callable[[Any], Test]  # operand -> test of a present, non-null field value
+
+
+_ALL = frozenset(FieldType)
+_TEXTUAL = frozenset({FieldType.STRING, FieldType.IP, FieldType.TIME})
+
+
+def _eq(operand: Any) -> Test:
+    if isinstance(operand, bool):
+        return lambda v: v is operand
+    return lambda v: v == operand and not isinstance(v, bool)
+
+
+def _in(operand: list[Any]) -> Test:
+    bools = {o for o in operand if isinstance(o, bool)}
+    others = frozenset(o for o in operand if not isinstance(o, bool))
+
+    def test(v: Any) -> bool:
+        if isinstance(v, bool):
+            return v in bools
+        try:
+            return v in others
+        except TypeError:  # an unhashable value (list/object) in the record
+            return False
+
+    return test
+
+
+def _contains(operand: str) -> Test:
+    return lambda v: isinstance(v, str) and operand in v
+
+
+def _matches(operand: str) -> Test:
+    search = re.compile(operand).search
+    return lambda v: isinstance(v, str) and search(v) is not None
+
+
+def parse_networks(operand: str | list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A CIDR or list of CIDRs -> networks (raises ValueError on a bad one)."""
+    items = [operand] if isinstance(operand, str) else operand
+    return [ipaddress.ip_network(item, strict=False) for item in items]
+
+
+def _cidr(operand: str | list[str]) -> Test:
+    networks = parse_networks(operand)
+    v4 = tuple(n for n in networks if n.version == 4)
+    v6 = tuple(n for n in networks if n.version == 6)
+
+    def test(v: Any) -> bool:
+        try:
+            ip = ipaddress.ip_address(v)
+        except ValueError:
+            return False  # malformed address: inside no network, so `not_cidr` flags it
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in n for n in (v4 if ip.version == 4 else v6))
+
+    return test
+
+
+def _negate(build: Callable[[Any], Test]) -> Callable[[Any], Test]:
+    def negated(operand: Any) -> Test:
+        test = build(operand)
+        return lambda v: not test(v)
+
+    return negated
+
+
+def _exists(operand: bool) -> Test:
+    # Only reached for present, non-null values.
+    return lambda v: operand
+
+
+OPERATORS: dict[str, Operator] = {
+    op.name: op
+    for op in (
+        Operator("eq", _ALL, ValueKind.SCALAR, False, _eq),
+        Operator("neq", _ALL, ValueKind.SCALAR, True, _negate(_eq)),
+        Operator("in", _ALL, ValueKind.SCALARS, False, _in),
+        Operator("not_in", _ALL, ValueKind.SCALARS, True, _negate(_in)),
+        Operator("contains", _TEXTUAL, ValueKind.TEXT, False, _contains),
+        Operator("not_contains", _TEXTUAL, ValueKind.TEXT, True, _negate(_contains)),
+        Operator("matches", _TEXTUAL, ValueKind.REGEX, False, _matches),
+        Operator("not_matches", _TEXTUAL, ValueKind.REGEX, True, _negate(_matches)),
+        Operator("cidr", frozenset({FieldType.IP}), ValueKind.NETWORKS, False, _cidr),
+        Operator("not_cidr", frozenset({FieldType.IP}), ValueKind.NETWORKS, True, _negate(_cidr)),
+        # exists: false is true exactly when the field is missing, hence when_missing is set per operand.
+        Operator("exists", _ALL, ValueKind.BOOL, False, _exists),
+    )
+}
+
+
+def compile_condition(field: str, op: str, operand: Any) -> Predicate:
+    """One condition -> a predicate over a record (a dict with API field names)."""
+    operator = OPERATORS[op]
+    when_missing = (operand is False) if op == "exists" else operator.when_missing
+    test = operator.build(operand)
+    get = dict.get
+
+    def predicate(record: dict) -> bool:
+        v = get(record, field)
+        if v is None:
+            return when_missing
+        return test(v)
+
+    return predicate
+
+
+def compile_all(conditions: list[tuple[str, str, Any]]) -> Predicate:
+    """Conditions that must all hold -> one predicate (true for an empty list)."""
+    predicates = tuple(compile_condition(f, o, v) for f, o, v in conditions)
+    if not predicates:
+        return lambda record: True
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda record: all(p(record) for p in predicates)

@@ -1,0 +1,124 @@
+"""Rule and run results: the one structure the JSON report serialises and every template sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor import __version__
+from auditor.evaluate import Measurement
+from auditor.exitcodes import ExitCode
+from auditor.model import SEVERITIES
+from auditor.plan import CompiledRule
+from auditor.timeutil import format_time
+
+STATUSES = ("pass", "fail", "waived", "error")
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """What happened to one rule."""
+
+    compiled: CompiledRule
+    status: str
+    message: str
+    fetch: str
+    measurements: tuple[Measurement, ...] = ()
+    violations: int = 0
+    evidence: tuple[dict[str, Any], ...] = ()
+    waiver: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The results JSON form of one rule (SPEC section 4 key order)."""
+        rule = self.compiled.rule
+        return {
+            "id": rule.id,
+            "title": rule.title,
+            "description": rule.description,
+            "remediation": rule.remediation,
+            "severity": rule.severity,
+            "tags": list(rule.tags),
+            "source": rule.source,
+            "file": rule.location.path,
+            "line": rule.location.line,
+            "status": self.status,
+            "message": self.message,
+            "window": {"since": format_time(self.compiled.since_us), "until": format_time(self.compiled.until_us)},
+            "measurements": [m.to_json() for m in self.measurements],
+            "violations": self.violations,
+            "evidence": list(self.evidence),
+            "waiver": self.waiver,
+            "fetch": self.fetch,
+        }
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One API request, for provenance: what was asked, what came back (never credentials)."""
+
+    path: str
+    query: str
+    status: int
+    records: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Provenance JSON form."""
+        return {"path": self.path, "query": self.query, "status": self.status, "records": self.records,
+                "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A whole run: rule results, counters and warnings."""
+
+    reference_us: int
+    account_id: str | None
+    source: str  # api | files
+    results: tuple[RuleResult, ...]
+    fail_on: str = "info"
+    api_requests: int = 0
+    records_fetched: int = 0
+    duration_s: float = 0.0
+    warnings: tuple[str, ...] = ()
+    rules_sha256: str = ""
+    waivers_sha256: str | None = None
+    config_sha256: str | None = None
+    requests: tuple[RequestRecord, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """2 if any rule errored, 1 if a rule at or above --fail-on failed, else 0."""
+        if any(r.status == "error" for r in self.results):
+            return ExitCode.UNDECIDED
+        threshold = SEVERITIES.index(self.fail_on)
+        if any(r.status == "fail" and SEVERITIES.index(r.compiled.rule.severity) >= threshold for r in self.results):
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The results JSON document (SPEC section 4), stable key order."""
+        counts = {s: sum(1 for r in self.results if r.status == s) for s in STATUSES}
+        return {
+            "version": 1,
+            "tool": {"name": "auditor", "version": __version__},
+            "reference_time": format_time(self.reference_us),
+            "account_id": self.account_id,
+            "source": self.source,
+            "summary": {
+                "rules": len(self.results),
+                **counts,
+                "api_requests": self.api_requests,
+                "records_fetched": self.records_fetched,
+                "duration_s": round(self.duration_s, 3),
+                "exit_code": int(self.exit_code),
+            },
+            "results": [r.to_json() for r in self.results],
+            "warnings": list(self.warnings),
+            "provenance": {
+                "rules_sha256": self.rules_sha256,
+                "waivers_sha256": self.waivers_sha256,
+                "config_sha256": self.config_sha256,
+                "requests": [q.to_json() for q in self.requests],
+            },
+        }

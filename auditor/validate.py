@@ -1,0 +1,370 @@
+"""The one validation entry point: config, variables and rule files -> validated Rules or diagnostics."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor import conditions as ops
+from auditor import schema
+from auditor.conditions import OPERATORS, ValueKind
+from auditor.diagnostics import Diagnostic, SourceLocation, display_path
+from auditor.fields import SOURCES, FieldType, Source
+from auditor.loader import Document, load_yaml, pointer_join
+from auditor.model import Condition, Config, Expectation, Rule, TimeBound
+from auditor.timeutil import parse_duration, parse_time
+from auditor.variables import Variables, collect, substitute
+
+CONFIG_NAMES = ("auditor.yaml", "auditor.yml")
+DEFAULT_WINDOW = "24h"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the user pointed the run at: rule paths, config, variable definitions."""
+
+    paths: tuple[Path, ...] = ()
+    config_path: Path | None = None
+    var_files: tuple[Path, ...] = ()
+    cli_vars: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything validated: the config, the rules, their digests, and all problems found."""
+
+    config: Config
+    rules: tuple[Rule, ...]
+    rule_files: tuple[Path, ...]
+    variables: Variables
+    rules_sha256: str
+    config_sha256: str | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.diagnostics
+
+
+def _sha256_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(display_path(path).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _find_config(inputs: Inputs) -> tuple[Path | None, list[Diagnostic]]:
+    if inputs.config_path is not None:
+        if not inputs.config_path.is_file():
+            return None, [Diagnostic("E100", f"config file not found: {inputs.config_path}")]
+        return inputs.config_path, []
+    for name in CONFIG_NAMES:
+        candidate = Path(name)
+        if candidate.is_file():
+            return candidate, []
+    return None, []
+
+
+def _load_config(path: Path | None) -> tuple[Config, list[Diagnostic]]:
+    if path is None:
+        return Config(), []
+    doc, problems = load_yaml(path)
+    if doc is None:
+        return Config(path=str(path)), problems
+    if doc.data is None:
+        return Config(path=str(path)), []
+    problems = schema.validate_document(doc, "config", "config")
+    if problems:
+        return Config(path=str(path)), problems
+    data: dict[str, Any] = doc.data
+    rules = data.get("rules", ())
+    base = path.parent
+    return Config(
+        path=str(path),
+        account_id=data.get("account_id"),
+        api_base=data.get("api_base"),
+        rules=tuple(str(base / r) for r in ([rules] if isinstance(rules, str) else rules)),
+        waivers=str(base / data["waivers"]) if "waivers" in data else None,
+        scim_idp_ids=tuple(data.get("scim_idp_ids", ())),
+        per_page=data.get("per_page"),
+        concurrency=data.get("concurrency"),
+        pushdown=data.get("pushdown", "all"),
+        max_waiver_days=data.get("max_waiver_days", 365),
+        variables=data.get("variables", {}),
+    ), []
+
+
+def rule_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """YAML files under the given paths (recursively, sorted); a missing path is a problem."""
+    found: list[Path] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not inside:
+                problems.append(Diagnostic("E100", f"no rule files (*.yaml, *.yml) in {display_path(path)}"))
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(Diagnostic("E100", f"rules path not found: {display_path(path)}", None,
+                                       "pass rule files or directories, or set rules: in auditor.yaml"))
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return [Path(display_path(p)) for p in unique], problems
+
+
+def load_project(inputs: Inputs) -> Project:
+    """Load and check everything; never raises for bad input, problems come back as diagnostics."""
+    problems: list[Diagnostic] = []
+    config_path, found = _find_config(inputs)
+    problems.extend(found)
+    config, found = _load_config(config_path)
+    problems.extend(found)
+    variables, found = collect(config.variables, list(inputs.var_files), inputs.env, list(inputs.cli_vars))
+    problems.extend(found)
+    paths = list(inputs.paths) or [Path(p) for p in config.rules] or [Path("rules")]
+    files, found = rule_files(paths)
+    problems.extend(found)
+    rules: list[Rule] = []
+    first_seen: dict[str, SourceLocation] = {}
+    for path in files:
+        file_rules, ids, found = _load_rule_file(path, variables, config)
+        for rule_id, location in ids:
+            if rule_id in first_seen:
+                found.append(Diagnostic("E301", f"duplicate rule id '{rule_id}' (first defined at "
+                                        f"{first_seen[rule_id]})", location, "rule ids must be unique in a run"))
+            else:
+                first_seen.setdefault(rule_id, location)
+        found.sort(key=lambda d: (d.location.line, d.location.col) if d.location else (0, 0))
+        problems.extend(found)
+        rules.extend(r for r in file_rules if first_seen.get(r.id) == r.location)
+    return Project(
+        config=config,
+        rules=tuple(rules),
+        rule_files=tuple(files),
+        variables=variables,
+        rules_sha256=_sha256_files(files),
+        config_sha256=_sha256_files([config_path]) if config_path else None,
+        diagnostics=tuple(problems),
+    )
+
+
+def _load_rule_file(
+    path: Path, variables: Variables, config: Config
+) -> tuple[list[Rule], list[tuple[str, SourceLocation]], list[Diagnostic]]:
+    """A file's valid rules, the id and location of every rule in it, and its problems."""
+    doc, problems = load_yaml(path)
+    if doc is None:
+        return [], [], problems
+    if doc.data is None:
+        return [], [], [Diagnostic("E202", "empty rule file: expected a mapping with a 'rules:' list",
+                                   doc.location(""))]
+    data, problems = substitute(doc, variables)
+    resolved = Document(doc.path, data, doc.positions, doc.key_positions, doc.text)
+    problems.extend(schema.validate_document(resolved, "rules", "rule file"))
+    raw_rules = data.get("rules") if isinstance(data, dict) else None
+    if not isinstance(raw_rules, list):
+        return [], [], problems
+    ids = [
+        (raw["id"], resolved.location(f"/rules/{i}"))
+        for i, raw in enumerate(raw_rules)
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str)
+    ]
+    if problems:
+        return [], ids, problems
+    rules: list[Rule] = []
+    for index, raw in enumerate(raw_rules):
+        checker = _RuleChecker(resolved, f"/rules/{index}", config)
+        rule = checker.build(raw)
+        problems.extend(checker.problems)
+        if rule is not None:
+            rules.append(rule)
+    return rules, ids, problems
+
+
+class _RuleChecker:
+    """Semantic checks of one schema-valid rule; builds the Rule when there is no problem."""
+
+    def __init__(self, doc: Document, pointer: str, config: Config):
+        self.doc = doc
+        self.pointer = pointer
+        self.config = config
+        self.problems: list[Diagnostic] = []
+
+    def problem(self, code: str, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
+        self.problems.append(Diagnostic(code, message, self.doc.location(pointer, key=key), hint))
+
+    def build(self, raw: dict[str, Any]) -> Rule | None:
+        source = SOURCES[raw["source"]]
+        p = self.pointer
+        conditions = self.conditions(source, raw.get("filter", {}), pointer_join(p, "filter"))
+        group_by = raw.get("group_by", ())
+        group_by = (group_by,) if isinstance(group_by, str) else tuple(group_by)
+        for i, name in enumerate(group_by):
+            self.field(source, name, pointer_join(pointer_join(p, "group_by"), i) if len(group_by) > 1
+                       or isinstance(raw.get("group_by"), list) else pointer_join(p, "group_by"))
+        expectations = self.expectations(source, raw.get("expect", {"count": {"max": 0}}), pointer_join(p, "expect"))
+        since, until = self.window(raw)
+        if source.name == "scim_updates":
+            self.check_idp(conditions)
+        if self.problems:
+            return None
+        return Rule(
+            id=raw["id"],
+            title=raw["title"],
+            source=source.name,
+            since=since,
+            until=until,
+            conditions=tuple(conditions),
+            expectations=tuple(expectations),
+            location=self.doc.location(p),
+            severity=raw.get("severity", "medium"),
+            description=raw.get("description"),
+            remediation=raw.get("remediation"),
+            tags=tuple(raw.get("tags", ())),
+            group_by=group_by,
+            evidence=raw.get("evidence", 5),
+        )
+
+    def field(self, source: Source, name: str, pointer: str, *, key: bool = False) -> bool:
+        if name in source.fields:
+            return True
+        other = [s.name for s in SOURCES.values() if name in s.fields]
+        hint = f"'{name}' is a field of {other[0]}" if other else schema.did_you_mean(name, source.fields)
+        self.problem("E302", f"unknown field '{name}' for source {source.name}", pointer,
+                     hint or f"fields: {', '.join(source.fields)}", key=key)
+        return False
+
+    def conditions(self, source: Source, mapping: dict[str, Any], pointer: str) -> list[Condition]:
+        out: list[Condition] = []
+        for name, spec in mapping.items():
+            at = pointer_join(pointer, name)
+            if not self.field(source, name, at, key=True):
+                continue
+            if isinstance(spec, dict):
+                pairs = [(op, operand, pointer_join(at, op)) for op, operand in spec.items()]
+            elif isinstance(spec, list):
+                pairs = [("in", spec, at)]
+            else:
+                pairs = [("eq", spec, at)]
+            for op, operand, op_at in pairs:
+                if self.operand(source, name, op, operand, op_at):
+                    out.append(Condition(name, op, operand))
+        return out
+
+    def operand(self, source: Source, name: str, op: str, operand: Any, at: str) -> bool:
+        fld = source.fields[name]
+        operator = OPERATORS[op]
+        if fld.type not in operator.types:
+            fits = [f.name for f in source.fields.values() if f.type in operator.types]
+            self.problem("E303", f"operator '{op}' does not apply to {fld.type} field '{name}'", at,
+                         f"'{op}' applies to: {', '.join(fits)}" if fits else None)
+            return False
+        kind = operator.value
+        if kind in (ValueKind.SCALAR, ValueKind.SCALARS):
+            items = operand if kind == ValueKind.SCALARS else [operand]
+            for i, item in enumerate(items):
+                item_at = pointer_join(at, i) if kind == ValueKind.SCALARS else at
+                if fld.type == FieldType.BOOL and not isinstance(item, bool):
+                    self.problem("E304", f"'{name}' is a boolean: compare it with true or false, not {item!r}",
+                                 item_at)
+                    return False
+                if fld.type != FieldType.BOOL and not isinstance(item, str):
+                    self.problem("E304", f"'{name}' holds text: {item!r} is not a string", item_at,
+                                 f"quote it: \"{item}\"")
+                    return False
+                if fld.enum and item not in fld.enum:
+                    hint = f"write '{item.upper()}'" if item.upper() in fld.enum else None
+                    self.problem("E305", f"'{name}' is never {item!r}: the API only has "
+                                 f"{', '.join(fld.enum)} (values are case-sensitive)", item_at, hint)
+                    return False
+        elif kind == ValueKind.REGEX:
+            try:
+                re.compile(operand)
+            except re.error as exc:
+                self.problem("E306", f"invalid regular expression {operand!r}: {exc}", at)
+                return False
+        elif kind == ValueKind.NETWORKS:
+            try:
+                ops.parse_networks(operand)
+            except ValueError as exc:
+                self.problem("E307", f"invalid network: {exc}", at, "write a CIDR such as 203.0.113.0/24")
+                return False
+        return True
+
+    def expectations(self, source: Source, mapping: dict[str, Any], pointer: str) -> list[Expectation]:
+        out: list[Expectation] = []
+        for kind, spec in mapping.items():
+            at = pointer_join(pointer, kind)
+            lo, hi = spec.get("min"), spec.get("max")
+            if lo is None and hi is None:
+                self.problem("E308", f"expectation '{kind}' needs min or max", at)
+                continue
+            if lo is not None and hi is not None and lo > hi:
+                self.problem("E308", f"expectation '{kind}' has min {lo} greater than max {hi}", at)
+                continue
+            if kind == "distinct":
+                if not self.field(source, spec["field"], pointer_join(at, "field")):
+                    continue
+                out.append(Expectation("distinct", lo, hi, field=spec["field"]))
+            elif kind == "ratio":
+                where = self.conditions(source, spec["where"], pointer_join(at, "where"))
+                if not where and not spec["where"]:
+                    self.problem("E308", "ratio needs at least one condition in 'where'", at)
+                    continue
+                out.append(Expectation("ratio", lo, hi, where=tuple(where)))
+            else:
+                out.append(Expectation("count", lo, hi))
+        return out
+
+    def window(self, raw: dict[str, Any]) -> tuple[TimeBound, TimeBound]:
+        p = self.pointer
+        if "window" in raw and ("since" in raw or "until" in raw):
+            self.problem("E309", "give either 'window' or 'since'/'until', not both", pointer_join(p, "window"),
+                         key=True)
+        if "since" not in raw and "until" not in raw:
+            duration = parse_duration(raw.get("window", DEFAULT_WINDOW))
+            return TimeBound(before_us=duration), TimeBound(before_us=0)
+        since = self.timepoint(raw.get("since"), pointer_join(p, "since"))
+        until = self.timepoint(raw.get("until"), pointer_join(p, "until")) if "until" in raw else TimeBound(
+            before_us=0)
+        if "since" not in raw:
+            self.problem("E309", "'until' needs a 'since' too (or use 'window')", pointer_join(p, "until"), key=True)
+        # Both absolute or both relative: their order is known now; mixed pairs are checked by the compiler.
+        if since.absolute_us is not None and until.absolute_us is not None and since.absolute_us >= until.absolute_us:
+            self.problem("E309", "'since' must be earlier than 'until'", pointer_join(p, "since"))
+        if since.before_us is not None and until.before_us is not None and since.before_us <= until.before_us:
+            self.problem("E309", "'since' must be earlier than 'until'", pointer_join(p, "since"))
+        return since, until
+
+    def timepoint(self, text: Any, pointer: str) -> TimeBound:
+        if text is None:
+            return TimeBound(before_us=0)
+        duration = parse_duration(text)
+        if duration is not None:
+            return TimeBound(before_us=duration)
+        try:
+            return TimeBound(absolute_us=parse_time(text))
+        except ValueError:
+            self.problem("E310", f"{text!r} is neither an RFC 3339 timestamp nor a duration", pointer,
+                         "e.g. 2026-11-01T00:00:00Z or 7d")
+            return TimeBound(before_us=0)
+
+    def check_idp(self, conditions: list[Condition]) -> None:
+        if self.config.scim_idp_ids:
+            return
+        if any(c.field == "idp_id" and c.op in ("eq", "in") for c in conditions):
+            return
+        self.problem("E311", "scim_updates rules need an idp_id: the API requires it", self.pointer,
+                     "add filter: {idp_id: <IdP id>} or scim_idp_ids: [...] in auditor.yaml")
