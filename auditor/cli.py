@@ -159,13 +159,14 @@ def _plan_text(plan: Plan) -> str:
         lines.append(f"  fields:      {','.join(f.fields)}")
         shared = " (shared)" if len(rules) > 1 else ""
         lines.append(f"  rules{shared}:")
-        width = max(len(r.rule.id) for r in rules)
         for r in rules:
-            local = "; ".join(c.describe() for c in r.local) or "-"
-            lines.append(f"    {r.rule.id:<{width}}  window {format_time(r.since_us)} .. "
-                         f"{format_time(r.until_us)}  local: {local}")
+            lines.append(f"    {r.rule.id}  [{format_time(r.since_us)} .. {format_time(r.until_us)})")
+            if r.pushed:
+                lines.append(f"      api:   {'; '.join(c.describe() for c in r.pushed)}")
+            if r.local:
+                lines.append(f"      local: {'; '.join(c.describe() for c in r.local)}")
         lines.append("")
-    lines.append("Every condition is checked locally as well; 'local' lists those the API cannot apply.")
+    lines.append("api: sent to the API and re-checked locally; local: checked by auditor only.")
     return "\n".join(lines)
 
 
@@ -273,3 +274,53 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     document = result.to_json()
     _write_reports(document, report_specs, quiet, redact)
     return result.exit_code
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Directory (access_requests.*, scim_updates.*) or file of records to serve.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only).")
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--allow-remote", is_flag=True, help="Allow a --host that is not a loopback address.")
+@click.option("--account", "account_id", help="Only serve this account id (others get 404).")
+@click.option("--token", help="Require 'Authorization: Bearer TOKEN' (never printed).")
+@click.option("--email", help="Accept X-Auth-Email with --api-key.")
+@click.option("--api-key", help="Accept X-Auth-Key with --email (never printed).")
+@click.option("--latency", default=0.0, type=click.FloatRange(0), help="Seconds added to every request.")
+@click.option("--rate-limit-first", default=0, type=click.IntRange(0), help="The first N requests answer 429.")
+@click.option("--retry-after", default=1, type=click.IntRange(0), show_default=True,
+              help="Retry-After seconds of those 429s.")
+@click.option("--fail-page", "fail_pages", multiple=True, metavar="PAGE[:TIMES]",
+              help="Answer 5xx for this page number TIMES times (default 1); repeatable.")
+@click.option("--fail-status", default=503, type=click.IntRange(500, 599), show_default=True,
+              help="Status of --fail-page answers (502/503/504 send an HTML edge page, 500 the JSON envelope).")
+@click.option("--malformed-first", default=0, type=click.IntRange(0),
+              help="The first N successful bodies are truncated JSON.")
+@click.option("--cap-per-page", type=click.IntRange(1), help="Silently serve at most N records per page.")
+@click.option("--result-info/--no-result-info", default=False, show_default=True,
+              help="Add result_info to access_requests answers too.")
+@_guard
+def emulate(data: Path, host: str, port: int, allow_remote: bool, account_id: str | None, token: str | None,
+            email: str | None, api_key: str | None, latency: float, rate_limit_first: int, retry_after: int,
+            fail_pages: tuple[str, ...], fail_status: int, malformed_first: int, cap_per_page: int | None,
+            result_info: bool) -> int:
+    """Serve both Cloudflare log endpoints locally from files, until Ctrl-C."""
+    from auditor.emulator import Faults, parse_fail_pages, serve
+    from auditor.sources.files import DataError
+
+    try:
+        faults = Faults(latency=latency, rate_limit_first=rate_limit_first, retry_after=retry_after,
+                        fail_pages=parse_fail_pages(fail_pages), fail_status=fail_status,
+                        malformed_first=malformed_first, cap_per_page=cap_per_page,
+                        result_info_access=result_info)
+        serve(data, host=host, port=port, account_id=account_id, token=token, email=email, api_key=api_key,
+              faults=faults, allow_remote=allow_remote, echo=lambda line: click.echo(line))
+    except DataError as exc:
+        click.echo(str(exc), err=True)
+        return ExitCode.UNDECIDED
+    except ValueError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    return ExitCode.OK

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 US = 1_000_000
 _DURATION = re.compile(r"^([0-9]+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_FRACTION = re.compile(r"\.(\d+)")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -20,11 +19,6 @@ def parse_duration(text: str) -> int | None:
     return int(m.group(1)) * _UNIT_SECONDS[m.group(2)] * US
 
 
-def _trim_fraction(m: re.Match[str]) -> str:
-    digits = m.group(1)[:6]
-    return "." + digits.ljust(6, "0")
-
-
 def parse_time(text: str) -> int:
     """RFC 3339 text (fractional seconds of any length, `Z` or offset) -> epoch microseconds.
 
@@ -32,10 +26,8 @@ def parse_time(text: str) -> int:
     """
     if not isinstance(text, str):
         raise ValueError(f"expected an RFC 3339 timestamp, got {text!r}")
-    s = text.strip()
-    if "." in s:
-        s = _FRACTION.sub(_trim_fraction, s, count=1)
-    dt = datetime.fromisoformat(s)
+    # fromisoformat (C, ~1 us) accepts any fraction length and `Z` since Python 3.11; this runs per record.
+    dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no UTC offset (add Z)")
     delta = dt - _EPOCH
