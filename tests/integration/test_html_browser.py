@@ -1,0 +1,116 @@
+"""The HTML report rendered by a real browser (Debian's chromium, headless): it draws a page, not a blank."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from auditor.report import render
+
+CHROMIUM = Path("/usr/bin/chromium")
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "sample.json"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# In CI a missing browser is a broken setup (.ci/run installs it), not a reason to skip.
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="/usr/bin/chromium not installed (apt-get install chromium); required when CI is set",
+)
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / "profile"
+    command = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+
+
+def decode_png(data: bytes) -> tuple[int, int, int, list[bytes]]:
+    """Width, height, bytes per pixel and unfiltered rows of an 8-bit RGB/RGBA PNG (stdlib only)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width, height, bpp = 8, b"", 0, 0, 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and color_type in (2, 6) and interlace == 0, (depth, color_type, interlace)
+            bpp = 3 if color_type == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            break
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows: list[bytes] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        offset = y * (stride + 1)
+        kind, line = raw[offset], bytearray(raw[offset + 1 : offset + 1 + stride])
+        for x in range(stride):
+            left = line[x - bpp] if x >= bpp else 0
+            up = previous[x]
+            up_left = previous[x - bpp] if x >= bpp else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 0xFF
+            elif kind == 2:
+                line[x] = (line[x] + up) & 0xFF
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - up_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                predictor = left if pa <= pb and pa <= pc else up if pb <= pc else up_left
+                line[x] = (line[x] + predictor) & 0xFF
+        rows.append(bytes(line))
+        previous = line
+    return width, height, bpp, rows
+
+
+@pytest.fixture(scope="module")
+def sample_html(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("html") / "report.html"
+    path.write_text(render(json.loads(SAMPLE.read_text(encoding="utf-8")), "html"), encoding="utf-8")
+    return path
+
+
+def test_screenshot_is_not_blank(tmp_path, sample_html) -> None:
+    png = tmp_path / "report.png"
+    done = chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,2000", sample_html.as_uri())
+    assert png.is_file(), done.stderr[-2000:]
+    width, height, bpp, rows = decode_png(png.read_bytes())
+    assert (width, height) == (1280, 2000)
+    # Sample a grid of pixels: a rendered report has many distinct colours and real contrast.
+    pixels = [row[x * bpp : x * bpp + 3] for row in rows[::20] for x in range(0, width, 8)]
+    luminance = [(299 * p[0] + 587 * p[1] + 114 * p[2]) / 1000 for p in pixels]
+    mean = sum(luminance) / len(luminance)
+    variance = sum((v - mean) ** 2 for v in luminance) / len(luminance)
+    assert variance > 200, f"page looks blank (luminance variance {variance:.1f})"
+    assert len(set(pixels)) > 50
+    # The masthead is the report's dark blue band, so the page was styled, not raw text.
+    r, g, b = rows[40][640 * bpp : 640 * bpp + 3]
+    assert b > 100 and r < 60, (r, g, b)
+
+
+def test_dom_has_title_and_no_script(tmp_path, sample_html) -> None:
+    done = chromium(tmp_path, "--dump-dom", sample_html.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    assert "<title>auditor report · 2026-11-20T09:00:00Z</title>" in dom
+    assert "failed-login-burst" in dom and "<svg" in dom
+    assert "<script" not in dom.lower()
