@@ -1,0 +1,41 @@
+"""Shared fixtures: an emulator factory serving each test's own data and faults on a free loopback port."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from auditor.emulator import Emulator, Faults
+
+_FAULTS = {f.name for f in dataclasses.fields(Faults)}
+
+
+class EmulatorFactory(Protocol):
+    """emulator(data, account_id=..., token=..., <any Faults field>=...) -> a running Emulator."""
+
+    def __call__(self, data: Path | Mapping[str, Iterable[dict]] | None = None, **options: Any) -> Emulator: ...
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorFactory]:
+    """Start emulators (closed after the test): data is a --data path or {source: records}.
+
+    Fault options may be given as a `faults=Faults(...)` or directly: `emulator(d, rate_limit_first=2)`.
+    """
+    started: list[Emulator] = []
+
+    def start(data: Path | Mapping[str, Iterable[dict]] | None = None, **options: Any) -> Emulator:
+        faults = {k: options.pop(k) for k in list(options) if k in _FAULTS}
+        if faults:
+            options["faults"] = dataclasses.replace(options.get("faults") or Faults(), **faults)
+        emu = Emulator({} if data is None else data, **options)
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.close()
