@@ -126,15 +126,44 @@ OPERATORS: dict[str, Operator] = {
 }
 
 
+def _fast(field: str, op: str, operand: Any) -> Predicate | None:
+    """Single-lookup predicates for the hottest cases (string/boolean equality and membership).
+
+    Each gives exactly the generic answer: operands are non-null scalars, so a missing field (None)
+    never equals them, which is the SPEC's answer for eq/in (false) and neq/not_in (true).
+    """
+    if op == "eq" and isinstance(operand, bool):
+        return lambda record: record.get(field) is operand
+    if op == "neq" and isinstance(operand, bool):
+        return lambda record: record.get(field) is not operand
+    if op == "eq" and isinstance(operand, str):
+        return lambda record: record.get(field) == operand
+    if op == "neq" and isinstance(operand, str):
+        return lambda record: record.get(field) != operand
+    if op in ("in", "not_in") and all(isinstance(o, str) for o in operand):
+        members = frozenset(operand)
+        inside = op == "in"
+
+        def member(record: dict) -> bool:
+            v = record.get(field)
+            if v.__class__ is str:
+                return (v in members) is inside
+            return not inside  # missing, null, or not text: never one of the strings
+        return member
+    return None
+
+
 def compile_condition(field: str, op: str, operand: Any) -> Predicate:
     """One condition -> a predicate over a record (a dict with API field names)."""
+    fast = _fast(field, op, operand)
+    if fast is not None:
+        return fast
     operator = OPERATORS[op]
     when_missing = (operand is False) if op == "exists" else operator.when_missing
     test = operator.build(operand)
-    get = dict.get
 
     def predicate(record: dict) -> bool:
-        v = get(record, field)
+        v = record.get(field)
         if v is None:
             return when_missing
         return test(v)
@@ -149,4 +178,11 @@ def compile_all(conditions: list[tuple[str, str, Any]]) -> Predicate:
         return lambda record: True
     if len(predicates) == 1:
         return predicates[0]
-    return lambda record: all(p(record) for p in predicates)
+
+    def every(record: dict) -> bool:
+        for p in predicates:
+            if not p(record):
+                return False
+        return True
+
+    return every

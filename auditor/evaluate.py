@@ -98,24 +98,36 @@ class RuleEvaluator:
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self.matched = 0
         self._seq = 0
+        self._group_by = rule.group_by
+        self._keep = rule.evidence > 0
 
     def feed(self, record: dict[str, Any], t_us: int) -> None:
         """Offer one record (with its parsed time) to the rule."""
         if not (self.since_us <= t_us < self.until_us) or not self._match(record):
             return
         self.matched += 1
-        rule = self.rule
-        key = tuple(_hashable(record.get(f)) for f in rule.group_by)
+        group_by = self._group_by
+        if not group_by:
+            key: tuple[Any, ...] = ()
+        elif len(group_by) == 1:
+            key = (_hashable(record.get(group_by[0])),)
+        else:
+            key = tuple(_hashable(record.get(f)) for f in group_by)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(
                 distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios)
             )
         group.count += 1
-        for i, e in enumerate(self._distinct):
-            v = record.get(e.field)
-            if v is not None:
-                group.distinct[i].add(_hashable(v))
+        if self._distinct:
+            for i, e in enumerate(self._distinct):
+                v = record.get(e.field)
+                if v is not None:
+                    group.distinct[i].add(_hashable(v))
+        if not self._where:
+            if self._keep:
+                self._sample(group, "all", record, t_us)
+            return
         sample_keys = ["all"]
         for i, where in enumerate(self._where):
             if where(record):
@@ -123,7 +135,7 @@ class RuleEvaluator:
                 sample_keys.append(f"where{i}")
             else:
                 sample_keys.append(f"not{i}")
-        if rule.evidence:
+        if self._keep:
             for k in sample_keys:
                 self._sample(group, k, record, t_us)
 
@@ -245,7 +257,7 @@ class _Neg:
 
 
 def _hashable(value: Any) -> Any:
-    if isinstance(value, list | dict):
+    if value.__class__ is list or value.__class__ is dict:
         return json.dumps(value, sort_keys=True)
     return value
 

@@ -126,10 +126,24 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
         problem = exc.problem or exc.context or "invalid YAML"
         message = f"invalid YAML: {problem}"
         if exc.context and exc.problem:
-            message = f"invalid YAML: {problem} ({exc.context})"
+            context = exc.context
+            start = exc.context_mark
+            if start is not None and mark is not None and start.line != mark.line:
+                context += f" started at line {start.line + 1}"  # e.g. an unclosed bracket: say where it opened
+            message = f"invalid YAML: {problem} ({context})"
+            if problem.startswith("but "):  # PyYAML splits "expected X, but found Y" across the two parts
+                message = f"invalid YAML: {context}, {problem}"
         return None, [Diagnostic("E101", message, SourceLocation(shown, line, col))]
     except yaml.YAMLError as exc:
-        return None, [Diagnostic("E101", f"invalid YAML: {exc}", SourceLocation(shown, 1, 1))]
+        line, col = 1, 1
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML forbids: point at it
+            before = text[: exc.position]
+            line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+            reason = f"unacceptable character #x{exc.character:04x}: {exc.reason}" if isinstance(
+                exc.character, int) else str(exc.reason)
+        else:
+            reason = " ".join(str(exc).split())
+        return None, [Diagnostic("E101", f"invalid YAML: {reason}", SourceLocation(shown, line, col))]
     if node is None:
         return Document(path, None, {"": (1, 1)}, {}, text), []
     builder = _Builder()
@@ -141,5 +155,7 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return None, [Diagnostic("E101", f"invalid YAML value: {exc}", SourceLocation(shown, line, col))]
+        # A MarkedYAMLError's str() spans several lines (it quotes the source): keep only the problem.
+        reason = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        return None, [Diagnostic("E101", f"invalid YAML value: {reason}", SourceLocation(shown, line, col))]
     return Document(path, data, builder.positions, builder.key_positions, text), []

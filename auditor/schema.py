@@ -24,6 +24,13 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+@cache
+def definition_validator(name: str, definition: str) -> Draft202012Validator:
+    """A validator for one `$defs` entry of schemas/<name>.schema.json (e.g. a single rule)."""
+    defs = validator(name).schema["$defs"]
+    return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{definition}"})
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """`did you mean 'filter'?` for a close match, else None."""
     close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
@@ -91,8 +98,11 @@ def _diagnostic(doc: Document, error: ValidationError, what: str) -> list[Diagno
         hint = did_you_mean(error.instance, choices)
         return [Diagnostic("E203", f"{where}: {error.instance!r} is not one of {', '.join(choices)}", loc, hint)]
     if v == "type":
+        names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+                 "number": "a number", "boolean": "a boolean", "null": "empty"}
         expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        expected = [expected] if isinstance(expected, str) else expected
+        expected = " or ".join(names.get(e, e) for e in expected)
         return [Diagnostic("E204", f"{where}: expected {expected}, got {_type_name(error.instance)}", loc)]
     if v == "pattern":
         described = {

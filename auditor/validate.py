@@ -17,7 +17,7 @@ from auditor.fields import SOURCES, FieldType, Source
 from auditor.loader import Document, load_yaml, pointer_join
 from auditor.model import Condition, Config, Expectation, Rule, TimeBound
 from auditor.timeutil import parse_duration, parse_time
-from auditor.variables import Variables, collect, substitute
+from auditor.variables import REFERENCE, Variables, collect, substitute
 
 CONFIG_NAMES = ("auditor.yaml", "auditor.yml")
 DEFAULT_WINDOW = "24h"
@@ -86,7 +86,11 @@ def _load_config(path: Path | None) -> tuple[Config, list[Diagnostic]]:
         return Config(path=str(path)), []
     problems = schema.validate_document(doc, "config", "config")
     if problems:
-        return Config(path=str(path)), problems
+        # Keep the variable defaults that are well formed, so rule files are not buried under
+        # "undefined variable" errors caused by an unrelated config mistake.
+        declared = doc.data.get("variables") if isinstance(doc.data, dict) else None
+        usable = {k: v for k, v in declared.items() if isinstance(v, dict)} if isinstance(declared, dict) else {}
+        return Config(path=str(path), variables=usable), problems
     data: dict[str, Any] = doc.data
     rules = data.get("rules", ())
     base = path.parent
@@ -172,7 +176,10 @@ def _load_rule_file(
                                    doc.location(""))]
     data, problems = substitute(doc, variables)
     resolved = Document(doc.path, data, doc.positions, doc.key_positions, doc.text)
-    problems.extend(schema.validate_document(resolved, "rules", "rule file"))
+    # An unresolved reference is reported once: not again as "expected a list, got a string".
+    unresolved_at = {d.location for d in problems}
+    problems.extend(d for d in schema.validate_document(resolved, "rules", "rule file")
+                    if d.location not in unresolved_at)
     raw_rules = data.get("rules") if isinstance(data, dict) else None
     if not isinstance(raw_rules, list):
         return [], [], problems
@@ -181,16 +188,28 @@ def _load_rule_file(
         for i, raw in enumerate(raw_rules)
         if isinstance(raw, dict) and isinstance(raw.get("id"), str)
     ]
-    if problems:
-        return [], ids, problems
+    # Semantic checks need a schema-valid rule with every variable resolved: skip only the rules that
+    # are not (their problems are reported already), so the other rules' problems still come in this pass.
+    rule_schema = schema.definition_validator("rules", "rule")
     rules: list[Rule] = []
     for index, raw in enumerate(raw_rules):
+        if problems and (not rule_schema.is_valid(raw) or _unresolved(raw, variables)):
+            continue
         checker = _RuleChecker(resolved, f"/rules/{index}", config)
         rule = checker.build(raw)
         problems.extend(checker.problems)
         if rule is not None:
             rules.append(rule)
     return rules, ids, problems
+
+
+def _unresolved(value: Any, variables: Variables) -> bool:
+    """True when a reference to an undefined variable is left in the value."""
+    if isinstance(value, dict):
+        return any(_unresolved(v, variables) for v in value.values())
+    if isinstance(value, list):
+        return any(_unresolved(v, variables) for v in value)
+    return isinstance(value, str) and any(m.group(1) not in variables.values for m in REFERENCE.finditer(value))
 
 
 class _RuleChecker:
@@ -269,7 +288,7 @@ class _RuleChecker:
         if fld.type not in operator.types:
             fits = [f.name for f in source.fields.values() if f.type in operator.types]
             self.problem("E303", f"operator '{op}' does not apply to {fld.type} field '{name}'", at,
-                         f"'{op}' applies to: {', '.join(fits)}" if fits else None)
+                         f"'{op}' applies to: {', '.join(fits)}" if fits else None, key=True)
             return False
         kind = operator.value
         if kind in (ValueKind.SCALAR, ValueKind.SCALARS):
@@ -296,11 +315,14 @@ class _RuleChecker:
                 self.problem("E306", f"invalid regular expression {operand!r}: {exc}", at)
                 return False
         elif kind == ValueKind.NETWORKS:
-            try:
-                ops.parse_networks(operand)
-            except ValueError as exc:
-                self.problem("E307", f"invalid network: {exc}", at, "write a CIDR such as 203.0.113.0/24")
-                return False
+            items = [(operand, at)] if isinstance(operand, str) else [
+                (item, pointer_join(at, i)) for i, item in enumerate(operand)]
+            for item, item_at in items:  # point at the bad network itself, not at the list
+                try:
+                    ops.parse_networks(item)
+                except ValueError as exc:
+                    self.problem("E307", f"invalid network: {exc}", item_at, "write a CIDR such as 203.0.113.0/24")
+                    return False
         return True
 
     def expectations(self, source: Source, mapping: dict[str, Any], pointer: str) -> list[Expectation]:
@@ -341,6 +363,9 @@ class _RuleChecker:
             before_us=0)
         if "since" not in raw:
             self.problem("E309", "'until' needs a 'since' too (or use 'window')", pointer_join(p, "until"), key=True)
+            return TimeBound(before_us=0), TimeBound(before_us=0)
+        if since is None or until is None:
+            return TimeBound(before_us=0), TimeBound(before_us=0)  # already reported; no order to check
         # Both absolute or both relative: their order is known now; mixed pairs are checked by the compiler.
         if since.absolute_us is not None and until.absolute_us is not None and since.absolute_us >= until.absolute_us:
             self.problem("E309", "'since' must be earlier than 'until'", pointer_join(p, "since"))
@@ -348,7 +373,7 @@ class _RuleChecker:
             self.problem("E309", "'since' must be earlier than 'until'", pointer_join(p, "since"))
         return since, until
 
-    def timepoint(self, text: Any, pointer: str) -> TimeBound:
+    def timepoint(self, text: Any, pointer: str) -> TimeBound | None:
         if text is None:
             return TimeBound(before_us=0)
         duration = parse_duration(text)
@@ -359,7 +384,7 @@ class _RuleChecker:
         except ValueError:
             self.problem("E310", f"{text!r} is neither an RFC 3339 timestamp nor a duration", pointer,
                          "e.g. 2026-11-01T00:00:00Z or 7d")
-            return TimeBound(before_us=0)
+            return None
 
     def check_idp(self, conditions: list[Condition]) -> None:
         if self.config.scim_idp_ids:
