@@ -116,7 +116,8 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
     fetches = []
     for f in maximal:
         if f.key in needed:
-            order = list(SOURCES[f.source].fields)
-            fetches.append(replace(f, fields=tuple(n for n in order if n in needed[f.key])))
+            source = SOURCES[f.source]
+            wanted = tuple(n for n in source.fields if n in needed[f.key]) if source.projection else ()
+            fetches.append(replace(f, fields=wanted))
     plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown)
     return plan, problems

@@ -52,6 +52,8 @@ class Source:
     fields: dict[str, Field]
     default_limit: int | None = None
     requires: tuple[str, ...] = ()
+    # Whether the endpoint documents the `fields` projection parameter.
+    projection: bool = False
 
 
 def _table(*fields: Field) -> dict[str, Field]:
@@ -65,6 +67,7 @@ ACCESS_REQUESTS = Source(
     path="/access/logs/access_requests",
     time_field="created_at",
     default_limit=25,
+    projection=True,
     fields=_table(
         Field("action", S, logpush="Action", evidence=True),
         Field("allowed", B, Pushdown.OP_PAIR, "allowed", documented=False, logpush="Allowed", evidence=True),

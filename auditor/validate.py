@@ -109,13 +109,23 @@ def _load_config(path: Path | None) -> tuple[Config, list[Diagnostic]]:
     ), []
 
 
+# Files a policy repo keeps beside its rules that are not rule files.
+NOT_RULES = frozenset({*CONFIG_NAMES, "waivers.yaml", "waivers.yml", ".pre-commit-hooks.yaml"})
+
+
+def _is_rule_file(path: Path, root: Path) -> bool:
+    inside = path.relative_to(root).parts
+    hidden = any(part.startswith(".") for part in inside[:-1])
+    return path.suffix in (".yaml", ".yml") and path.name not in NOT_RULES and not hidden and path.is_file()
+
+
 def rule_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
-    """YAML files under the given paths (recursively, sorted); a missing path is a problem."""
+    """YAML files under the given paths (recursively, sorted, skipping hidden folders and config files)."""
     found: list[Path] = []
     problems: list[Diagnostic] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            inside = sorted(p for p in path.rglob("*") if _is_rule_file(p, path))
             if not inside:
                 problems.append(Diagnostic("E100", f"no rule files (*.yaml, *.yml) in {display_path(path)}"))
             found.extend(inside)
@@ -361,9 +371,12 @@ class _RuleChecker:
         since = self.timepoint(raw.get("since"), pointer_join(p, "since"))
         until = self.timepoint(raw.get("until"), pointer_join(p, "until")) if "until" in raw else TimeBound(
             before_us=0)
-        if "since" not in raw:
-            self.problem("E309", "'until' needs a 'since' too (or use 'window')", pointer_join(p, "until"), key=True)
-            return TimeBound(before_us=0), TimeBound(before_us=0)
+        if "since" not in raw and until is not None:
+            # `until` alone: the default window ending there, [until - 24h, until).
+            default = parse_duration(DEFAULT_WINDOW)
+            if until.absolute_us is not None:
+                return TimeBound(absolute_us=until.absolute_us - default), until
+            return TimeBound(before_us=(until.before_us or 0) + default), until
         if since is None or until is None:
             return TimeBound(before_us=0), TimeBound(before_us=0)  # already reported; no order to check
         # Both absolute or both relative: their order is known now; mixed pairs are checked by the compiler.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,16 @@ class Variables:
 
     values: dict[str, Any]
     origins: dict[str, str]
+    # Environment values by upper-cased name, for `${var.name}` defined only as AUDITOR_VAR_NAME.
+    env_upper: dict[str, Any] = field(default_factory=dict)
+
+    def lookup(self, name: str) -> tuple[bool, Any]:
+        """(found, value) for a reference, falling back to an upper-cased environment name."""
+        if name in self.values:
+            return True, self.values[name]
+        if name.upper() in self.env_upper:
+            return True, self.env_upper[name.upper()]
+        return False, None
 
 
 def collect(
@@ -56,6 +66,7 @@ def collect(
                 continue
             values[name], origins[name] = value, doc.display
     known = set(values) | set(config_vars)
+    env_upper: dict[str, Any] = {}
     for key, raw in sorted(env.items()):
         if not key.startswith(ENV_PREFIX) or len(key) == len(ENV_PREFIX):
             continue
@@ -69,6 +80,7 @@ def collect(
             problems.append(problem)
             continue
         values[name], origins[name] = parsed, f"${key}"
+        env_upper[name.upper()] = parsed
     for item in cli_vars:
         name, sep, raw = item.partition("=")
         if not sep or not NAME.match(name):
@@ -80,7 +92,7 @@ def collect(
             problems.append(problem)
             continue
         values[name], origins[name] = parsed, "--var"
-    return Variables(values, origins), problems
+    return Variables(values, origins, env_upper), problems
 
 
 def _parse_value(raw: str, what: str) -> tuple[Any, Diagnostic | None]:
@@ -123,16 +135,18 @@ def substitute(doc: Document, variables: Variables) -> tuple[Any, list[Diagnosti
         whole = REFERENCE.fullmatch(value)
         if whole:
             name = whole.group(1)
-            if name not in variables.values:
+            found, resolved = variables.lookup(name)
+            if not found:
                 problems.append(undefined(name, pointer))
                 return value
-            return variables.values[name]
+            return resolved
 
         def replace(m: re.Match[str]) -> str:
-            if m.group(1) not in variables.values:
+            found, resolved = variables.lookup(m.group(1))
+            if not found:
                 problems.append(undefined(m.group(1), pointer))
                 return m.group(0)
-            return _as_text(variables.values[m.group(1)])
+            return _as_text(resolved)
 
         return REFERENCE.sub(replace, value)
 

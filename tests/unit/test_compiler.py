@@ -110,6 +110,12 @@ def test_query_time_range_paging_and_projection(tmp_path):
     assert (rule.since_us, rule.until_us) == (parse_time("2026-11-15T11:00:00Z"), parse_time(T))
 
 
+def test_scim_updates_gets_no_fields_parameter(tmp_path):
+    # cloudflare-api.md documents `fields` for access_requests only; SCIM answers carry every field.
+    plan = compiled(tmp_path, rule_yaml(source="scim_updates", filter={"idp_id": "i"}, evidence=0))
+    assert "fields" not in dict(plan.fetches[0].query())
+
+
 def test_projection_includes_evidence_fields_and_expectation_fields(tmp_path):
     plan = compiled(tmp_path, rule_yaml(expect={"distinct": {"field": "app_type", "max": 1},
                                                 "ratio": {"where": {"app_uid": "u"}, "max": 1}}))

@@ -6,7 +6,7 @@ import pytest
 
 from auditor.model import TimeBound
 from auditor.timeutil import US, parse_time
-from auditor.validate import Inputs, load_project
+from auditor.validate import Inputs, load_project, rule_files
 from tests.helpers import project, write
 
 
@@ -69,7 +69,6 @@ def problems(tmp_path, text: str, **kwargs) -> list[str]:
         ("    since: 2026-11-02T00:00:00Z\n    until: 2026-11-01T00:00:00Z\n",
          f"{F}:5:12: error: 'since' must be earlier than 'until'"),
         ("    window: 1h\n    since: 2h\n", f"{F}:5:5: error: give either 'window' or 'since'/'until', not both"),
-        ("    until: 1h\n", f"{F}:5:5: error: 'until' needs a 'since' too (or use 'window')"),
         # expectation bounds
         ("    expect: {count: {min: 5, max: 1}}\n",
          f"{F}:5:21: error: expectation 'count' has min 5 greater than max 1"),
@@ -197,6 +196,22 @@ def test_since_until_parsed(tmp_path):
     (rule,) = project(tmp_path, HEAD + "    since: 2026-11-01T00:00:00+02:00\n    until: 1d\n").rules
     assert rule.since == TimeBound(absolute_us=parse_time("2026-10-31T22:00:00Z"))
     assert rule.until == TimeBound(before_us=86400 * US)
+
+
+def test_until_alone_is_the_default_window_ending_there(tmp_path):
+    (rel,) = project(tmp_path, HEAD + "    until: 1h\n").rules
+    assert (rel.since, rel.until) == (TimeBound(before_us=25 * 3600 * US), TimeBound(before_us=3600 * US))
+    (ab,) = project(tmp_path, HEAD + "    until: 2026-11-02T00:00:00Z\n").rules
+    assert ab.since == TimeBound(absolute_us=parse_time("2026-11-01T00:00:00Z"))
+
+
+def test_directories_skip_config_waivers_and_hidden_folders(tmp_path):
+    write(tmp_path / "repo" / "rules.yaml", "rules: []\n")
+    write(tmp_path / "repo" / "auditor.yaml", "{}\n")
+    write(tmp_path / "repo" / "waivers.yaml", "waivers: []\n")
+    write(tmp_path / "repo" / ".github" / "workflows" / "audit.yml", "on: push\n")
+    files, problems = rule_files([tmp_path / "repo"])
+    assert [p.name for p in files] == ["rules.yaml"] and problems == []
 
 
 def test_missing_paths_and_empty_files(tmp_path):

@@ -149,3 +149,10 @@ def test_undefined_variable_in_rule_file(tmp_path):
     proj = project(tmp_path, RULE, config=CONF.replace("  admins: {default: [root@x]}\n", ""))
     assert [d.format().split(";")[0] for d in proj.diagnostics] == [
         "rules/rules.yaml:7:56: error: undefined variable 'admins'"]
+
+
+def test_upper_case_environment_name_defines_a_variable_used_only_in_rules(tmp_path):
+    proj = project(tmp_path, "rules:\n  - id: a\n    title: t\n    source: access_requests\n"
+                   "    filter:\n      country: ${var.countries}\n", env={"AUDITOR_VAR_COUNTRIES": "[US, GB]"})
+    assert proj.diagnostics == ()
+    assert proj.rules[0].conditions[0].operand == ["US", "GB"]
