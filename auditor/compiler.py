@@ -7,9 +7,10 @@ from dataclasses import replace
 from auditor.diagnostics import Diagnostic
 from auditor.fields import SOURCES, Field, Pushdown
 from auditor.model import Condition, Config, Rule
-from auditor.plan import CompiledRule, Fetch, Plan
+from auditor.period import Period
+from auditor.plan import CompiledRule, CompiledSide, Fetch, Plan
 from auditor.plan import Pushdown as Push
-from auditor.timeutil import US
+from auditor.timeutil import US, format_time
 
 # The API's since/until inclusivity is undocumented: ask one second wider on both sides and cut the
 # exact window [since, until) locally, so a boundary record is never lost.
@@ -63,7 +64,8 @@ def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tupl
             pushdowns[cond.field] = push
             pushed.append(cond)
     if "idp_id" in source.requires and "idp_id" not in pushdowns:
-        ids = sorted(set(config.scim_idp_ids))
+        # The configured IdPs, plus any a `for_each: {idp_id: [...]}` heartbeat declares.
+        ids = sorted(set(config.scim_idp_ids) | {str(v) for k, vs in rule.for_each if k == "idp_id" for v in vs})
         pushdowns["idp_id"] = Push("idp_id", tuple(("idp_id", i) for i in ids), array=True)
     fetch = Fetch(
         source=rule.source,
@@ -82,42 +84,97 @@ def evidence_fields(rule: Rule) -> set[str]:
     return set(rule.needed_fields()) | shown | {source.time_field}
 
 
+def _coalesce(fetches: list[Fetch]) -> list[Fetch]:
+    """Merge SCIM fetches over the same IdPs whose ranges lie inside the longest one's into one fetch.
+
+    Provisioning logs are small (one page of 1000 usually holds days of them), so one wider query
+    costs fewer requests than several narrow ones; access logs are large and merge only by containment.
+    Every condition is re-checked locally, so merging never changes an answer.
+    """
+    groups: dict[tuple, list[Fetch]] = {}
+    for f in fetches:
+        if f.source == "scim_updates":
+            idp = tuple(p for p in f.pushdowns if p.field == "idp_id")
+            groups.setdefault(idp, []).append(f)
+    out = [f for f in fetches if f.source != "scim_updates"]
+    for idp, members in groups.items():
+        longest = max(members, key=lambda f: (f.until_us - f.since_us, -f.since_us))
+        nested = [f for f in members if longest.since_us <= f.since_us and f.until_us <= longest.until_us]
+        if len(nested) > 1:
+            common = tuple(p for p in longest.pushdowns if all(p in f.pushdowns for f in nested))
+            out.append(replace(longest, pushdowns=tuple(dict.fromkeys(idp + common))))
+            out.extend(f for f in members if f not in nested)
+        else:
+            out.extend(members)
+    return sorted(out, key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
+
+
 def compile_plan(rules: list[Rule], config: Config, reference_us: int,
-                 account_id: str | None = None) -> tuple[Plan, list[Diagnostic]]:
-    """Compile rules for reference time T: equal fetches shared, contained fetches served by wider ones."""
+                 account_id: str | None = None, period: Period | None = None) -> tuple[Plan, list[Diagnostic]]:
+    """Compile rules for reference time T: equal fetches shared, contained fetches served by wider ones.
+
+    With `period` (reference_us is then its end), each rule's window is resolved at every step T_i and
+    its fetch spans all of them, so the whole period is fetched once (auditor.periodic evaluates the steps).
+    """
     problems: list[Diagnostic] = []
+    windows_of: dict[str, tuple[tuple[int, int, int], ...]] = {}
     candidates: dict[str, Fetch] = {}
-    pending: list[tuple[Rule, int, int, str, list[Condition]]] = []
+    # (rule, since, until, candidate key, pushed, side, the rule or its side): a correlation rule compiles
+    # into two fetches, its `first` side and its `then` side, shared and served like any other fetch.
+    pending: list[tuple[Rule, int, int, str, list[Condition], str | None, Rule]] = []
     for rule in rules:
         since_us, until_us = rule.since.resolve(reference_us), rule.until.resolve(reference_us)
+        if period is not None:
+            # Both bounds are absolute or T minus a duration, so neither decreases from step to step.
+            windows = tuple((t, rule.since.resolve(t), rule.until.resolve(t)) for t in period.steps)
+            empty = next((t for t, since, until in windows if since >= until), None)
+            if empty is not None:
+                problems.append(Diagnostic("E309", f"rule '{rule.id}': its window is empty at the period's step "
+                                           f"{format_time(empty)} (since is not before until)", rule.location))
+                continue
+            since_us, until_us = windows[0][1], windows[-1][2]
+            windows_of[rule.id] = windows
         if since_us >= until_us:
             problems.append(Diagnostic("E309", f"rule '{rule.id}': its window is empty at the reference time "
                                        "(since is not before until)", rule.location))
             continue
-        fetch, pushed = _candidate(rule, since_us, until_us, config)
-        candidates.setdefault(fetch.key, fetch)
-        pending.append((rule, since_us, until_us, fetch.key, pushed))
+        parts: list[tuple[str | None, Rule]] = (
+            list(zip(("first", "then"), rule.sides(), strict=True)) if rule.correlation else [(None, rule)])
+        for side, part in parts:
+            fetch, pushed = _candidate(part, since_us, until_us, config)
+            candidates.setdefault(fetch.key, fetch)
+            pending.append((rule, since_us, until_us, fetch.key, pushed, side, part))
 
     # A candidate contained in another is served by it: fewer requests, same answer (all conditions
     # are applied locally anyway). Serve from a maximal candidate, chosen in a deterministic order.
     ordered = sorted(candidates.values(), key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
-    maximal = [f for f in ordered if not any(g.key != f.key and g.contains(f) for g in ordered)]
+    maximal = _coalesce([f for f in ordered if not any(g.key != f.key and g.contains(f) for g in ordered)])
     server = {f.key: next(g for g in maximal if g.contains(f)).key for f in ordered}
 
     compiled: list[CompiledRule] = []
     needed: dict[str, set[str]] = {}
-    for rule, since_us, until_us, key, pushed in pending:
+    sides: dict[str, list[CompiledSide]] = {}
+    for rule, since_us, until_us, key, pushed, side, part in pending:
         serving = server[key]
         if serving != key:
             pushed = []  # the wider fetch does not apply this rule's filters: all of them run locally
-        local = tuple(c for c in rule.conditions if c not in pushed)
-        compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local))
-        needed.setdefault(serving, set()).update(evidence_fields(rule))
+        local = tuple(c for c in part.conditions if c not in pushed)
+        needed.setdefault(serving, set()).update(evidence_fields(part))
+        if side is None:
+            compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local))
+            continue
+        needed[serving].update(rule.correlation.join_fields(side) if rule.correlation else ())
+        sides.setdefault(rule.id, []).append(CompiledSide(side, part.source, serving, tuple(pushed), local))
+        if side == "then":
+            compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local,
+                                         tuple(sides.pop(rule.id))))
     fetches = []
     for f in maximal:
         if f.key in needed:
             source = SOURCES[f.source]
             wanted = tuple(n for n in source.fields if n in needed[f.key]) if source.projection else ()
             fetches.append(replace(f, fields=wanted))
-    plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown)
+    if windows_of:
+        compiled = [replace(c, windows=windows_of[c.rule.id]) for c in compiled]
+    plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown, period=period)
     return plan, problems

@@ -16,7 +16,8 @@ rather than against itself. Documented choices:
 - A parameter given twice (other than the scim arrays) uses its first value; unknown parameters
   are ignored, as Cloudflare does.
 - With the `cap_per_page` fault, result_info echoes the requested `per_page` while `count` and
-  `total_pages` follow what was really served.
+  `total_pages` follow what was really served; with `cap_limit`, `total_count` counts what the cap let
+  through, so nothing in an answer shows the cut.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class Faults:
     fail_status: int = 503
     malformed_first: int = 0  # the first N successful bodies are cut in half (status 200)
     cap_per_page: int | None = None  # serve at most N records per page, silently
+    cap_limit: int | None = None  # return at most N entries per query whatever `limit` asks, silently
     result_info_access: bool = False  # access_requests answers carry result_info too
 
 
@@ -352,8 +354,11 @@ class Api:
             chosen = [i for i in range(lo, hi) if all(test(records[i]) for test in tests)]
         if q.direction == "desc":
             chosen.reverse()
-        if q.limit is not None:
-            del chosen[q.limit :]
+        limit, cap = q.limit, self.faults.cap_limit
+        if cap is not None:
+            limit = cap if limit is None else min(limit, cap)
+        if limit is not None:
+            del chosen[limit:]
         with self._lock:
             self._selections[key] = chosen
             if len(self._selections) > 16:

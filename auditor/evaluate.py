@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.compiler import evidence_fields
-from auditor.conditions import compile_all
+from auditor.conditions import compile_all, compile_gate
 from auditor.fields import SOURCES
 from auditor.model import Expectation
 from auditor.plan import CompiledRule
@@ -51,9 +52,13 @@ class Outcome:
     violations: int
     evidence: tuple[dict[str, Any], ...]
     matched: int
+    # Violating groups (None: the whole ungrouped rule) with their record counts, for waivers.
+    groups: tuple[tuple[dict[str, Any] | None, int], ...] = ()
+    # Periodic rules: every step's outcome, in step order (auditor.periodic); empty for a single run.
+    steps: tuple[Outcome, ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     count: int = 0
     distinct: list[set[Any]] = field(default_factory=list)
@@ -82,16 +87,22 @@ def _num(value: float | None) -> str:
 class RuleEvaluator:
     """Accumulates one rule's measures over a record stream in one pass, in bounded memory per group."""
 
-    def __init__(self, compiled: CompiledRule):
+    def __init__(self, compiled: CompiledRule, *, prefiltered: bool = False):
         rule = compiled.rule
         self.compiled = compiled
         self.rule = rule
         self.since_us = compiled.since_us
         self.until_us = compiled.until_us
-        self._match = compile_all([(c.field, c.op, c.operand) for c in rule.conditions])
+        # prefiltered: the caller feeds only records that passed the filter (auditor.periodic tests a
+        # record once for all the steps it lands in).
+        self._match = compile_all([] if prefiltered else [(c.field, c.op, c.operand) for c in rule.conditions])
         self._distinct = [e for e in rule.expectations if e.kind == "distinct"]
         self._ratios = [e for e in rule.expectations if e.kind == "ratio"]
         self._where = [compile_all([(c.field, c.op, c.operand) for c in e.where]) for e in self._ratios]
+        # Per ratio: (index, `where` predicate, evidence keys of the records satisfying it and of the others).
+        self._checks = [(i, where, f"where{i}", f"not{i}") for i, where in enumerate(self._where)]
+        self._distinct_fields = [(i, e.field) for i, e in enumerate(self._distinct)]
+        self._keep_n = rule.evidence
         order = list(SOURCES[rule.source].fields)
         shown = evidence_fields(rule)
         self._shown = [n for n in order if n in shown]
@@ -100,17 +111,28 @@ class RuleEvaluator:
         self._seq = 0
         self._group_by = rule.group_by
         self._keep = rule.evidence > 0
+        if type(self).feed is RuleEvaluator.feed:
+            # The window test and the filter as one generated function: one call per record offered.
+            conditions = [] if prefiltered else [(c.field, c.op, c.operand) for c in rule.conditions]
+            self.feed = compile_gate(conditions, self.since_us, self.until_us, self._take)  # type: ignore[method-assign]
 
     def feed(self, record: dict[str, Any], t_us: int) -> None:
         """Offer one record (with its parsed time) to the rule."""
         if not (self.since_us <= t_us < self.until_us) or not self._match(record):
             return
+        self._take(record, t_us)
+
+    def _take(self, record: dict[str, Any], t_us: int) -> None:
+        """Count one record that is inside the window and passes the filter."""
         self.matched += 1
+        # The hot path (every matching record): no per-record allocations beyond the group key, and the
+        # evidence heaps' cheap exit tested here rather than in a call.
         group_by = self._group_by
         if not group_by:
             key: tuple[Any, ...] = ()
         elif len(group_by) == 1:
-            key = (_hashable(record.get(group_by[0])),)
+            v = record.get(group_by[0])
+            key = (v,) if v.__class__ is not list and v.__class__ is not dict else (_hashable(v),)
         else:
             key = tuple(_hashable(record.get(f)) for f in group_by)
         group = self._groups.get(key)
@@ -120,34 +142,43 @@ class RuleEvaluator:
             )
         group.count += 1
         if self._distinct:
-            for i, e in enumerate(self._distinct):
-                v = record.get(e.field)
+            for i, name in self._distinct_fields:
+                v = record.get(name)
                 if v is not None:
-                    group.distinct[i].add(_hashable(v))
-        if not self._where:
-            if self._keep:
-                self._sample(group, "all", record, t_us)
-            return
-        sample_keys = ["all"]
-        for i, where in enumerate(self._where):
-            if where(record):
-                group.hits[i] += 1
-                sample_keys.append(f"where{i}")
-            else:
-                sample_keys.append(f"not{i}")
+                    group.distinct[i].add(v if v.__class__ is not list and v.__class__ is not dict else _hashable(v))
         if self._keep:
-            for k in sample_keys:
-                self._sample(group, k, record, t_us)
+            samples, n = group.samples, self._keep_n
+            heap = samples.get("all")
+            if heap is None or len(heap) < n or t_us <= -heap[0][0]:
+                self._sample(group, "all", record, t_us)
+            for i, where, yes, no in self._checks:
+                if where(record):
+                    group.hits[i] += 1
+                    heap = samples.get(yes)
+                    if heap is None or len(heap) < n or t_us <= -heap[0][0]:
+                        self._sample(group, yes, record, t_us)
+                else:
+                    heap = samples.get(no)
+                    if heap is None or len(heap) < n or t_us <= -heap[0][0]:
+                        self._sample(group, no, record, t_us)
+        else:
+            for i, where, _, _ in self._checks:
+                if where(record):
+                    group.hits[i] += 1
+
+    def project(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A record as evidence shows it: its shown fields, in the source's order (correlation rules override
+        this to show both sides of a match)."""
+        return {f: record[f] for f in self._shown if f in record}
 
     def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int) -> None:
         heap = group.samples.setdefault(k, [])
         n = self.rule.evidence
         if len(heap) >= n and t_us > -heap[0][0]:
             return  # later than every kept sample: cheap exit for time-ordered streams
-        shown = {f: record[f] for f in self._shown if f in record}
-        tie = json.dumps(shown, sort_keys=True, default=str)
+        shown = self.project(record)
         self._seq += 1
-        item = (-t_us, _Neg(tie), -self._seq, shown)
+        item = (-t_us, _Neg(shown), -self._seq, shown)
         if len(heap) < n:
             heapq.heappush(heap, item)
         elif item > heap[0]:
@@ -159,6 +190,8 @@ class RuleEvaluator:
         groups = self._groups
         if not rule.group_by and () not in groups:
             groups = {(): _Group(distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios))}
+        if rule.for_each:
+            groups = self._declared(groups)
         per_group: list[tuple[tuple[Any, ...], _Group, list[Measurement]]] = []
         for key, group in groups.items():
             per_group.append((key, group, self._measure(key, group)))
@@ -170,10 +203,29 @@ class RuleEvaluator:
             evidence = [rec for _, g, ms in violating for rec in self._evidence(g, ms)]
             worst = next(m for m in violating[0][2] if not m.ok)
             message = self._describe(worst, len(violating))
-            return Outcome("fail", message, tuple(measurements), len(violating), tuple(evidence), self.matched)
-        measurements = self._closest(per_group)
+            counts = tuple((ms[0].group if ms else None, g.count) for _, g, ms in violating)
+            return Outcome("fail", message, tuple(measurements), len(violating), tuple(evidence), self.matched,
+                           counts)
+        # Ties between groups go to the first in sorted order, not arrival order: same data, same answer.
+        measurements = self._closest(sorted(per_group, key=lambda x: _sort_key(x[0])))
         summary = "; ".join(self._text(m) for m in measurements)
         return Outcome("pass", f"passed: {summary}", tuple(measurements), 0, (), self.matched)
+
+    def _declared(self, groups: dict[tuple[Any, ...], _Group]) -> dict[tuple[Any, ...], _Group]:
+        """`for_each`: every listed value (combination) is a group; one without records has count 0."""
+        rule = self.rule
+        positions = [rule.group_by.index(name) for name, _ in rule.for_each]
+        present = {tuple(key[i] for i in positions) for key in groups}
+        out = dict(groups)
+        for combo in itertools.product(*(values for _, values in rule.for_each)):
+            wanted = tuple(_hashable(v) for v in combo)
+            if wanted in present:
+                continue
+            key: list[Any] = [None] * len(rule.group_by)
+            for i, value in zip(positions, wanted, strict=True):
+                key[i] = value
+            out[tuple(key)] = _Group(distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios))
+        return out
 
     def _measure(self, key: tuple[Any, ...], group: _Group) -> list[Measurement]:
         rule = self.rule
@@ -239,12 +291,23 @@ class RuleEvaluator:
 
 
 class _Neg:
-    """Inverts string order so the max-heap keeps the lexicographically smallest record on ties."""
+    """Inverts string order so the max-heap keeps the lexicographically smallest record on ties.
 
-    __slots__ = ("s",)
+    The record's text (canonical JSON) is made only when a tie with an equal time needs it: rarely.
+    """
 
-    def __init__(self, s: str):
-        self.s = s
+    __slots__ = ("_s", "shown")
+
+    def __init__(self, shown: dict[str, Any]):
+        self.shown = shown
+        self._s: str | None = None
+
+    @property
+    def s(self) -> str:
+        """The record as canonical JSON text."""
+        if self._s is None:
+            self._s = json.dumps(self.shown, sort_keys=True, default=str)
+        return self._s
 
     def __lt__(self, other: _Neg) -> bool:
         return self.s > other.s

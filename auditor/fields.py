@@ -40,6 +40,8 @@ class Field:
     enum: tuple[str, ...] | None = None
     # Shown in evidence records even when no rule condition mentions the field.
     evidence: bool = False
+    # Holds an e-mail address: correlation joins compare such fields case-insensitively (auditor.correlate).
+    email: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ ACCESS_REQUESTS = Source(
         Field("created_at", T, logpush="CreatedAt", evidence=True),
         Field("ip_address", IP, logpush="IPAddress", evidence=True),
         Field("ray_id", S, Pushdown.OP_PAIR, "ray_id", documented=False, logpush="RayID", evidence=True),
-        Field("user_email", S, Pushdown.EMAIL, "email", logpush="Email", evidence=True),
+        Field("user_email", S, Pushdown.EMAIL, "email", logpush="Email", evidence=True, email=True),
         Field("country", S, Pushdown.OP_PAIR, "country_code", documented=False, logpush="Country",
               optional=True, evidence=True),
         Field("app_type", S, Pushdown.OP_PAIR, "app_type", documented=False, optional=True),
@@ -100,7 +102,7 @@ SCIM_UPDATES = Source(
               enum=("DELETE", "PATCH", "POST", "PUT"), evidence=True),
         Field("resource_group_name", S, Pushdown.ARRAY, "resource_group_name", evidence=True),
         Field("resource_type", S, Pushdown.ARRAY, "resource_type", enum=("USER", "GROUP"), evidence=True),
-        Field("resource_user_email", S, Pushdown.ARRAY, "resource_user_email", evidence=True),
+        Field("resource_user_email", S, Pushdown.ARRAY, "resource_user_email", evidence=True, email=True),
         Field("status", S, Pushdown.ARRAY, "status", enum=("FAILURE", "SUCCESS"), evidence=True),
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from auditor.diagnostics import SourceLocation
@@ -72,6 +72,68 @@ class TimeBound:
 
 
 @dataclass(frozen=True)
+class RuleTest:
+    """One `tests:` case of a rule: fixture records, an optional reference time, the expected status."""
+
+    name: str
+    expect: str  # pass | fail
+    location: SourceLocation
+    # Inline records per source ({source: (record, ...)}); None when they come from `records_file`.
+    records: dict[str, tuple[dict[str, Any], ...]] | None = None
+    records_file: str | None = None  # resolved against the rule file's folder
+    at_us: int | None = None
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """One accepted exception from waivers.yaml: a rule (optionally some of its groups) until `expires`."""
+
+    rule: str
+    justification: str
+    owner: str
+    expires: str  # as written: a date (00:00 UTC that day) or an RFC 3339 timestamp
+    expires_us: int
+    location: SourceLocation
+    match: tuple[tuple[str, Any], ...] = ()
+    ticket: str | None = None
+
+    def matches(self, group: dict[str, Any] | None) -> bool:
+        """True when a violating group (None: the whole ungrouped rule) has every `match` value."""
+        if not self.match:
+            return True
+        return group is not None and all(k in group and group[k] == v for k, v in self.match)
+
+    def to_json(self) -> dict[str, Any]:
+        """The waiver as results show it (schemas/results.schema.json#/$defs/waiver)."""
+        return {"rule": self.rule, "match": dict(self.match) or None, "justification": self.justification,
+                "owner": self.owner, "ticket": self.ticket, "expires": self.expires}
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a correlation rule: a log source and the filter its records must pass."""
+
+    source: str
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """`correlate:` of a `source: correlation` rule: `then` records after a `first` record with equal join
+    values (within `within_us` when set). Evaluated by auditor.correlate."""
+
+    first: Side
+    then: Side
+    join: tuple[tuple[str, str], ...]  # (first's field, then's field), ...
+    within_us: int | None = None
+    within: str | None = None  # as written (e.g. "30d"), for messages and results
+
+    def join_fields(self, side: str) -> tuple[str, ...]:
+        """The join fields of one side ("first" or "then")."""
+        return tuple(pair[0 if side == "first" else 1] for pair in self.join)
+
+
+@dataclass(frozen=True)
 class Rule:
     """One validated rule, ready to compile."""
 
@@ -89,6 +151,24 @@ class Rule:
     tags: tuple[str, ...] = ()
     group_by: tuple[str, ...] = ()
     evidence: int = 5
+    # Heartbeats: groups that must exist, ((field, (values...)), ...); a listed value with no records is a
+    # group with count 0.
+    for_each: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    # `auditor test` cases; not part of the rule's identity.
+    tests: tuple[RuleTest, ...] = field(default=(), compare=False)
+    # `source: correlation` rules only (source is then "correlation" and conditions are empty).
+    correlation: Correlation | None = None
+
+    def sides(self) -> tuple[Rule, Rule]:
+        """A correlation rule as two single-source rules: `first` (its filter; the join fields are read too)
+        and `then` (its filter, with the rule's group_by, expectations and evidence)."""
+        c = self.correlation
+        if c is None:
+            raise ValueError(f"rule '{self.id}' is not a correlation rule")
+        first = replace(self, source=c.first.source, conditions=c.first.conditions, group_by=(),
+                        expectations=(Expectation("count", max=0),), for_each=(), tests=(), correlation=None)
+        then = replace(self, source=c.then.source, conditions=c.then.conditions, tests=(), correlation=None)
+        return first, then
 
     def needed_fields(self) -> frozenset[str]:
         """Every field the rule reads: filter, grouping, expectations."""
@@ -114,4 +194,5 @@ class Config:
     concurrency: int | None = None
     pushdown: str = "all"
     max_waiver_days: int = 365
+    retention_days: int = 30  # how far back the API serves logs; periodic runs over the API warn beyond it
     variables: dict[str, Any] = field(default_factory=dict)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditor.timeutil import US, format_time, parse_duration, parse_time
@@ -38,14 +38,18 @@ class Period:
                 "end": format_time(self.end_us), "step": self.step, "steps": len(self.steps)}
 
 
-def _zone(tz: str) -> ZoneInfo:
+def zone(tz: str) -> tzinfo:
+    """The IANA zone named `tz`; UTC needs no time zone database (the `tzdata` package supplies one where
+    the system has none, e.g. Windows and slim containers)."""
+    if tz == "UTC":
+        return UTC
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise PeriodError(f"--tz {tz!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
 
 
-def _local_us(day: date, zone: ZoneInfo) -> int:
+def _local_us(day: date, zone: tzinfo) -> int:
     """Midnight starting `day` in `zone`, as epoch microseconds."""
     return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()) * US
 
@@ -76,7 +80,7 @@ def _calendar(text: str) -> tuple[date, date] | None:
     return None
 
 
-def _bounds(text: str, zone: ZoneInfo) -> tuple[int, int]:
+def _bounds(text: str, zone: tzinfo) -> tuple[int, int]:
     calendar = _calendar(text)
     if calendar is not None:
         first, after = calendar
@@ -91,7 +95,7 @@ def _bounds(text: str, zone: ZoneInfo) -> tuple[int, int]:
                           "e.g. 2026-11-01T00:00:00Z/2026-12-01T00:00:00Z") from None
 
 
-def step_times(start_us: int, end_us: int, step: str, zone: ZoneInfo) -> list[int]:
+def step_times(start_us: int, end_us: int, step: str, zone: tzinfo) -> list[int]:
     """T_i = start + i*step for i >= 1 while T_i <= end.
 
     Steps in days or weeks advance the local calendar (a day across a DST change is 23 or 25 hours,
@@ -121,12 +125,17 @@ def step_times(start_us: int, end_us: int, step: str, zone: ZoneInfo) -> list[in
 
 def parse_period(text: str, tz: str = "UTC", step: str = "1d") -> Period:
     """Parse `--period`, `--tz` and `--step` into the steps' reference times."""
-    zone = _zone(tz)
-    start_us, end_us = _bounds(text.strip(), zone)
+    tz_info = zone(tz)
+    start_us, end_us = _bounds(text.strip(), tz_info)
     if start_us >= end_us:
         raise PeriodError(f"--period {text!r}: START must be before END")
-    steps = step_times(start_us, end_us, step, zone)
+    steps = step_times(start_us, end_us, step, tz_info)
     if not steps:
         raise PeriodError(f"--period {text!r} is shorter than one --step {step}: no reference time inside it")
     return Period(text.strip(), tz, start_us, end_us, step, tuple(steps))
 
+
+
+def from_json(block: dict[str, object]) -> Period:
+    """The period of a `period` block (Period.to_json()) in a saved plan or results, parsed again."""
+    return parse_period(str(block["label"]), tz=str(block["tz"]), step=str(block["step"]))

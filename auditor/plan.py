@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from auditor.fields import SOURCES
 from auditor.model import Condition, Rule
+from auditor.period import Period
 from auditor.timeutil import format_time
 
 API_PREFIX = "/client/v4"
@@ -42,6 +43,7 @@ class Fetch:
     fields: tuple[str, ...] = ()
     per_page: int = 1000
     limit: int = 10000
+    direction: str = "asc"  # the client's completeness check also reads a range newest first
 
     @property
     def key(self) -> str:
@@ -67,7 +69,7 @@ class Fetch:
         params = [
             ("since", format_time(self.since_us)),
             ("until", format_time(self.until_us)),
-            ("direction", "asc"),
+            ("direction", self.direction),
             ("limit", str(self.limit)),
             ("per_page", str(self.per_page)),
         ]
@@ -88,8 +90,23 @@ class Fetch:
 
 
 @dataclass(frozen=True)
+class CompiledSide:
+    """One side ("first" or "then") of a compiled correlation rule: its fetch and where its filter runs."""
+
+    name: str
+    source: str
+    fetch_key: str
+    pushed: tuple[Condition, ...]
+    local: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
 class CompiledRule:
-    """A rule bound to a reference time: its window, its fetch and the conditions checked locally."""
+    """A rule bound to a reference time: its window, its fetch and the conditions checked locally.
+
+    A correlation rule reads two fetches: `sides` holds both; `fetch_key`, `pushed` and `local` are its
+    `then` side's (the records it measures).
+    """
 
     rule: Rule
     since_us: int
@@ -97,6 +114,22 @@ class CompiledRule:
     fetch_key: str
     pushed: tuple[Condition, ...]
     local: tuple[Condition, ...]
+    sides: tuple[CompiledSide, ...] = ()
+    # Periodic plans: (T_i, since_i, until_i) of every step; since_us/until_us then span all of them.
+    windows: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def fetch_keys(self) -> tuple[str, ...]:
+        """Every fetch the rule reads (two for a correlation rule, unless one fetch serves both sides)."""
+        if not self.sides:
+            return (self.fetch_key,)
+        return tuple(dict.fromkeys(s.fetch_key for s in self.sides))
+
+    def parts(self, key: str) -> list[tuple[str | None, tuple[Condition, ...], tuple[Condition, ...]]]:
+        """(side name or None, pushed, local) for what the rule reads from one fetch."""
+        if not self.sides:
+            return [(None, self.pushed, self.local)] if key == self.fetch_key else []
+        return [(s.name, s.pushed, s.local) for s in self.sides if s.fetch_key == key]
 
 
 @dataclass(frozen=True)
@@ -109,6 +142,7 @@ class Plan:
     rules: tuple[CompiledRule, ...]
     pushdown: str = "all"
     notes: tuple[str, ...] = field(default=())
+    period: Period | None = None  # periodic plans (--period): reference_us is the period's end
 
     def fetch(self, key: str) -> Fetch:
         """The fetch with this key."""
@@ -116,13 +150,14 @@ class Plan:
 
     def rules_of(self, key: str) -> list[CompiledRule]:
         """The rules that read one fetch."""
-        return [r for r in self.rules if r.fetch_key == key]
+        return [r for r in self.rules if key in r.fetch_keys]
 
     def to_json(self) -> dict[str, Any]:
         """The `plan --json` document (SPEC section 3)."""
         return {
             "version": 1,
             "reference_time": format_time(self.reference_us),
+            **({"period": self.period.to_json()} if self.period is not None else {}),
             "account_id": self.account_id,
             "pushdown": self.pushdown,
             "fetches": [
@@ -142,6 +177,10 @@ class Plan:
                     "window": {"since": format_time(r.since_us), "until": format_time(r.until_us)},
                     "pushed": [c.describe() for c in r.pushed],
                     "local": [c.describe() for c in r.local],
+                    **({"correlate": {s.name: {"source": s.source, "fetch": s.fetch_key,
+                                               "pushed": [c.describe() for c in s.pushed],
+                                               "local": [c.describe() for c in s.local]} for s in r.sides}}
+                       if r.sides else {}),
                 }
                 for r in self.rules
             ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -71,7 +72,7 @@ def render(results: dict, fmt: str, *, color: bool = False, redact: bool = False
         return json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     spec = _BUILTIN[fmt]
     directory = templates_dir()
-    env = _environment(jinja2.Environment, directory, autoescape=spec.autoescape, color=color)
+    env = _builtin_environment(spec.autoescape, color)
     context = _visible(results) if spec.visible_controls else results
     text = _render(env, spec.template, context, directory, label=spec.template)
     if fmt == "sarif":
@@ -107,6 +108,12 @@ def _environment(
     )
     env.filters.update(_filters(color))
     return env
+
+
+@functools.cache
+def _builtin_environment(autoescape: bool, color: bool) -> jinja2.Environment:
+    """The built-in templates' environment, made once per process so compiled templates are reused."""
+    return _environment(jinja2.Environment, templates_dir(), autoescape=autoescape, color=color)
 
 
 def _render(env: jinja2.Environment, name: str, results: dict, directory: Path, *, label: str) -> str:
@@ -194,7 +201,14 @@ def _filters(color: bool) -> dict[str, Callable[..., Any]]:
         "uri": uri,
         "steps": steps,
         "heatmap": heatmap,
+        "step_marks": step_marks,
+        "step_summary": step_summary,
+        "failing_steps": failing_steps,
+        "step_list": step_list,
         "oneline": oneline,
+        "duration": duration,
+        "field_lines": field_lines,
+        "waiver_notes": waiver_notes,
     }
 
 
@@ -327,6 +341,26 @@ def cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
+def duration(seconds: Any) -> str:
+    """A delay in seconds as '1d 4h 13m 5s' (whole seconds; '0s' for less than one)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return cell(seconds)
+    rest = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size or (unit == "s" and not parts):
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return " ".join(parts)
+
+
+def field_lines(record: Any) -> str:
+    """A record as 'field: value' lines (empty and null values left out), e.g. one side of a correlation."""
+    if not isinstance(record, dict):
+        return cell(record)
+    return "\n".join(f"{key}: {cell(value)}" for key, value in record.items() if value not in (None, ""))
+
+
 def oneline(value: Any) -> str:
     """Text folded onto one line (newlines and tabs become spaces)."""
     return re.sub(r"[\t\r\n]+", " ", cell(value))
@@ -378,19 +412,87 @@ def uri(path: str) -> str:
     return urllib.parse.quote(path.replace("\\", "/"), safe="/-._~")
 
 
+def waiver_notes(results: dict, rule_id: str) -> str:
+    """The waivers of one rule on one line: 'expired SEC-140 (expires 2026-11-01, 0 records); ...'."""
+    notes = []
+    for w in results.get("waivers") or ():
+        if w.get("rule") == rule_id:
+            label = w.get("ticket") or w.get("owner")
+            notes.append(f"{w.get('state')} {label} (expires {w.get('expires')}, {w.get('records')} records)")
+    return "; ".join(notes)
+
+
 def steps(results: list[dict]) -> list[str]:
     """All timeline instants across the results, in time order."""
     instants = {step["at"] for result in results for step in result.get("timeline") or ()}
     return sorted(instants)
 
 
-def heatmap(results: list[dict]) -> dict:
-    """Timelines aligned on shared instants: {'steps': [at...], 'rows': [{'id', 'cells': [step|None]}]}."""
+def heatmap(results: list[dict], width: float = 1100) -> dict:
+    """Timelines aligned on shared instants, laid out for an SVG of about `width` pixels.
+
+    {'steps': [at...], 'rows': [{'id', 'status', 'cells': [step|None], 'bad': N}], 'label': px of the rule id
+    column, 'cell': px per step, 'ticks': [{'x', 'text'}] (axis labels that do not overlap), 'width', 'height'}.
+    """
     instants = steps(results)
     rows = []
     for result in results:
         if not result.get("timeline"):
             continue
         by_at = {step["at"]: step for step in result["timeline"]}
-        rows.append({"id": result["id"], "status": result["status"], "cells": [by_at.get(at) for at in instants]})
-    return {"steps": instants, "rows": rows}
+        cells = [by_at.get(at) for at in instants]
+        bad = sum(1 for c in cells if c and c["status"] != "pass")
+        rows.append({"id": result["id"], "status": result["status"], "cells": cells, "bad": bad})
+    label = max((len(r["id"]) for r in rows), default=4) * 7 + 16
+    n = max(len(instants), 1)
+    cell = min(max((width - label - 56) / n, 3.0), 24.0)
+    # Axis labels: the date (and the time when the steps are not all at the same time of day), as many
+    # as fit without overlapping, on the first step and every k-th after it.
+    times = {at[11:16] for at in instants}
+    text = (lambda at: at[5:10]) if len(times) <= 1 else (lambda at: f"{at[5:10]} {at[11:16]}")
+    room = 40 if len(times) <= 1 else 76
+    k = max(1, -(-room // int(cell)) if cell >= 1 else room)
+    ticks = [{"x": label + i * cell, "text": text(at)} for i, at in enumerate(instants) if i % k == 0]
+    return {"steps": instants, "rows": rows, "label": label, "cell": cell, "ticks": ticks,
+            "width": label + cell * n + 56, "height": len(rows) * 20 + 24}
+
+
+_MARKS = {"pass": ".", "fail": "x", "waived": "w", "error": "!"}
+
+
+def step_marks(result: dict) -> str:
+    """A periodic result's timeline, one character per step: `.` pass, `x` fail, `w` waived, `!` error."""
+    return "".join(_MARKS.get(step["status"], "?") for step in result.get("timeline") or ())
+
+
+def step_summary(result: dict) -> str:
+    """How a periodic result's steps went: 'failed at 4 of 30 steps', ''; without a timeline."""
+    timeline = result.get("timeline") or []
+    n = len(timeline)
+    if not n:
+        return ""
+    count = {status: sum(1 for step in timeline if step["status"] == status) for status in STATUSES}
+    if count["error"]:
+        return f"error at {count['error']} of {n} steps"
+    if count["fail"]:
+        return f"failed at {count['fail']} of {n} steps" + (f", {count['waived']} waived" if count["waived"] else "")
+    if count["waived"]:
+        return f"waived at {count['waived']} of {n} steps"
+    return f"passed at all {n} steps"
+
+
+def failing_steps(result: dict) -> list[dict]:
+    """The timeline steps that failed or errored."""
+    return [step for step in result.get("timeline") or () if step["status"] in ("fail", "error")]
+
+
+def step_list(timeline: Iterable[dict]) -> str:
+    """Steps as text: '2026-11-03T00:00:00Z (2 groups), 2026-11-05T00:00:00Z (error)'."""
+    parts = []
+    for step in timeline:
+        if step["status"] == "error":
+            parts.append(f"{step['at']} (error)")
+        else:
+            v = step["violations"]
+            parts.append(f"{step['at']} ({v} group{'' if v == 1 else 's'})")
+    return ", ".join(parts)

@@ -31,6 +31,11 @@ def starter_rules_dir() -> Path:
     return _locate("rules", "rules")
 
 
+def scaffold_dir() -> Path:
+    """Directory holding the files `auditor init` writes (package data inside auditor/)."""
+    return _PACKAGE / "scaffold"
+
+
 def schema_path(name: str) -> Path:
     """Path of one schema file, e.g. ``rules`` -> rules.schema.json."""
     return schemas_dir() / f"{name}.schema.json"

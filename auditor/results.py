@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
-from auditor.evaluate import Measurement
+from auditor.evaluate import Measurement, Outcome
 from auditor.exitcodes import ExitCode
 from auditor.model import SEVERITIES
 from auditor.plan import CompiledRule
@@ -27,11 +27,18 @@ class RuleResult:
     violations: int = 0
     evidence: tuple[dict[str, Any], ...] = ()
     waiver: dict[str, Any] | None = None
+    # Violating groups and their record counts (not serialised): what waivers cover.
+    groups: tuple[tuple[dict[str, Any] | None, int], ...] = ()
+    baseline: str | None = None  # with --baseline: new | still | fixed | None
+    # Periodic runs: [{"at", "status", "violations"}] per step (serialised), and the per-step outcomes
+    # the evaluator produced before waivers (not serialised; auditor.periodic turns them into the timeline).
+    timeline: tuple[dict[str, Any], ...] | None = None
+    steps: tuple[Outcome, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON form of one rule (SPEC section 4 key order)."""
         rule = self.compiled.rule
-        return {
+        out = {
             "id": rule.id,
             "title": rule.title,
             "description": rule.description,
@@ -50,6 +57,13 @@ class RuleResult:
             "waiver": self.waiver,
             "fetch": self.fetch,
         }
+        if rule.correlation is not None:
+            c = rule.correlation
+            out["correlate"] = {"first": c.first.source, "then": c.then.source, "join": dict(c.join),
+                                "within": c.within}
+        if self.timeline is not None:
+            out["timeline"] = [dict(step) for step in self.timeline]
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,12 @@ class RunResult:
     waivers_sha256: str | None = None
     config_sha256: str | None = None
     requests: tuple[RequestRecord, ...] = field(default=())
+    # Each waiver of the waivers file with its state and the records it covered (auditor.waivers).
+    waivers: tuple[dict[str, Any], ...] | None = None
+    # With --baseline: the earlier run and the rule ids marked new / still / fixed (auditor.baseline).
+    baseline: dict[str, Any] | None = None
+    period: dict[str, Any] | None = None  # periodic runs: Period.to_json() (label, tz, start, end, step, steps)
+    fail_on_new: bool = False  # the gate fails only on failures marked `new`
 
     @property
     def exit_code(self) -> ExitCode:
@@ -92,14 +112,19 @@ class RunResult:
         if any(r.status == "error" for r in self.results):
             return ExitCode.UNDECIDED
         threshold = SEVERITIES.index(self.fail_on)
-        if any(r.status == "fail" and SEVERITIES.index(r.compiled.rule.severity) >= threshold for r in self.results):
+        if any(r.status == "fail" and SEVERITIES.index(r.compiled.rule.severity) >= threshold
+               and (not self.fail_on_new or r.baseline == "new") for r in self.results):
             return ExitCode.FAILED
         return ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON document (SPEC section 4), stable key order."""
         counts = {s: sum(1 for r in self.results if r.status == s) for s in STATUSES}
-        return {
+        results = [r.to_json() for r in self.results]
+        if self.baseline is not None:
+            for item, r in zip(results, self.results, strict=True):
+                item["baseline"] = r.baseline
+        document: dict[str, Any] = {
             "version": 1,
             "tool": {"name": "auditor", "version": __version__},
             "reference_time": format_time(self.reference_us),
@@ -113,7 +138,7 @@ class RunResult:
                 "duration_s": round(self.duration_s, 3),
                 "exit_code": int(self.exit_code),
             },
-            "results": [r.to_json() for r in self.results],
+            "results": results,
             "warnings": list(self.warnings),
             "provenance": {
                 "rules_sha256": self.rules_sha256,
@@ -122,3 +147,10 @@ class RunResult:
                 "requests": [q.to_json() for q in self.requests],
             },
         }
+        if self.waivers is not None:
+            document["waivers"] = list(self.waivers)
+        if self.period is not None:
+            document["period"] = dict(self.period)
+        if self.baseline is not None:
+            document["baseline"] = self.baseline
+        return document

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor.compiler import compile_plan
+from auditor.period import PeriodError
+from auditor.period import from_json as period_from_json
 from auditor.plan import Plan
 from auditor.timeutil import parse_time
 from auditor.validate import Project
@@ -104,7 +106,11 @@ def compile_saved(saved: dict[str, Any], project: Project, account_id: str | Non
     except ValueError:
         raise SavedPlanError(f"--plan {path}: invalid reference_time {saved['reference_time']!r}") from None
     rules = [by_id[i] for i in saved["inputs"]["rule_ids"]]
-    plan, problems = compile_plan(rules, project.config, reference_us, planned or account_id)
+    try:  # a periodic plan (plan --period -o) is recompiled for the same steps
+        period = period_from_json(saved["period"]) if saved.get("period") else None
+    except (PeriodError, KeyError, TypeError):
+        raise SavedPlanError(f"--plan {path}: invalid period {saved.get('period')!r}; {rerun}") from None
+    plan, problems = compile_plan(rules, project.config, reference_us, planned or account_id, period=period)
     if problems or not same_fetches(saved, plan):
         raise SavedPlanError(f"{path} is stale: the rules no longer compile to the saved fetches "
                              f"(another auditor version?); {rerun}")

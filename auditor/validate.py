@@ -15,9 +15,10 @@ from auditor.conditions import OPERATORS, ValueKind
 from auditor.diagnostics import Diagnostic, SourceLocation, display_path
 from auditor.fields import SOURCES, FieldType, Source
 from auditor.loader import Document, load_yaml, pointer_join
-from auditor.model import Condition, Config, Expectation, Rule, TimeBound
-from auditor.timeutil import parse_duration, parse_time
+from auditor.model import Condition, Config, Correlation, Expectation, Rule, RuleTest, Side, TimeBound, Waiver
+from auditor.timeutil import now_us, parse_duration, parse_epoch, parse_time
 from auditor.variables import REFERENCE, Variables, collect, substitute
+from auditor.waivers import load_waivers
 
 CONFIG_NAMES = ("auditor.yaml", "auditor.yml")
 DEFAULT_WINDOW = "24h"
@@ -32,6 +33,8 @@ class Inputs:
     var_files: tuple[Path, ...] = ()
     cli_vars: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    waivers_path: Path | None = None  # --waivers: overrides auditor.yaml's waivers:
+    now_us: int | None = None  # "now" for the max_waiver_days check (default: the clock)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Project:
     rules_sha256: str
     config_sha256: str | None
     diagnostics: tuple[Diagnostic, ...]
+    waivers: tuple[Waiver, ...] = ()
+    waivers_sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,6 +110,7 @@ def _load_config(path: Path | None) -> tuple[Config, list[Diagnostic]]:
         concurrency=data.get("concurrency"),
         pushdown=data.get("pushdown", "all"),
         max_waiver_days=data.get("max_waiver_days", 365),
+        retention_days=data.get("retention_days", 30),
         variables=data.get("variables", {}),
     ), []
 
@@ -163,6 +169,12 @@ def load_project(inputs: Inputs) -> Project:
         found.sort(key=lambda d: (d.location.line, d.location.col) if d.location else (0, 0))
         problems.extend(found)
         rules.extend(r for r in file_rules if first_seen.get(r.id) == r.location)
+    waivers_path = inputs.waivers_path or (Path(config.waivers) if config.waivers else None)
+    waivers: list[Waiver] = []
+    if waivers_path is not None:
+        waivers, found = load_waivers(waivers_path, set(first_seen), {r.id: r for r in rules}, config,
+                                      now_us() if inputs.now_us is None else inputs.now_us)
+        problems.extend(found)
     return Project(
         config=config,
         rules=tuple(rules),
@@ -171,6 +183,8 @@ def load_project(inputs: Inputs) -> Project:
         rules_sha256=_sha256_files(files),
         config_sha256=_sha256_files([config_path]) if config_path else None,
         diagnostics=tuple(problems),
+        waivers=tuple(waivers),
+        waivers_sha256=_sha256_files([waivers_path]) if waivers_path else None,
     )
 
 
@@ -230,14 +244,27 @@ class _RuleChecker:
         self.pointer = pointer
         self.config = config
         self.problems: list[Diagnostic] = []
+        self.context = ""  # appended to unknown-field messages
 
     def problem(self, code: str, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.append(Diagnostic(code, message, self.doc.location(pointer, key=key), hint))
 
     def build(self, raw: dict[str, Any]) -> Rule | None:
-        source = SOURCES[raw["source"]]
         p = self.pointer
-        conditions = self.conditions(source, raw.get("filter", {}), pointer_join(p, "filter"))
+        correlation = None
+        if raw["source"] == "correlation":
+            # group_by, expect and for_each measure the matched `then` records: they name then's fields.
+            correlation = self.correlate(raw)
+            source = SOURCES[raw["correlate"]["then"]["source"]]
+            self.context = " (group_by and expect of a correlation rule name fields of correlate.then)"
+            conditions: list[Condition] = []
+        else:
+            if "correlate" in raw:
+                self.problem("E330", f"'correlate' only applies to source: correlation, not {raw['source']}",
+                             pointer_join(p, "correlate"), "write source: correlation, or remove correlate",
+                             key=True)
+            source = SOURCES[raw["source"]]
+            conditions = self.conditions(source, raw.get("filter", {}), pointer_join(p, "filter"))
         group_by = raw.get("group_by", ())
         group_by = (group_by,) if isinstance(group_by, str) else tuple(group_by)
         for i, name in enumerate(group_by):
@@ -245,14 +272,16 @@ class _RuleChecker:
                        or isinstance(raw.get("group_by"), list) else pointer_join(p, "group_by"))
         expectations = self.expectations(source, raw.get("expect", {"count": {"max": 0}}), pointer_join(p, "expect"))
         since, until = self.window(raw)
-        if source.name == "scim_updates":
-            self.check_idp(conditions)
+        for_each = self.for_each(source, raw.get("for_each", {}), group_by, pointer_join(p, "for_each"))
+        tests = self.tests(raw["source"], raw.get("tests", []), pointer_join(p, "tests"))
+        if source.name == "scim_updates" and correlation is None:
+            self.check_idp(conditions, for_each)
         if self.problems:
             return None
         return Rule(
             id=raw["id"],
             title=raw["title"],
-            source=source.name,
+            source=raw["source"],
             since=since,
             until=until,
             conditions=tuple(conditions),
@@ -264,14 +293,61 @@ class _RuleChecker:
             tags=tuple(raw.get("tags", ())),
             group_by=group_by,
             evidence=raw.get("evidence", 5),
+            for_each=for_each,
+            tests=tests,
+            correlation=correlation,
         )
+
+    def correlate(self, raw: dict[str, Any]) -> Correlation | None:
+        """`correlate:` of a correlation rule: each side's filter against its own source's fields; join fields
+        exist on their sides and have the same type; `within` is a duration."""
+        p = self.pointer
+        spec = raw["correlate"]
+        at = pointer_join(p, "correlate")
+        if "filter" in raw:
+            self.problem("E330", "a correlation rule does not use 'filter'", pointer_join(p, "filter"),
+                         "put the conditions in correlate.first.filter and correlate.then.filter", key=True)
+        sides: dict[str, Side] = {}
+        for name in ("first", "then"):
+            side_at = pointer_join(at, name)
+            source = SOURCES[spec[name]["source"]]
+            conditions = self.conditions(source, spec[name].get("filter", {}), pointer_join(side_at, "filter"))
+            if source.name == "scim_updates":
+                self.check_idp(conditions, pointer=side_at)
+            sides[name] = Side(source.name, tuple(conditions))
+        first, then = SOURCES[sides["first"].source], SOURCES[sides["then"].source]
+        join: list[tuple[str, str]] = []
+        join_at = pointer_join(at, "join")
+        for first_field, then_field in spec["join"].items():
+            pair_at = pointer_join(join_at, first_field)
+            known = self.field(first, first_field, pair_at, key=True)
+            known = self.field(then, then_field, pair_at) and known
+            if not known:
+                continue
+            types = (first.fields[first_field].type, then.fields[then_field].type)
+            if FieldType.TIME in types:
+                timed = first_field if types[0] == FieldType.TIME else then_field
+                self.problem("E331", f"cannot join on the time field '{timed}'", pair_at,
+                             "then always comes after first; bound the delay with within: DURATION",
+                             key=True)
+            elif types[0] != types[1]:
+                self.problem("E331", f"join {first_field} -> {then_field}: a {types[0]} field never equals a "
+                             f"{types[1]} field", pair_at, key=True)
+            else:
+                join.append((first_field, then_field))
+        within = spec.get("within")
+        within_us = parse_duration(within) if within is not None else None
+        if within_us == 0:
+            self.problem("E332", "within: a zero duration never matches (then must come strictly after first)",
+                         pointer_join(at, "within"), "e.g. within: 30d")
+        return Correlation(sides["first"], sides["then"], tuple(join), within_us, within)
 
     def field(self, source: Source, name: str, pointer: str, *, key: bool = False) -> bool:
         if name in source.fields:
             return True
         other = [s.name for s in SOURCES.values() if name in s.fields]
         hint = f"'{name}' is a field of {other[0]}" if other else schema.did_you_mean(name, source.fields)
-        self.problem("E302", f"unknown field '{name}' for source {source.name}", pointer,
+        self.problem("E302", f"unknown field '{name}' for source {source.name}{self.context}", pointer,
                      hint or f"fields: {', '.join(source.fields)}", key=key)
         return False
 
@@ -399,10 +475,95 @@ class _RuleChecker:
                          "e.g. 2026-11-01T00:00:00Z or 7d")
             return None
 
-    def check_idp(self, conditions: list[Condition]) -> None:
-        if self.config.scim_idp_ids:
+    def check_idp(self, conditions: list[Condition], for_each: tuple[tuple[str, tuple[Any, ...]], ...] = (),
+                  pointer: str | None = None) -> None:
+        if self.config.scim_idp_ids or any(name == "idp_id" for name, _ in for_each):
             return
         if any(c.field == "idp_id" and c.op in ("eq", "in") for c in conditions):
             return
-        self.problem("E311", "scim_updates rules need an idp_id: the API requires it", self.pointer,
+        self.problem("E311", "scim_updates rules need an idp_id: the API requires it", pointer or self.pointer,
                      "add filter: {idp_id: <IdP id>} or scim_idp_ids: [...] in auditor.yaml")
+
+    def for_each(self, source: Source, mapping: dict[str, Any], group_by: tuple[str, ...],
+                 pointer: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        """`for_each: {FIELD: [values]}`: each field must be a group_by field; values fit the field."""
+        out = []
+        for name, values in mapping.items():
+            at = pointer_join(pointer, name)
+            if not self.field(source, name, at, key=True):
+                continue
+            if name not in group_by:
+                self.problem("E320", f"for_each field '{name}' is not a group_by field", at,
+                             f"add it to group_by (now: {', '.join(group_by) or 'none'})", key=True)
+                continue
+            if not isinstance(values, list) or not values:
+                self.problem("E321", f"for_each '{name}' needs a non-empty list of values", at)
+                continue
+            if all(self.operand(source, name, "in", [v], pointer_join(at, i)) for i, v in enumerate(values)):
+                out.append((name, tuple(dict.fromkeys(values))))
+        return tuple(out)
+
+    def tests(self, source: str, cases: list[dict[str, Any]], pointer: str) -> tuple[RuleTest, ...]:
+        """`tests:` cases: records inline (a list, or per source) or from a file beside the rule file."""
+        out = []
+        for i, case in enumerate(cases):
+            at = pointer_join(pointer, i)
+            records, records_file = case.get("records"), case.get("records_file")
+            if records is not None and records_file is not None:
+                self.problem("E322", f"test '{case['name']}' gives both 'records' and 'records_file': keep one",
+                             pointer_join(at, "records_file"), key=True)
+                continue
+            if records is None and records_file is None:
+                self.problem("E322", f"test '{case['name']}' needs 'records' or 'records_file'", at,
+                             "records: [] is a case without records")
+                continue
+            by_source: dict[str, tuple[dict[str, Any], ...]] | None = None
+            path = None
+            if records_file is not None:
+                path = self.doc.path.parent / records_file
+                if not path.exists():
+                    self.problem("E322", f"records_file not found: {display_path(path)}",
+                                 pointer_join(at, "records_file"), "the path is relative to the rule file")
+                    continue
+            elif isinstance(records, list):
+                if source not in SOURCES:
+                    self.problem("E322", f"a {source} rule's test records must be given per source", pointer_join(
+                        at, "records"), f"records: {{{', '.join(f'{s}: [...]' for s in SOURCES)}}}")
+                    continue
+                by_source = {source: tuple(records)}
+            else:
+                by_source = {name: tuple(items) for name, items in records.items()}
+                other = sorted(set(by_source) - {source}) if source in SOURCES else []
+                if other:
+                    self.problem("E322", f"this rule reads only {source} records, not {', '.join(other)}",
+                                 pointer_join(pointer_join(at, "records"), other[0]), key=True)
+                    continue
+            if by_source is not None and not self.test_records(by_source, records, pointer_join(at, "records")):
+                continue
+            at_us = None
+            if "at" in case:
+                try:
+                    at_us = parse_time(case["at"])
+                except ValueError:
+                    self.problem("E323", f"test 'at' {case['at']!r} is not an RFC 3339 timestamp",
+                                 pointer_join(at, "at"), "e.g. 2026-11-15T00:00:00Z")
+                    continue
+            out.append(RuleTest(case["name"], case["expect"], self.doc.location(at), by_source,
+                                str(path) if path is not None else None, at_us))
+        return tuple(out)
+
+    def test_records(self, by_source: dict[str, tuple[dict[str, Any], ...]], raw: Any, pointer: str) -> bool:
+        """Every inline record carries a readable time; the case cannot be placed in a window otherwise."""
+        ok = True
+        for name, records in by_source.items():
+            time_field = SOURCES[name].time_field
+            for j, record in enumerate(records):
+                at = pointer_join(pointer_join(pointer, name), j) if isinstance(raw, dict) else pointer_join(pointer, j)
+                stamp = record.get(time_field)
+                try:
+                    parse_time(stamp) if isinstance(stamp, str) else parse_epoch(stamp)
+                except (ValueError, TypeError, OverflowError):
+                    what = "has no" if stamp is None else f"has an invalid ({stamp!r})"
+                    self.problem("E322", f"test record {what} {time_field}", at, "e.g. 2026-11-15T09:00:00Z")
+                    ok = False
+        return ok

@@ -603,11 +603,13 @@ def _user_op(rng: random.Random, u: User, idp_id: str, t: int, method: str, erro
 
 
 def _group_op(rng: random.Random, g: ScimGroup, member: User, t: int, op: str = "", error: str = "") -> dict:
+    # A membership change names the group and the one user it changes ("User email: user who received the
+    # SCIM identity update", Cloudflare's SCIM log docs), so it can be joined with that user's sign-ins.
     op = op or rng.choice(["add", "add", "remove"])
     body = {"schemas": [PATCH_SCHEMA], "Operations": [
         {"op": op, "path": "members", "value": [{"value": member.scim_id, "display": member.email}]}]}
     return scim_record(t_us=t, idp_id=g.idp_id, method="PATCH", rtype="GROUP", cf_id=g.cf_id,
-                       idp_res_id=g.idp_res_id, body=body, group=g.name, error=error)
+                       idp_res_id=g.idp_res_id, body=body, user_email=member.email, group=g.name, error=error)
 
 
 @dataclass
@@ -628,6 +630,9 @@ MASS_DEPROVISION_START = _ts("2026-11-14T16:05:00Z")
 AZURE_BURST_START = _ts("2026-11-13T09:02:00Z")
 AZURE_SILENT_FROM = _ts("2026-11-13T12:00:00Z")
 DEPROVISIONED_DELETE = _ts("2026-11-10T14:22:07Z")
+# An engineer (the payroll intruder) is added to IT-Admins by Okta and opens the admin console 10 minutes later.
+ADMIN_GRANT = _ts("2026-11-13T22:47:31.204Z")
+ADMIN_GRANT_USED = "2026-11-13T22:58:05Z"
 
 
 def build_scenario(rng: random.Random, start_us: int = START_US, end_us: int = END_US) -> Scenario:
@@ -739,6 +744,8 @@ def build_scenario(rng: random.Random, start_us: int = START_US, end_us: int = E
         ("2026-11-12T15:02:40.930Z", "Cloudflare-Admins", "olivia.grant@example.com", "add"),
     ]:
         records.append(_group_op(rng, admin_groups[group], by_name[email], _ts(when), op))
+    intruder = by_name[f"{PAYROLL_INTRUDER[0]}.{PAYROLL_INTRUDER[1]}@example.com"]
+    records.append(_group_op(rng, admin_groups["IT-Admins"], intruder, ADMIN_GRANT, "add"))
 
     records = [r for r in records if start_us <= _ts(r["logged_at"]) < end_us]
     records.sort(key=lambda r: r["logged_at"], reverse=True)  # the API's default: newest first
@@ -804,6 +811,13 @@ def planted_access(rng: random.Random, sc: Scenario) -> list[dict]:
 
     # 8. The on-call admin checks the console on Saturday from the VPN.
     add("2026-11-14T09:15:27Z", "rachel.adams@example.com", "admin", "okta", f"{VPN_EGRESS}.21", "GB")
+
+    # 9. The engineer just added to IT-Admins (SCIM, ADMIN_GRANT) opens the admin console from the VPN. Its own
+    # Random keeps every other record as it was before this incident was added.
+    own = random.Random("admin-grant")
+    recs.append(access_record(t_us=_ts(ADMIN_GRANT_USED) + own.randrange(US), user_email=jordan.email, app="admin",
+                              connection="okta", ip=f"{VPN_EGRESS}.17", allowed=True, action="login",
+                              country=jordan.home_country, rng=own))
     return sorted(recs, key=lambda r: r["created_at"])
 
 

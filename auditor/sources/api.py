@@ -48,6 +48,9 @@ PERMISSIONS = {"access_requests": "Access: Audit Logs Read", "scim_updates": "Ac
 SPLIT_PAD_US = US
 FILL = 0.7  # parts are sized for about this share of `limit`, leaving room for uneven traffic
 MAX_PARTS = 16
+# A server returns at least this many entries per query: the API's documented default `limit`. Answers
+# smaller than this (or than what any query returned) cannot be a silent cap (docs/guarantees.md).
+MIN_CAP = 25
 MAX_REQUESTS = 2000  # per fetch: about 2 million records; beyond that exported logs are the better tool
 # Probe the page where `limit` would be reached once the estimate gets this close to it: early for a
 # whole fetch (no prior), late for a part already sized to hold FILL x limit, and only once three of
@@ -348,6 +351,9 @@ class ApiClient:
         self._part_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="auditor-part")
         self._lock = threading.Lock()
         self._log: list[tuple[tuple[Any, ...], RequestRecord]] = []
+        self._most: dict[str, int] = {}  # per source: the most entries one query returned
+        self._caps: dict[str, int] = {}  # per source: a cap below `limit` the server showed
+        self._desc_ok: dict[str, bool] = {}  # per source: a check's answer came newest first, as asked
 
     def __enter__(self) -> ApiClient:
         return self
@@ -428,7 +434,7 @@ class ApiClient:
             since_us=fetch.since_us if part.own_lo is None else max(fetch.since_us, part.own_lo - SPLIT_PAD_US),
             until_us=fetch.until_us if part.own_hi is None else min(fetch.until_us, part.own_hi),
         )
-        limit = fetch.limit
+        limit = self._limit(fetch)
         where = f"{fetch.source} records {format_time(lo)} .. {format_time(hi)}"
         got: dict[int, _Page] = {}
 
@@ -490,9 +496,94 @@ class ApiClient:
         if total_count is not None and state.received < total_count:
             raise FetchError(f"{where}: the API reported {total_count} records but pagination ended after "
                              f"{state.received}; the data is incomplete")
+        received = state.received
+        if received and not self._served(fetch.source, received):
+            # Nothing yet proves the server returns more than `received` entries for a query: check that it
+            # did not silently cap `limit` (docs/guarantees.md, "limit caps").
+            verdict = self._capped(job, part, ask, got, state, where)
+            if verdict is not False:
+                if verdict:
+                    self._learn_cap(fetch.source, received)
+                elif hi - lo <= US:
+                    raise FetchError(f"{where}: the API returned {received} records and may hold more that it did "
+                                     f"not return (a silent cap below limit={fetch.limit}?); cannot verify that "
+                                     "the data is complete")
+                total = max(received + 1, (_estimate(got, ask, state) or 0) if verdict else 0)
+                return self._split(job, part, lo, hi, total, got, ask)
         records = [r for n in range(1, state.complete + 1) for t, r in got[n].records
                    if (part.own_lo is None or t >= part.own_lo) and (part.own_hi is None or t < part.own_hi)]
         return _Done(where, records)
+
+    # -- a server capping `limit` below what was asked --
+
+    def _limit(self, fetch: Fetch) -> int:
+        """The entries one query can return: the fetch's `limit`, or less once the server showed a lower cap."""
+        with self._lock:
+            return min(fetch.limit, self._caps.get(fetch.source, fetch.limit))
+
+    def _served(self, source: str, received: int) -> bool:
+        """Note that one query of `source` returned `received` entries; True when that many are provably not
+        the server's cap (a query returned more, the cap is known and larger, or it is below MIN_CAP)."""
+        with self._lock:
+            most = self._most.get(source, 0)
+            self._most[source] = max(most, received)
+            cap = self._caps.get(source)
+            return received < max(most, MIN_CAP) or (cap is not None and received < cap)
+
+    def _learn_cap(self, source: str, cap: int) -> None:
+        with self._lock:
+            self._caps[source] = min(cap, self._caps.get(source, cap))
+
+    def _capped(self, job: _Job, part: _Part, ask: Fetch, got: dict[int, _Page], state: _Progress,
+                where: str) -> bool | None:
+        """Whether the server cut the part's answer short at a silent cap (True), provably did not (False),
+        or one more query cannot tell (None: the answer was not in ascending order, or the check's was not
+        newest first).
+
+        If an ascending answer was cut, every record it lacks is at or after its last time `last`. The same
+        range read newest first (`direction=desc`, the API's default) lists the records at or after `last`
+        before any older one: reaching an older record after exactly the held records at `last` proves none
+        is missing; a record at or after `last` that was not held proves the cut. One request in the usual
+        case. Records that all share one instant prove nothing about the check's order, so they are
+        trusted only once a check of this source came back newest first (docs/guarantees.md).
+        """
+        held = [(t, r) for n in range(1, state.complete + 1) for t, r in got[n].records]
+        if any(a[0] > b[0] for a, b in itertools.pairwise(held)):
+            return None
+        last = held[-1][0]
+        with self._lock:
+            newest_first_honoured = self._desc_ok.get(ask.source, False)
+        if held[0][0] == last and not newest_first_honoured:
+            return None  # one instant: nothing here shows that the check's order is really newest first
+        known: dict[str, int] = {}
+        remaining = 0
+        for t, r in held:
+            if t == last:
+                k = _identity(r)
+                known[k] = known.get(k, 0) + 1
+                remaining += 1
+        check = _Part(part.own_lo, part.own_hi, (*part.path, _CHECK))
+        newest_first = replace(ask, direction="desc")
+        previous = math.inf
+        for number in range(1, math.ceil(len(held) / state.page_size) + 3):
+            page = self._get(job, check, newest_first, number, f"{where} (completeness check)")
+            for t, r in page.records:
+                if t > previous:
+                    return None  # not newest first: the server ignored direction
+                if t < previous != math.inf:
+                    with self._lock:
+                        self._desc_ok[ask.source] = True
+                previous = t
+                if t < last:
+                    return False if remaining == 0 else None
+                k = _identity(r)
+                if not known.get(k):
+                    return True  # at or after `last` and not held: the ascending answer was cut short
+                known[k] -= 1
+                remaining -= 1
+            if len(page.records) < state.page_size:
+                return False if remaining == 0 else None  # the answer ended: every record held
+        return None
 
     def _window(self, got: dict[int, _Page], state: _Progress, estimate: float | None, fetch: Fetch) -> int:
         """How many pages to ask for next when the total is unknown: more only when more are surely coming."""
@@ -511,7 +602,7 @@ class ApiClient:
         Either way every part is verified on its own, so a poor guess costs requests, never records.
         FetchError when a part of 1 s still reaches `limit`.
         """
-        limit = job.fetch.limit
+        limit = self._limit(job.fetch)
         span = hi - lo
         if span <= US:
             raise FetchError(f"{job.fetch.source} records {format_time(lo)} .. {format_time(hi)}: more than "
@@ -739,6 +830,14 @@ def _time_at(curve: list[tuple[int, float]], count: float) -> float:
         if c0 <= count <= c1 and c1 > c0:
             return t0 + (count - c0) / (c1 - c0) * (t1 - t0)
     return float(curve[-1][0])
+
+
+_CHECK = 1 << 30  # the completeness check's place in the request log: after the part's own pages
+
+
+def _identity(record: dict[str, Any]) -> str:
+    """A record's content as canonical text, to tell the same record in two answers."""
+    return json.dumps(record, sort_keys=True, default=str)
 
 
 # --- small parsers -----------------------------------------------------------------------------------

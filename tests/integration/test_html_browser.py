@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from auditor.report import render
+from auditor.schema import validator
 
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "sample.json"
@@ -114,3 +115,57 @@ def test_dom_has_title_and_no_script(tmp_path, sample_html) -> None:
     assert "<title>auditor report · 2026-11-20T09:00:00Z</title>" in dom
     assert "failed-login-burst" in dom and "<svg" in dom
     assert "<script" not in dom.lower()
+
+
+# ---- periodic report: the timeline heatmap -------------------------------------------------------------------
+
+PASS_CELL, FAIL_CELL = (0xA3, 0xDC, 0xB0), (0xCF, 0x22, 0x2E)  # heatmap colours of pass and fail steps
+
+
+def _periodic(document: dict, steps: int = 90) -> dict:
+    """The sample results as a 90-day periodic run: every rule gets a timeline (failing rules fail on some days)."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 8, 17, tzinfo=UTC)
+    document = json.loads(json.dumps(document))
+    document["period"] = {"label": "2026-08-17T00:00:00Z/2026-11-15T00:00:00Z", "tz": "UTC",
+                          "start": "2026-08-17T00:00:00Z", "end": "2026-11-15T00:00:00Z", "step": "1d",
+                          "steps": steps}
+    for n, result in enumerate(document["results"]):
+        timeline = []
+        for i in range(steps):
+            at = (start + timedelta(days=i + 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            bad = result["status"] != "pass" and (i + 3 * n) % 11 == 0
+            status = result["status"] if bad else "pass"
+            timeline.append({"at": at, "status": status, "violations": 1 if status in ("fail", "waived") else 0})
+        result["timeline"] = timeline
+    return document
+
+
+def _near(pixel: bytes, colour: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= 12 for a, b in zip(pixel, colour, strict=True))
+
+
+def test_periodic_report_draws_a_readable_heatmap(tmp_path) -> None:
+    document = _periodic(json.loads(SAMPLE.read_text(encoding="utf-8")))
+    assert not list(validator("results").iter_errors(document))
+    html = tmp_path / "periodic.html"
+    html.write_text(render(document, "html"), encoding="utf-8")
+    png = tmp_path / "periodic.png"
+    done = chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,1100", html.as_uri())
+    assert png.is_file(), done.stderr[-2000:]
+    width, _, bpp, rows = decode_png(png.read_bytes())
+    pixels = [(x, y, row[x * bpp : x * bpp + 3]) for y, row in enumerate(rows) for x in range(0, width, 2)]
+    passing = [(x, y) for x, y, p in pixels if _near(p, PASS_CELL)]
+    failing = [(x, y) for x, y, p in pixels if _near(p, FAIL_CELL)]
+    # The heatmap is on the first screen (right after the summary), fully inside the page's width, with
+    # many pass cells and some fail cells: 90 steps x rules, each step at least a few pixels wide.
+    assert len(passing) > 2000, len(passing)
+    assert len(failing) > 50, len(failing)
+    assert max(x for x, _ in passing) < width - 40
+    columns = sorted({x for x, _ in passing})
+    assert columns[-1] - columns[0] > 600  # 90 steps spread over most of the width, not squeezed
+    # Printing keeps it: a PDF with the timeline renders (colours are kept by print-color-adjust).
+    pdf = tmp_path / "periodic.pdf"
+    chromium(tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer", html.as_uri())
+    assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000

@@ -103,3 +103,18 @@ def test_installed_console_script_validates_and_runs(installed, tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert module.returncode == 0, module.stderr
     assert json.loads(module.stdout)["version"] == 1
+
+
+def test_installed_init_scaffold_is_package_data(installed, tmp_path):
+    auditor = str(_bin(installed, "auditor"))
+    env = _clean_env()
+    init = subprocess.run([auditor, "init", "policy"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=60)
+    assert init.returncode == 0, init.stderr
+    policy = tmp_path / "policy"
+    for name in (".github/workflows/audit.yml", ".pre-commit-hooks.yaml", ".vscode/settings.json", "waivers.yaml",
+                 "rules/scim.yaml", "schemas/waivers.schema.json"):
+        assert (policy / name).is_file(), name
+    for command in (["validate"], ["test"]):
+        done = subprocess.run([auditor, *command], capture_output=True, text=True, cwd=policy, env=env, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -146,6 +146,25 @@ def test_equal_fetches_are_shared(tmp_path):
     assert "ip_address" in shared.fields and "user_email" in shared.fields  # union of both rules' needs
 
 
+def test_scim_fetches_over_the_same_idps_merge_into_the_longest(tmp_path):
+    text = rules_yaml(
+        {"id": "fail", "source": "scim_updates", "window": "1d", "filter": {"idp_id": "i", "status": "FAILURE"}},
+        {"id": "del", "source": "scim_updates", "window": "7d", "filter": {"idp_id": "i", "request_method": "DELETE"}},
+        {"id": "other-idp", "source": "scim_updates", "window": "1d", "filter": {"idp_id": "j"}},
+        {"id": "access-a", "window": "1d", "filter": {"allowed": False}},
+        {"id": "access-b", "window": "7d", "filter": {"allowed": True}},
+    )
+    plan = compiled(tmp_path, text)
+    by_rule = {r.rule.id: r.fetch_key for r in plan.rules}
+    assert by_rule["fail"] == by_rule["del"] != by_rule["other-idp"]
+    merged = plan.fetch(by_rule["fail"])
+    # only the IdP is sent: status and method differ between the two rules and are checked locally
+    assert merged.filter_params() == [("idp_id", "i")]
+    assert merged.until_us - merged.since_us == 7 * 86400 * 10**6 + 2 * 10**6
+    assert by_rule["access-a"] != by_rule["access-b"]  # access logs are large: no merging
+    assert len(plan.fetches) == 4
+
+
 def test_contained_fetch_served_by_wider_one(tmp_path):
     text = rules_yaml(
         {"id": "wide", "window": "7d"},

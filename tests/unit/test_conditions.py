@@ -207,7 +207,8 @@ def test_schema_operators_match_the_table():
 
 def test_schema_sources_match_the_fields_table():
     schema = json.loads(resources.schema_path("rules").read_text())
-    assert set(schema["$defs"]["rule"]["properties"]["source"]["enum"]) == set(SOURCES)
+    assert set(schema["$defs"]["rule"]["properties"]["source"]["enum"]) == set(SOURCES) | {"correlation"}
+    assert set(schema["$defs"]["correlation_side"]["properties"]["source"]["enum"]) == set(SOURCES)
 
 
 def test_cidr_only_fits_ip_fields_and_text_ops_not_booleans():

@@ -233,8 +233,10 @@ def test_sarif_validates_against_official_schema(sarif_validator, name) -> None:
     sarif = json.loads(render(document, "sarif"))
     assert [e.message for e in sarif_validator.iter_errors(sarif)] == []
     run = sarif["runs"][0]
-    flagged = [r for r in document["results"] if r["status"] in ("fail", "error")]
+    flagged = [r for r in document["results"] if r["status"] in ("fail", "error", "waived")]
     assert [r["ruleId"] for r in run["results"]] == [r["id"] for r in flagged]
+    # a waived rule is a result with an accepted suppression (the waiver), the others have none
+    assert [bool(r.get("suppressions")) for r in run["results"]] == [r["status"] == "waived" for r in flagged]
     rules = run["tool"]["driver"]["rules"]
     for result, source in zip(run["results"], flagged, strict=True):
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]

@@ -245,11 +245,34 @@ def test_payroll_outside_finance():
 
 def test_admin_group_changes_are_older_than_a_day():
     changes = [r for r in scim() if r["resource_type"] == "GROUP" and "admin" in r["resource_group_name"].lower()]
-    assert len(changes) == 3
+    assert len(changes) == 4  # three routine ones and the engineer added to IT-Admins
     assert all(t(r["logged_at"]) < END - 24 * HOUR for r in changes)
 
 
-@pytest.mark.parametrize("rule_file", ["access.yaml", "scim.yaml", "hygiene.yaml"])
+def test_group_membership_changes_name_the_member():
+    groups = [r for r in scim() if r["resource_type"] == "GROUP"]
+    assert groups and all(r["resource_user_email"] in r["request_body"] for r in groups)
+
+
+def test_admin_grant_used_within_minutes():
+    grants = [r for r in scim() if r["resource_group_name"] == "IT-Admins" and '"op":"add"' in r["request_body"]
+              and r["resource_user_email"] == "jordan.miller@example.com"]
+    assert [r["logged_at"] for r in grants] == ["2026-11-13T22:47:31.204Z"]
+    used = [r for r in access() if r["user_email"] == "jordan.miller@example.com"
+            and r["app_domain"] == "admin.example.com"]
+    assert [(r["created_at"][:19], r["allowed"], r["ip_address"]) for r in used] == [
+        ("2026-11-13T22:58:05", True, "198.51.100.17")]
+    # the routine grants are used, if at all, more than an hour later
+    for r in scim():
+        if "admin" in r["resource_group_name"].lower() and '"op":"add"' in r["request_body"] \
+                and r["resource_user_email"] != "jordan.miller@example.com":
+            later = [t(a["created_at"]) - t(r["logged_at"]) for a in access()
+                     if a["user_email"] == r["resource_user_email"] and a["app_domain"] == "admin.example.com"
+                     and t(a["created_at"]) > t(r["logged_at"])]
+            assert not later or min(later) > HOUR
+
+
+@pytest.mark.parametrize("rule_file", ["access.yaml", "scim.yaml", "hygiene.yaml", "correlation.yaml"])
 def test_rule_files_point_at_schema(rule_file):
     first = (ROOT / "rules" / rule_file).read_text(encoding="utf-8").splitlines()[0]
     assert first == "# yaml-language-server: $schema=../schemas/rules.schema.json"
