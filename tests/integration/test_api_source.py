@@ -19,9 +19,10 @@ from click.testing import CliRunner, Result
 from auditor.cli import main
 from auditor.plan import Fetch
 from auditor.sources import api
-from auditor.sources.ratelimit import Clock, RateLimiter
+from auditor.sources.ratelimit import RateLimiter
 from auditor.timeutil import format_time, parse_time
 from tests.helpers import access, scim, write, write_ndjson
+from tests.integration.apitools import VirtualClock, clean_env, use_virtual_clock  # noqa: F401 (re-exported)
 
 TOKEN = "tok-FAKE-7c1e9a5d3b-never-print"
 EMAIL = "ops@example.com"
@@ -35,50 +36,6 @@ IDPS = ("idp-0", "idp-1")
 CONFIG = f"scim_idp_ids: [{', '.join(IDPS)}]\n"
 
 
-# --- shared helpers (also used by test_cli_api.py and test_parity.py) --------------------------------
-
-
-class VirtualClock(Clock):
-    """A clock whose sleeps only move time forward: retries and rate limits cost no real time."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-        super().__init__(monotonic=self._now, sleep=self._sleep)
-
-    def _now(self) -> float:
-        return time.monotonic() + self.offset
-
-    def _sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.offset += max(0.0, seconds)
-
-
-def use_virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Make every ApiClient created from now on use a virtual clock and a fixed jitter."""
-    fake = VirtualClock()
-    monkeypatch.setattr(api, "DEFAULT_TIMING", api.Timing(clock=fake, random=lambda: 0.5))
-    return fake
-
-
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No Cloudflare settings leak in from the machine running the tests."""
-    for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY", "CLOUDFLARE_ACCOUNT_ID",
-                 "CLOUDFLARE_BASE_URL", "GITHUB_STEP_SUMMARY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Retries and rate limits cost no real time in this test."""
-    return use_virtual_clock(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_env(monkeypatch)
 
 
 def at(seconds_before_t: float) -> str:

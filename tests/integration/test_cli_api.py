@@ -18,9 +18,7 @@ from tests.integration.test_api_source import (
     KEY,
     SECRETS,
     TOKEN,
-    VirtualClock,
     access_records,
-    clean_env,
     cli,
     load,
     no_secrets,
@@ -30,7 +28,6 @@ from tests.integration.test_api_source import (
     scim_records,
     statuses,
     token_env,
-    use_virtual_clock,
     write_data,
     write_rules,
 )
@@ -40,15 +37,6 @@ RULES = [rule("denied", filter={"allowed": False}, expect={"count": {"max": 1000
          rule("scim", "scim_updates", expect={"count": {"min": 1}})]
 ALL_REPORTS = ("text", "markdown", "html", "junit", "sarif", "csv", "json")
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Retries and rate limits cost no real time in this test."""
-    return use_virtual_clock(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_env(monkeypatch)
 
 
 @pytest.fixture

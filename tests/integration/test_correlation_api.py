@@ -16,9 +16,7 @@ from tests.integration.test_api_source import (
     ACCOUNT,
     AT,
     TOKEN,
-    VirtualClock,
     at,
-    clean_env,
     cli,
     comparable,
     load,
@@ -26,7 +24,6 @@ from tests.integration.test_api_source import (
     run_args,
     statuses,
     token_env,
-    use_virtual_clock,
     write_data,
     write_rules,
 )
@@ -34,15 +31,6 @@ from tests.integration.test_api_source import (
 IDP = "idp-0"
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Retries and rate limits cost no real time in this test."""
-    return use_virtual_clock(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_env(monkeypatch)
 
 
 def leaver(rule_id: str = "leaver", **correlate: Any) -> dict[str, Any]:

@@ -11,9 +11,7 @@ import pytest
 from tests.integration.test_api_source import (
     ACCOUNT,
     TOKEN,
-    VirtualClock,
     access_records,
-    clean_env,
     cli,
     comparable,
     load,
@@ -21,7 +19,6 @@ from tests.integration.test_api_source import (
     scim_records,
     statuses,
     token_env,
-    use_virtual_clock,
     write_data,
     write_rules,
 )
@@ -53,15 +50,6 @@ RULES = [
          expect={"count": {"min": 1}}),
 ]
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Retries and rate limits cost no real time in this test."""
-    return use_virtual_clock(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_env(monkeypatch)
 
 
 def _drop_none(rules: list[dict]) -> list[dict]:

@@ -20,14 +20,11 @@ from tests.helpers import access, scim
 from tests.integration.test_api_source import (
     ACCOUNT,
     TOKEN,
-    VirtualClock,
-    clean_env,
     cli,
     comparable,
     load,
     rule,
     token_env,
-    use_virtual_clock,
     write_data,
     write_rules,
 )
@@ -49,15 +46,6 @@ RULES = [
 ]
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Retries and rate limits cost no real time in this test."""
-    return use_virtual_clock(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_env(monkeypatch)
 
 
 def hours(h: float) -> str:
