@@ -167,20 +167,26 @@ class CorrelationEvaluator:
                     return
         self._match(record, t_us, key)
 
-    def _match(self, record: dict[str, Any], t_us: int, key: Key) -> None:
+    def _partner(self, t_us: int, key: Key) -> tuple[dict[str, Any], int] | None:
+        """The `first` record a `then` record at t_us pairs with (shown fields, time), or None."""
         entry = self._index.get(key)
         if entry is None:
-            return
+            return None
         times, shown = entry
         i = bisect_left(times, t_us)  # times[:i] are strictly earlier
         if i == 0:
-            return
+            return None
         first_us = times[i - 1]  # the latest earlier first record: the closest, so within holds for it if any
         if self._within is not None and t_us - first_us > self._within:
-            return
-        with self._feeding:
-            self.partner = (shown[i - 1], first_us, t_us)
-            self._then.feed(record, t_us)
+            return None
+        return shown[i - 1], first_us
+
+    def _match(self, record: dict[str, Any], t_us: int, key: Key) -> None:
+        partner = self._partner(t_us, key)
+        if partner is not None:
+            with self._feeding:
+                self.partner = (partner[0], partner[1], t_us)
+                self._then.feed(record, t_us)
 
     # -- outcome ---------------------------------------------------------------------------------------------
 

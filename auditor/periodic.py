@@ -300,22 +300,16 @@ class StepCorrelationEvaluator(CorrelationEvaluator):
             self._first_times.append(t_us)
 
     def _match(self, record: dict[str, Any], t_us: int, key: tuple[Any, ...]) -> None:
-        entry = self._index.get(key)
-        if entry is None:
+        partner = self._partner(t_us, key)
+        if partner is None:
             return
-        times, shown = entry
-        i = bisect_left(times, t_us)  # times[:i] are strictly earlier
-        if i == 0:
-            return
-        first_us = times[i - 1]
-        if self._within is not None and t_us - first_us > self._within:
-            return
+        shown, first_us = partner
         lo = bisect_right(self._untils, t_us)
         hi = min(bisect_right(self._sinces, t_us), bisect_right(self._sinces, first_us))
         if lo >= hi:
             return
         with self._feeding:
-            self.partner = (shown[i - 1], first_us, t_us)
+            self.partner = (shown, first_us, t_us)
             for step in self._step_thens[lo:hi]:
                 step.feed(record, t_us)
 
