@@ -16,31 +16,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.results import RunResult
-from auditor.schema import validator
+from auditor.results import ResultsFileError, RunResult, load_results_file
 
-
-class BaselineError(Exception):
-    """The baseline file cannot be used; the message is one line."""
+# A baseline is a results file; its problems are results-file problems, named for the option.
+BaselineError = ResultsFileError
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
     """An earlier run's results JSON, checked against the results schema."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BaselineError(f"--baseline {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"--baseline {path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"--baseline {path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); "
-                            "pass a file written by run --results") from None
-    problem = next(iter(sorted(validator("results").iter_errors(document), key=lambda e: list(e.path))), None)
-    if problem is not None:
-        where = "/".join(str(p) for p in problem.absolute_path) or "top level"
-        raise BaselineError(f"--baseline {path}: not an auditor results document ({where}: {problem.message}); "
-                            "pass a file written by run --results")
-    return document
+    return load_results_file(path, f"--baseline {path}")
 
 
 def _group_key(group: dict[str, Any] | None) -> str:

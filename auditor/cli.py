@@ -479,24 +479,14 @@ def report(results_file: Path, fmt: str, output: Path | None, template: Path | N
     the report shows the period you asked for; the timeline is never recomputed.
     """
     from auditor.report import FORMATS, ReportError, render, render_template_file
-    from auditor.schema import validator
+    from auditor.results import ResultsFileError, load_results_file
 
     if fmt not in FORMATS:
         _fail(f"--format {fmt!r}: unknown format (formats: {', '.join(FORMATS)})")
     try:
-        document = json.loads(results_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        _fail(f"{results_file}: file not found")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"{results_file}: cannot read: {exc}")
-    except json.JSONDecodeError as exc:
-        raise UsageProblem(f"{results_file}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); "
-                           "pass a file written by run --results") from None
-    problem = next(iter(sorted(validator("results").iter_errors(document), key=lambda e: list(e.path))), None)
-    if problem is not None:
-        where = "/".join(str(p) for p in problem.absolute_path) or "top level"
-        _fail(f"{results_file}: not an auditor results document ({where}: {problem.message}); "
-              "pass a file written by run --results")
+        document = load_results_file(results_file, str(results_file))
+    except ResultsFileError as exc:
+        raise UsageProblem(str(exc)) from None
     period = _period(period_text, tz, step)
     if period is not None:
         from auditor.periodic import period_mismatch

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from auditor import __version__
@@ -10,6 +12,7 @@ from auditor.evaluate import Measurement, Outcome
 from auditor.exitcodes import ExitCode
 from auditor.model import SEVERITIES
 from auditor.plan import CompiledRule
+from auditor.schema import validator
 from auditor.timeutil import format_time
 
 STATUSES = ("pass", "fail", "waived", "error")
@@ -154,3 +157,27 @@ class RunResult:
         if self.baseline is not None:
             document["baseline"] = self.baseline
         return document
+
+
+class ResultsFileError(Exception):
+    """A results JSON file cannot be used; the message is one line."""
+
+
+def load_results_file(path: Path, label: str) -> dict[str, Any]:
+    """A saved run's results JSON, checked against the results schema; `label` names it in messages."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{label}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(f"{label}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(f"{label}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); "
+                               "pass a file written by run --results") from None
+    problem = next(iter(sorted(validator("results").iter_errors(document), key=lambda e: list(e.path))), None)
+    if problem is not None:
+        where = "/".join(str(p) for p in problem.absolute_path) or "top level"
+        raise ResultsFileError(f"{label}: not an auditor results document ({where}: {problem.message}); "
+                               "pass a file written by run --results")
+    return document
+
