@@ -275,7 +275,7 @@ class _RuleChecker:
         for_each = self.for_each(source, raw.get("for_each", {}), group_by, pointer_join(p, "for_each"))
         tests = self.tests(raw["source"], raw.get("tests", []), pointer_join(p, "tests"))
         if source.name == "scim_updates" and correlation is None:
-            self.check_idp(conditions, for_each)
+            conditions = self.scope_idp(conditions, for_each)
         if self.problems:
             return None
         return Rule(
@@ -313,7 +313,7 @@ class _RuleChecker:
             source = SOURCES[spec[name]["source"]]
             conditions = self.conditions(source, spec[name].get("filter", {}), pointer_join(side_at, "filter"))
             if source.name == "scim_updates":
-                self.check_idp(conditions, pointer=side_at)
+                conditions = self.scope_idp(conditions, pointer=side_at)
             sides[name] = Side(source.name, tuple(conditions))
         first, then = SOURCES[sides["first"].source], SOURCES[sides["then"].source]
         join: list[tuple[str, str]] = []
@@ -475,14 +475,20 @@ class _RuleChecker:
                          "e.g. 2026-11-01T00:00:00Z or 7d")
             return None
 
-    def check_idp(self, conditions: list[Condition], for_each: tuple[tuple[str, tuple[Any, ...]], ...] = (),
-                  pointer: str | None = None) -> None:
-        if self.config.scim_idp_ids or any(name == "idp_id" for name, _ in for_each):
-            return
+    def scope_idp(self, conditions: list[Condition], for_each: tuple[tuple[str, tuple[Any, ...]], ...] = (),
+                  pointer: str | None = None) -> list[Condition]:
+        """A SCIM rule reads the IdPs its filter names, else those of `scim_idp_ids` (and a `for_each` on
+        idp_id): the API requires idp_id, so that scope is made an explicit condition, checked locally too,
+        and files and the API give the same answer."""
         if any(c.field == "idp_id" and c.op in ("eq", "in") for c in conditions):
-            return
-        self.problem("E311", "scim_updates rules need an idp_id: the API requires it", pointer or self.pointer,
-                     "add filter: {idp_id: <IdP id>} or scim_idp_ids: [...] in auditor.yaml")
+            return conditions
+        ids = sorted(set(self.config.scim_idp_ids)
+                     | {str(v) for name, values in for_each if name == "idp_id" for v in values})
+        if not ids:
+            self.problem("E311", "scim_updates rules need an idp_id: the API requires it", pointer or self.pointer,
+                         "add filter: {idp_id: <IdP id>} or scim_idp_ids: [...] in auditor.yaml")
+            return conditions
+        return [*conditions, Condition("idp_id", "in", ids)]
 
     def for_each(self, source: Source, mapping: dict[str, Any], group_by: tuple[str, ...],
                  pointer: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:

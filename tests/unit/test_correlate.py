@@ -124,7 +124,9 @@ def test_valid_rule_loads(tmp_path):
     assert rule.source == "correlation" and rule.conditions == ()
     c = rule.correlation
     assert (c.first.source, c.then.source) == ("scim_updates", "access_requests")
-    assert [x.describe() for x in c.first.conditions] == ['request_method eq "DELETE"', 'resource_type eq "USER"']
+    # the configured IdP scope is an explicit condition (pushed to the API and checked locally)
+    assert [x.describe() for x in c.first.conditions] == ['request_method eq "DELETE"', 'resource_type eq "USER"',
+                                                          'idp_id in ["idp-1"]']
     assert c.join == (("resource_user_email", "user_email"),)
     assert (c.within, c.within_us) == ("30d", 30 * 86400 * 1_000_000)
     first, then = rule.sides()
@@ -255,9 +257,11 @@ def test_two_fetches_shared_with_other_rules(tmp_path):
     # SCIM fetches over the same IdPs are merged into one; the merged fetch does not apply the side's
     # filter, so all of it runs locally
     assert entry["correlate"]["first"] == {"source": "scim_updates", "fetch": first.fetch_key, "pushed": [],
-                                           "local": ['request_method eq "DELETE"', 'resource_type eq "USER"']}
+                                           "local": ['request_method eq "DELETE"', 'resource_type eq "USER"',
+                                                     'idp_id in ["idp-1"]']}
     alone = compiled(tmp_path, rules_yaml(leaver()), config=CONFIG).to_json()["rules"][0]["correlate"]["first"]
-    assert alone["pushed"] == ['request_method eq "DELETE"', 'resource_type eq "USER"'] and alone["local"] == []
+    assert alone["pushed"] == ['request_method eq "DELETE"', 'resource_type eq "USER"', 'idp_id in ["idp-1"]']
+    assert alone["local"] == []
     assert entry["correlate"]["then"]["fetch"] == then.fetch_key == entry["fetch"]
 
 
@@ -578,7 +582,9 @@ def test_starter_rules_on_the_sample_data(monkeypatch):
 def test_starter_rule_tests_hold(tmp_path):
     from auditor.ruletests import run_tests
 
-    write(tmp_path / "auditor.yaml", CONFIG)
+    # the repo config's IdPs: the pack's fixtures name them
+    idps = yaml.safe_load((REPO / "auditor.yaml").read_text())["scim_idp_ids"]
+    write(tmp_path / "auditor.yaml", f"scim_idp_ids: [{', '.join(idps)}]\n")
     proj = load_project(Inputs(paths=(REPO / "rules" / "correlation.yaml",), config_path=tmp_path / "auditor.yaml"))
     assert proj.ok, [d.format() for d in proj.diagnostics]
     cases, found = run_tests(proj.rules, proj.config, parse_time(AT))
