@@ -199,8 +199,45 @@ def compile_gate(conditions: list[tuple[str, str, Any]], since_us: int, until_us
     """A feed(record, t_us) calling then(record, t_us) when t_us is in [since_us, until_us) and every condition
     holds: a rule's window and filter in one call, for the per-record hot path."""
     head = ("if not SINCE <= t_us < UNTIL:", "    return")
-    return _generate(conditions, "gate(record, t_us)", "return", "THEN(record, t_us)", head,
+    gate = _generate(conditions, "gate(record, t_us)", "return", "THEN(record, t_us)", head,
                      {"SINCE": since_us, "UNTIL": until_us, "THEN": then})
+    gate.auditor_gate = (tuple(conditions), then)  # type: ignore[attr-defined]  # for compile_fanout
+    return gate
+
+
+def compile_fanout(feeds: list[Feed]) -> Feed:
+    """One feed(record, t_us) offering each record to every feed in turn, for records known to be inside
+    all of their windows: compile_gate's feeds are written inline (their filter, without the window test,
+    then their target), the others are called. A record passing through it is what passing it to each feed
+    in order would do."""
+    namespace: dict[str, Any] = {"isinstance": isinstance, "str": str}
+
+    def const(value: Any) -> str:
+        name = f"c{len(namespace)}"
+        namespace[name] = value
+        return name
+
+    lines = ["def fanout(record, t_us):"]
+    for feed in feeds:
+        spec = getattr(feed, "auditor_gate", None)
+        if spec is None:
+            lines.append(f"    {const(feed)}(record, t_us)")
+            continue
+        conditions, then = spec
+        values: dict[str, str] = {}
+        terms = []
+        for field, op, operand in conditions:
+            v = values.get(field)
+            if v is None:  # read each field once per feed, in the conjunction (short-circuit keeps it lazy)
+                v = values[field] = f"v{len(namespace)}"
+                terms.append(f"(({v} := record.get({const(field)})) or True)")
+            terms.append(f"({_expression(field, op, operand, v, const)})")
+        call = f"{const(then)}(record, t_us)"
+        lines.append(f"    if {' and '.join(terms)}:\n        {call}" if terms else f"    {call}")
+    lines.append("    return None")
+    code = compile("\n".join(lines) + "\n", "<auditor fanout>", "exec")
+    exec(code, namespace)  # noqa: S102 - generated from the operator table only; values are bound, as in _generate
+    return namespace["fanout"]  # type: ignore[no-any-return]
 
 
 def _generate(conditions: list[tuple[str, str, Any]], signature: str, fail: str, success: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.context import BaseContext
@@ -79,15 +80,17 @@ class Helper:
 
 
 def _child(send: Any, work: Callable[[], Any]) -> None:
-    # Nothing may escape: multiprocessing would print a traceback on the user's terminal. The parent sees a
-    # failure as ("failed", ...) or as the pipe closing, and redoes the work itself.
+    # Ctrl-C is the parent's to handle (it ends the helper); nothing may escape here either: multiprocessing
+    # would print a traceback on the user's terminal. The parent sees a failure as ("failed", ...) or as the
+    # pipe closing, and redoes the work itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         try:
             value: tuple[str, Any] = ("ok", work())
-        except Exception as exc:
+        except BaseException as exc:
             value = ("failed", repr(exc))
         send.send(value)
-    except Exception:  # e.g. an outcome that cannot be pickled
+    except Exception:  # noqa: S110 - e.g. an outcome that cannot be pickled: the parent sees the pipe close
         pass
     finally:
         send.close()

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 US = 1_000_000
 _DURATION = re.compile(r"^([0-9]+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# For loops that inline parse_time (one call less per record): for an RFC 3339 string `text`,
+# `(datetime.fromisoformat(text) - EPOCH) // MICROSECOND` is parse_time(text), and a timestamp without
+# an offset raises TypeError instead of ValueError.
+EPOCH = _EPOCH
+MICROSECOND = timedelta(microseconds=1)
 
 
 def parse_duration(text: str) -> int | None:

@@ -109,7 +109,8 @@ def main() -> None:
         ours_requests, ours_wall, ours = run_auditor(emu.base_url)
     with Emulator(args.latency) as emu:
         sdk_requests, sdk_wall, theirs = run_sdk(emu.base_url)
-    agree = all(ours.get(rule) == status for rule, status in theirs.items())
+    # The script knows no waivers: a rule auditor reports `waived` failed before its waiver applied.
+    agree = all({"waived": "fail"}.get(ours.get(rule), ours.get(rule)) == status for rule, status in theirs.items())
     print(f"starter pack ({len(ours)} rules) over examples/data, emulator latency {args.latency * 1000:.0f} ms")
     print(f"{'':24}{'requests':>10}{'wall s':>10}")
     print(f"{'auditor run':24}{ours_requests:>10}{ours_wall:>10.2f}")

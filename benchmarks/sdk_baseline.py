@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import cloudflare  # noqa: E402
 
 from auditor.compiler import compile_plan  # noqa: E402
+from auditor.correlate import CorrelationEvaluator  # noqa: E402
 from auditor.evaluate import RuleEvaluator  # noqa: E402
 from auditor.fields import SOURCES  # noqa: E402
 from auditor.timeutil import format_time, parse_time  # noqa: E402
@@ -68,20 +69,34 @@ def run_baseline(api_base: str, account_id: str, token: str, at: str, rules_dir:
     plan, _ = compile_plan(list(project.rules), project.config, parse_time(at))
     client = cloudflare.Cloudflare(api_token=token, base_url=api_base)
     statuses = {}
+
+    def pages(source: str, conditions: tuple, since: str, until: str) -> list[dict[str, Any]]:
+        if source == "access_requests":
+            return _access_pages(client, account_id, since, until)
+        idp_ids = [c.operand for c in conditions if c.field == "idp_id" and c.op == "eq"]
+        return _scim_pages(client, account_id, since, until, idp_ids or list(project.config.scim_idp_ids))
+
+    def timed(source: str, records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+        time_field = SOURCES[source].time_field
+        return [(r, parse_time(r[time_field]) if isinstance(r[time_field], str)
+                 else int(r[time_field].timestamp() * 1e6)) for r in records]
+
     for compiled in plan.rules:
         rule = compiled.rule
         since, until = format_time(compiled.since_us), format_time(compiled.until_us)
-        if rule.source == "access_requests":
-            records = _access_pages(client, account_id, since, until)
-        else:
-            idp_ids = [c.operand for c in rule.conditions if c.field == "idp_id" and c.op == "eq"]
-            idp_ids = idp_ids or list(project.config.scim_idp_ids)
-            records = _scim_pages(client, account_id, since, until, idp_ids)
+        if rule.correlation is not None:  # both logs over the rule's window, the join done in Python
+            first, then = rule.correlation.first, rule.correlation.then
+            correlation = CorrelationEvaluator(compiled)
+            for record, t_us in timed(first.source, pages(first.source, first.conditions, since, until)):
+                correlation.feed_first(record, t_us)
+            correlation.close_first()
+            for record, t_us in timed(then.source, pages(then.source, then.conditions, since, until)):
+                correlation.feed_then(record, t_us)
+            statuses[rule.id] = correlation.outcome().status
+            continue
         evaluator = RuleEvaluator(compiled)  # the filtering, in Python, on every record
-        time_field = SOURCES[rule.source].time_field
-        for record in records:
-            stamp = record[time_field]
-            evaluator.feed(record, parse_time(stamp) if isinstance(stamp, str) else int(stamp.timestamp() * 1e6))
+        for record, t_us in timed(rule.source, pages(rule.source, rule.conditions, since, until)):
+            evaluator.feed(record, t_us)
         statuses[rule.id] = evaluator.outcome().status
     return statuses
 

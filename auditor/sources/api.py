@@ -301,10 +301,13 @@ class _Page:
     total_pages: int | None
     total_count: int | None
 
-    def signature(self) -> str:
-        """Identifies the page's content: a server that ignores `page` repeats it."""
+    def signature(self) -> str | None:
+        """Identifies the page's content: a server that ignores `page` repeats it. None for a page whose first
+        and last records are alike (one record, or a run of identical ones, which projected fields make
+        likelier): such pages can legitimately repeat, so they prove nothing."""
         records = self.records
-        return json.dumps([len(records), records[0][1], records[-1][1]], sort_keys=True, default=str)
+        first, last = (json.dumps(records[i][1], sort_keys=True, default=str) for i in (0, -1))
+        return None if first == last else f"{len(records)}|{first}|{last}"
 
 
 @dataclass(frozen=True)
@@ -446,8 +449,9 @@ class ApiClient:
                 for f in futures:
                     page = f.result()
                     got[page.number] = page
-                    if page.records:
-                        other = seen.setdefault(page.signature(), page.number)
+                    signature = page.signature() if page.records else None
+                    if signature is not None:
+                        other = seen.setdefault(signature, page.number)
                         if other != page.number:
                             raise FetchError(f"{where}: pages {other} and {page.number} hold the same records; "
                                              "the API seems to ignore `page`, so the data cannot be completed")

@@ -1,0 +1,183 @@
+"""A server that silently caps `limit` below what auditor sends must never make a fetch look complete.
+
+The working model says `limit` caps the entries one query returns. If the real API applied a lower cap
+without saying so, a query would return its first N records, then an empty page, and look complete.
+auditor checks each part whose size nothing yet proves is below the cap, by reading the same range
+newest first (docs/guarantees.md, "limit caps"); these tests show the answer stays exact or the rules
+fail closed, and that an honest server costs few extra requests.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+from auditor.timeutil import parse_time
+from tests.helpers import access
+from tests.integration.test_api_source import (
+    ACCOUNT,
+    TOKEN,
+    VirtualClock,
+    access_records,
+    at,
+    clean_env,
+    cli,
+    comparable,
+    envelope,
+    load,
+    queries,
+    rule,
+    run_args,
+    scripted,
+    token_env,
+    use_virtual_clock,
+    write_data,
+    write_rules,
+)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Retries and rate limits cost no real time; no Cloudflare settings from the machine."""
+    clean_env(monkeypatch)
+    return use_virtual_clock(monkeypatch)
+
+RULES = [
+    rule("count-all", window="12h", expect={"count": {"max": 1}, "distinct": {"field": "ray_id", "max": 1}}),
+    rule("denied-per-user", window="6h", filter={"allowed": False}, group_by="user_email",
+         expect={"count": {"max": 3}}),
+]
+
+
+def spread(n: int, span_s: int = 3000, seed: int = 1) -> list[dict[str, Any]]:
+    """n records at random times within the last span_s seconds before T (some share a second)."""
+    rng = random.Random(seed)
+    return [access(created_at=at(rng.randrange(5, span_s) + rng.random()), ray_id=f"s{i:05d}",
+                   user_email=f"u{i % 9}@x.com", allowed=i % 3 == 0) for i in range(n)]
+
+
+@pytest.mark.parametrize("result_info", [False, True])
+def test_emulator_capping_limit_gives_the_files_answer(tmp_path, emulator, clock, result_info):
+    data = write_data(tmp_path / "data", access_records(400, step_s=90), [])
+    root = write_rules(tmp_path, RULES)
+    emu = emulator(data, account_id=ACCOUNT, token=TOKEN, cap_limit=50, result_info_access=result_info)
+    over_api = cli(run_args(root, "--per-page", "20", base=emu.base_url, results=tmp_path / "api.json"),
+                   env=token_env())
+    over_files = cli(run_args(root, "--per-page", "20", "--data", str(data), results=tmp_path / "files.json"))
+    assert over_api.exit_code == over_files.exit_code == 1, over_api.stderr
+    api_doc = load(tmp_path / "api.json")
+    assert comparable(api_doc) == comparable(load(tmp_path / "files.json"))
+    count = {m["expectation"]: m["value"] for m in api_doc["results"][0]["measurements"]}
+    assert count == {"count": 400, "distinct": 400}  # 12 h of records every 90 s... all 400 of them
+    assert any(q.get("direction") == ["desc"] for q in _all_queries(emu))  # the check that found the cut
+
+
+def _all_queries(emu: Any) -> list[dict[str, list[str]]]:
+    from urllib.parse import parse_qs
+    return [parse_qs(r.query) for r in emu.requests]
+
+
+def test_an_honest_server_costs_one_check_per_source(tmp_path, emulator, clock):
+    data = write_data(tmp_path / "data", access_records(300, step_s=100), [])
+    root = write_rules(tmp_path, [rule("a", window="2h"), rule("b", window="4h"), rule("c", window="8h")])
+    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
+    result = cli(run_args(root, "--concurrency", "1", base=emu.base_url), env=token_env())
+    assert result.exit_code == 1, result.stderr
+    checks = [q for q in _all_queries(emu) if q.get("direction") == ["desc"]]
+    # One fetch serves all three rules (the 8 h range contains the others): one check, one page.
+    assert len(checks) == 1 and len(queries(emu)) == 2
+
+
+def capped_server(records: list[dict[str, Any]], cap: int, order: str = "honest") -> Any:
+    """since/until (inclusive), direction, limit capped at `cap`, page/per_page. order: `honest`; `asc`
+    (direction ignored, always ascending); `desc` (always newest first); `shuffled` (a fixed arbitrary order)."""
+    by_time = sorted(records, key=lambda r: r["created_at"])
+    shuffled = {r["ray_id"]: random.Random(r["ray_id"]).random() for r in records}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        since, until = parse_time(q["since"]), parse_time(q["until"])
+        chosen = [r for r in by_time if since <= parse_time(r["created_at"]) <= until]
+        newest_first = q.get("direction", "desc") == "desc"
+        if order == "desc" or (order == "honest" and newest_first):
+            chosen.reverse()
+        elif order == "shuffled":
+            chosen.sort(key=lambda r: shuffled[r["ray_id"]])
+        chosen = chosen[: min(int(q["limit"]), cap)]
+        size, page = int(q["per_page"]), int(q["page"])
+        return envelope(chosen[(page - 1) * size: page * size])
+
+    return handle
+
+
+@pytest.mark.parametrize("order", ["honest", "asc", "desc", "shuffled"])
+@pytest.mark.parametrize("cap", [25, 60, 10_000])
+def test_a_silent_cap_never_loses_records_whatever_the_order(clock, order, cap):
+    records = spread(333)
+    parts, error, _ = scripted(capped_server(records, cap, order), limit=500, per_page=25)
+    assert error is None, error
+    rays = sorted(r["ray_id"] for p in parts for r in p)
+    assert rays == sorted(r["ray_id"] for r in records)
+
+
+@pytest.mark.parametrize("order", ["honest", "asc", "desc", "shuffled"])
+@pytest.mark.parametrize("same_instant", [True, False])
+def test_more_records_in_one_second_than_the_cap_is_an_error_not_a_pass(clock, order, same_instant):
+    burst = [access(created_at=at(100 - (0 if same_instant else i / 100)), ray_id=f"b{i:03d}") for i in range(45)]
+    _, error, _ = scripted(capped_server(burst + spread(40), cap=30, order=order), limit=500, per_page=10)
+    assert error is not None
+    assert "within 1 s" in str(error) or "cannot verify" in str(error)
+
+
+@pytest.mark.parametrize("n", [1, 24])
+def test_fewer_records_than_the_apis_default_limit_need_no_check(clock, n):
+    tied = [access(created_at=at(100), ray_id=f"t{i:03d}") for i in range(n)]
+    parts, error, client = scripted(capped_server(tied, cap=40), limit=500, per_page=10)
+    assert error is None
+    assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in tied)
+    assert not [r for r in client.requests() if "direction=desc" in r.query]
+
+
+@pytest.mark.parametrize("order", ["honest", "asc"])
+def test_records_sharing_one_instant_are_trusted_once_the_server_showed_it_reads_newest_first(clock, order):
+    # 30 records at one instant and nothing else: no order can be seen in them, so the check cannot tell
+    # whether the server honours direction=desc: not verifiable, an error. With other records in the range
+    # (seconds apart), the check sees them newest first, and the same instant is then verified.
+    tied = [access(created_at=at(100), ray_id=f"t{i:03d}") for i in range(30)]
+    _, error, _ = scripted(capped_server(tied, cap=40, order=order), limit=500, per_page=10)
+    assert error is not None and "cannot verify" in str(error)
+    others = [access(created_at=at(200 + i), ray_id=f"o{i:03d}") for i in range(40)]
+    parts, error, _ = scripted(capped_server(tied + others, cap=400, order=order), limit=500, per_page=10)
+    # Honest: the check sees the others newest first. Ignoring direction: the check cannot decide, the part is
+    # split and each half, smaller than what the whole returned, is below any cap.
+    assert error is None
+    assert len([r for p in parts for r in p]) == 70
+
+
+def test_a_cut_found_once_is_remembered_so_later_parts_split_early(clock):
+    records = spread(600, span_s=3500, seed=4)
+    parts, error, client = scripted(capped_server(records, cap=40), limit=1000, per_page=20, concurrency=1)
+    assert error is None
+    assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in records)
+    checks = [r for r in client.requests() if "direction=desc" in r.query]
+    assert len(checks) <= 3  # the cap is learned from the first cut; later parts split on reaching it
+
+
+def test_an_empty_answer_needs_no_check(clock):
+    parts, error, client = scripted(capped_server([], cap=5), limit=500)
+    assert error is None and parts == [[]]
+    assert len(client.requests()) == 1
+
+
+@pytest.mark.parametrize("per_page", [1, 3])
+def test_identical_records_on_consecutive_pages_are_not_a_server_ignoring_page(clock, per_page):
+    # A burst of identical events (or of records alike in the projected fields) fills pages that repeat:
+    # only a page whose first and last records differ can show that the server ignores `page`.
+    same = [access(created_at=at(100), ray_id="same") for _ in range(7)]
+    other = [access(created_at=at(200 + i), ray_id=f"o{i}") for i in range(3)]
+    parts, error, _ = scripted(capped_server(same + other, cap=10_000), limit=500, per_page=per_page)
+    assert error is None, error
+    assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in same + other)
