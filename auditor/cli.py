@@ -527,13 +527,15 @@ def report(results_file: Path, fmt: str, output: Path | None, template: Path | N
 @click.option("--malformed-first", default=0, type=click.IntRange(0),
               help="The first N successful bodies are truncated JSON.")
 @click.option("--cap-per-page", type=click.IntRange(1), help="Silently serve at most N records per page.")
+@click.option("--cap-limit", type=click.IntRange(1),
+              help="Silently return at most N entries per query, whatever limit asks.")
 @click.option("--result-info/--no-result-info", default=False, show_default=True,
               help="Add result_info to access_requests answers too.")
 @_guard
 def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: bool, account_id: str | None,
             token: str | None, email: str | None, api_key: str | None, latency: float, rate_limit_first: int,
             retry_after: int, fail_pages: tuple[str, ...], fail_status: int, malformed_first: int,
-            cap_per_page: int | None, result_info: bool) -> int:
+            cap_per_page: int | None, cap_limit: int | None, result_info: bool) -> int:
     """Serve both Cloudflare log endpoints locally from files, until Ctrl-C."""
     from auditor.emulator import Faults, parse_fail_pages, serve
     from auditor.sources.files import DataError
@@ -541,7 +543,7 @@ def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: 
     try:
         faults = Faults(latency=latency, rate_limit_first=rate_limit_first, retry_after=retry_after,
                         fail_pages=parse_fail_pages(fail_pages), fail_status=fail_status,
-                        malformed_first=malformed_first, cap_per_page=cap_per_page,
+                        malformed_first=malformed_first, cap_per_page=cap_per_page, cap_limit=cap_limit,
                         result_info_access=result_info)
         serve(data, source=source, host=host, port=port, account_id=account_id, token=token, email=email,
               api_key=api_key, faults=faults, allow_remote=allow_remote, echo=lambda line: click.echo(line))

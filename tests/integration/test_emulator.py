@@ -419,7 +419,7 @@ def test_cli_serves_until_interrupted(tmp_path):
     (tmp_path / "access_requests.ndjson").write_text("".join(json.dumps(r) + "\n" for r in ACCESS))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "auditor", "emulate", "--data", str(tmp_path), "--port", "0", "--token", "tok-123",
-           "--account", ACCOUNT, "--cap-per-page", "3", "--fail-page", "2:1", "--result-info"]
+           "--account", ACCOUNT, "--cap-per-page", "3", "--fail-page", "2:1", "--result-info", "--cap-limit", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
@@ -429,6 +429,9 @@ def test_cli_serves_until_interrupted(tmp_path):
         response = httpx.get(base + ACCESS_PATH, headers=headers)
         assert len(ok(response)) == 3 and response.json()["result_info"]["per_page"] == 25
         assert httpx.get(base + ACCESS_PATH, params={"page": 2}, headers=headers).status_code == 503
+        # --cap-limit: at most 4 entries per query, whatever limit asks (page 2 now holds the 4th)
+        capped = ok(httpx.get(base + ACCESS_PATH, params={"limit": 100, "page": 2}, headers=headers))
+        assert len(capped) == 1
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=5)
