@@ -114,6 +114,16 @@ def _period_options(func: Callable[..., Any], period_help: str = _PERIOD_HELP) -
     return func
 
 
+def _selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What plan and run both select: reference time or period, account, rules by id or tag."""
+    func = click.option("--tag", "tags", multiple=True, help="Only rules with this tag; repeatable.")(func)
+    func = click.option("--rule", "rule_ids", multiple=True, help="Only this rule id; repeatable.")(func)
+    func = click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID",
+                        help="Cloudflare account id (also shown in planned paths).")(func)
+    func = _period_options(func)
+    return click.option("--at", help="Reference time T (RFC 3339; default now).")(func)
+
+
 def _report_period_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """`report --period`: a check of the saved results, not an evaluation."""
     return _period_options(func, "Refuse (exit 2) unless the results are of this period (with --tz, --step); "
@@ -272,11 +282,7 @@ def _plan_text(plan: Plan) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Save the plan (JSON with digests of its inputs) for run --plan.")
-@click.option("--at", help="Reference time T (RFC 3339; default now).")
-@_period_options
-@click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID", help="Account id shown in paths.")
-@click.option("--rule", "rule_ids", multiple=True, help="Only this rule id; repeatable.")
-@click.option("--tag", "tags", multiple=True, help="Only rules with this tag; repeatable.")
+@_selection_options
 @_guard
 def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
          var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, as_json: bool, output: Path | None,
@@ -392,11 +398,7 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
               help="Read exported logs from a directory or file instead of the API.")
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
-@click.option("--at", help="Reference time T (RFC 3339; default now).")
-@_period_options
-@click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID", help="Cloudflare account id.")
-@click.option("--rule", "rule_ids", multiple=True, help="Only this rule id; repeatable.")
-@click.option("--tag", "tags", multiple=True, help="Only rules with this tag; repeatable.")
+@_selection_options
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default="info", show_default=True,
               help="Lowest severity whose failure fails the gate (exit 1).")
 @click.option("--report", "reports", multiple=True, metavar="FORMAT[=PATH]",

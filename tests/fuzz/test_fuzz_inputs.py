@@ -239,37 +239,34 @@ def test_the_seeds_are_valid_and_run():
         assert_no_crash(invoke(root, "run"))
 
 
+def validate_then_run(root) -> None:
+    """validate never crashes and locates what it rejects; what it accepts runs without crashing."""
+    result = invoke(root, "validate")
+    assert_no_crash(result)
+    assert_located(result)
+    if result.exit_code == 0:
+        assert_no_crash(invoke(root, "run"))
+
+
 @settings(max_examples=examples(60))
 @given(mutated(RULES))
 def test_mutated_rule_files_never_crash(text):
     with project(rules=text) as root:
-        result = invoke(root, "validate")
-        assert_no_crash(result)
-        assert_located(result)
-        if result.exit_code == 0:
-            assert_no_crash(invoke(root, "run"))
+        validate_then_run(root)
 
 
 @settings(max_examples=examples(40))
 @given(mutated(CONFIG))
 def test_mutated_config_never_crashes(text):
     with project(config=text) as root:
-        result = invoke(root, "validate")
-        assert_no_crash(result)
-        assert_located(result)
-        if result.exit_code == 0:
-            assert_no_crash(invoke(root, "run"))
+        validate_then_run(root)
 
 
 @settings(max_examples=examples(40))
 @given(mutated(WAIVERS))
 def test_mutated_waivers_never_crash(text):
     with project(waivers=text) as root:
-        result = invoke(root, "validate")
-        assert_no_crash(result)
-        assert_located(result)
-        if result.exit_code == 0:
-            assert_no_crash(invoke(root, "run"))
+        validate_then_run(root)
 
 
 @settings(max_examples=examples(30))
