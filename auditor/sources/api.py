@@ -1,11 +1,16 @@
-"""Live Cloudflare API source: auth, pagination, limit splitting, retries and rate limit -> record streams.
+"""Live Cloudflare API source: auth, pagination, limit continuation, retries and rate limit -> record streams.
 
 Completeness (SPEC section 6): a time range's records are trusted only when its pagination ended on an
-empty page or on `result_info.total_pages` (cross-checked with `total_count`) and fewer than `limit`
-records came back. Otherwise the range is split into parts, each fetched and verified the same way,
-down to 1 s; what still cannot be completed is a FetchError for the rules reading that fetch.
+empty page, on `result_info.total_pages` (cross-checked with `total_count`) or on the page where `limit`
+is reached (any later page is empty), and fewer than `limit` records came back. An answer that reaches
+`limit` (or a cap the server applies silently), asked in ascending time order, holds the earliest records
+of the range: every record before the second of its last one. Those are kept and the rest of the range is
+read as a new part from that second on, so nothing received is asked for again but the records of that
+second (and of the one before: a part asks one second early). An answer in no visible ascending order
+is split into parts by estimate instead, its records dropped, each part fetched and verified the same
+way, down to 1 s; what still cannot be completed is a FetchError for the rules reading that fetch.
 
-Memory: a part (fewer than `limit` records) is buffered until it is verified, then handed to the
+Memory: a part (at most `limit` records) is buffered until it is verified, then handed to the
 evaluator; each fetch holds at most `concurrency` parts and at most `concurrency` fetches run at once,
 so memory is bounded by concurrency^2 x limit records, never by the number of records fetched.
 """
@@ -52,10 +57,6 @@ MAX_PARTS = 16
 # smaller than this (or than what any query returned) cannot be a silent cap (docs/guarantees.md).
 MIN_CAP = 25
 MAX_REQUESTS = 2000  # per fetch: about 2 million records; beyond that exported logs are the better tool
-# Probe the page where `limit` would be reached once the estimate gets this close to it: early for a
-# whole fetch (no prior), late for a part already sized to hold FILL x limit, and only once three of
-# its pages are in (one page's estimate is off by 2x at the hours when traffic changes).
-PROBE_FETCH, PROBE_PART = 0.5, 0.9
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RATELIMIT_RESET = re.compile(r"\bt=(\d+)")
 
@@ -236,6 +237,11 @@ class ProgressBar:
         self._drawn = 0.0
         self._width = 0
 
+    def expect(self, fetches: int) -> None:
+        """The run will make `fetches` fetches in all (a re-planned run learns it half-way)."""
+        with self._lock:
+            self._fetches = fetches
+
     def page(self, key: str, records: int) -> None:
         """One page of fetch `key` arrived with `records` records."""
         with self._lock:
@@ -318,7 +324,7 @@ class _Done:
 
 @dataclass(frozen=True)
 class _Split:
-    parts: tuple[_Part, ...]
+    parts: tuple[_Part | _Done, ...]  # in time order: a _Done is a verified prefix, handed over as it is
 
 
 class _Malformed(Exception):
@@ -373,6 +379,11 @@ class ApiClient:
         if self._progress is not None:
             self._progress.close()
 
+    def expect_fetches(self, fetches: int) -> None:
+        """Tell the progress bar how many fetches the run makes in all."""
+        if self._progress is not None:
+            self._progress.expect(fetches)
+
     def cancel(self) -> None:
         """Make every pending request and wait give up (Ctrl-C)."""
         self._closing.set()
@@ -401,20 +412,22 @@ class ApiClient:
         whatever the network does.
         """
         job = _Job(fetch, index, threading.Event())
-        queue: list[_Part | Future[_Done | _Split]] = [_Part(None, None)]
+        queue: list[_Part | _Done | Future[_Done | _Split]] = [_Part(None, None)]
         try:
             while queue:
                 for i, item in enumerate(queue[: self.concurrency]):
                     if isinstance(item, _Part):
                         queue[i] = self._part_pool.submit(self._fetch_part, job, item)
                 running = [f for f in queue if isinstance(f, Future)]
-                if not running[0].done():
+                head = queue[0]
+                if isinstance(head, Future) and not head.done():
                     wait([f for f in running if not f.done()], return_when=FIRST_COMPLETED)
                 for future in running:
                     if future.done() and future.exception() is not None:
                         future.result()  # fail fast: the rules of this fetch cannot be decided
-                while queue and isinstance(queue[0], Future) and queue[0].done():
-                    outcome = queue.pop(0).result()
+                while queue and (isinstance(queue[0], _Done) or (isinstance(queue[0], Future) and queue[0].done())):
+                    item = queue.pop(0)
+                    outcome = item if isinstance(item, _Done) else item.result()
                     if isinstance(outcome, _Split):
                         queue[:0] = outcome.parts
                         break
@@ -428,7 +441,12 @@ class ApiClient:
                 self._progress.done(fetch.key)
 
     def _fetch_part(self, job: _Job, part: _Part) -> _Done | _Split:
-        """Fetch every page of one part; a part that provably reaches `limit` comes back split instead."""
+        """Fetch the pages of one part, never past the page where `limit` is reached.
+
+        A part whose answer reaches `limit`, or that the completeness check finds cut at a silent cap, comes
+        back as a _Split: its verified prefix and one part for the rest of its range (`_continue`), or, when
+        the answer shows no ascending order to take a prefix from, parts cut by estimate (`_split`).
+        """
         fetch = job.fetch
         lo = fetch.since_us if part.own_lo is None else part.own_lo
         hi = fetch.until_us if part.own_hi is None else part.own_hi
@@ -461,38 +479,35 @@ class ApiClient:
 
         get([1])
         total_pages, total_count = got[1].total_pages, got[1].total_count
-        if total_count is not None and total_count >= limit:
+        if (total_count is not None and total_count >= limit
+                and any(a[0] > b[0] for a, b in itertools.pairwise(got[1].records))):
+            # Too big, and not ascending, so no prefix of it could be kept: split before paging on.
             return self._split(job, part, lo, hi, total_count, got, ask)
-        probed = False
         while True:
             state = _Progress.of(got)
-            if state.lower_bound >= limit:  # it will reach `limit`: no use fetching the rest
-                total = max(state.lower_bound, _estimate(got, ask, state) or 0)
-                return self._split(job, part, lo, hi, total, got, ask)
-            if state.ended:
-                break  # pagination ends on an empty page...
+            # A page past the one where `limit` is reached is necessarily empty, so it is never asked for; where
+            # that page lies is known only while the pages are one size (a short page may be the last one).
+            uniform = all(len(got[n].records) == state.page_size for n in range(1, state.complete))
+            last_page = math.ceil(limit / state.page_size) if uniform else math.inf
+            if state.lower_bound >= limit:  # the answer reaches `limit`
+                if state.received < limit or state.ended:
+                    # A short page, or records after an empty one: the pages are not slices of one answer.
+                    return self._split(job, part, lo, hi, state.lower_bound, got, ask)
+                self._answered(fetch.source, state.received)
+                total = max(state.received, total_count or 0, _estimate(got, ask, state) or 0)
+                return self._continue(job, part, lo, hi, got, state) or self._split(job, part, lo, hi, total, got, ask)
+            if state.ended or state.complete >= last_page:
+                break  # pagination ends on an empty page, or on the page where `limit` is reached...
             if total_pages is not None and state.complete >= total_pages and (
                     total_count is None or state.received >= total_count):
                 break  # ...or on result_info.total_pages, when total_count agrees
             if total_pages is not None and state.complete < total_pages:
-                numbers = [n for n in range(state.complete + 1, total_pages + 1) if n not in got]
-            elif state.next_full is not None:  # a later page has records: every page before it must too
-                numbers = [n for n in range(state.complete + 1, state.next_full) if n not in got]
+                numbers = list(range(state.complete + 1, min(total_pages, last_page) + 1))
             else:
                 estimate = _estimate(got, ask, state)
-                probe = math.ceil(limit / state.page_size)
-                last = got[state.complete]
-                threshold, evidence = (PROBE_PART, 3) if part.path else (PROBE_FETCH, 1)
-                if (not probed and state.complete + 1 < probe < state.first_empty and state.complete >= evidence
-                        and len(last.records) == state.page_size
-                        and (estimate is None or estimate >= threshold * limit)):
-                    # One request at the page where `limit` would be reached tells whether this part is
-                    # too big, before paging through up to `limit` records only to throw them away.
-                    probed = True
-                    numbers = [probe]
-                else:
-                    stop = min(state.first_empty, state.complete + 1 + self._window(got, state, estimate, fetch))
-                    numbers = list(range(state.complete + 1, stop))
+                window = self._window(got, state, estimate, fetch)
+                numbers = list(range(state.complete + 1, min(state.first_empty, state.complete + 1 + window,
+                                                              last_page + 1)))
             get(numbers)
         if state.beyond:
             raise FetchError(f"{where}: page {state.beyond} has records after the empty page "
@@ -508,6 +523,10 @@ class ApiClient:
             if verdict is not False:
                 if verdict:
                     self._learn_cap(fetch.source, received)
+                    # Cut at the cap, the ascending answer is a prefix of the range like one reaching `limit`.
+                    rest = self._continue(job, part, lo, hi, got, state)
+                    if rest is not None:
+                        return rest
                 elif hi - lo <= US:
                     raise FetchError(f"{where}: the API returned {received} records and may hold more that it did "
                                      f"not return (a silent cap below limit={fetch.limit}?); cannot verify that "
@@ -533,6 +552,12 @@ class ApiClient:
             self._most[source] = max(most, received)
             cap = self._caps.get(source)
             return received < max(most, MIN_CAP) or (cap is not None and received < cap)
+
+    def _answered(self, source: str, entries: int) -> None:
+        """Note that one query of `source` returned `entries` entries (the server's cap is at least that), so
+        later answers with fewer need no completeness check."""
+        with self._lock:
+            self._most[source] = max(self._most.get(source, 0), entries)
 
     def _learn_cap(self, source: str, cap: int) -> None:
         with self._lock:
@@ -590,7 +615,8 @@ class ApiClient:
         return None
 
     def _window(self, got: dict[int, _Page], state: _Progress, estimate: float | None, fetch: Fetch) -> int:
-        """How many pages to ask for next when the total is unknown: more only when more are surely coming."""
+        """How many pages to ask for next when the total is unknown: more only when more are surely coming (the
+        caller never goes past the page where `limit` is reached)."""
         last = len(got[state.complete].records)
         if estimate is None or last < state.page_size or (state.complete == 1 and last < fetch.per_page):
             return 1  # a short page is probably the last: ask only for the (likely empty) next one
@@ -598,9 +624,39 @@ class ApiClient:
         expected = (estimate - state.received) / state.page_size
         return max(1, min(self.concurrency, int(expected / 2) + 1))
 
+    def _continue(self, job: _Job, part: _Part, lo: int, hi: int, got: dict[int, _Page],
+                  state: _Progress) -> _Done | _Split | None:
+        """A part whose answer was cut (at `limit` or a silent cap) as the records it holds up to the second of
+        its last one, then one part for the rest of its range; None when the answer proves no such prefix.
+
+        Asked with `direction=asc`, the server answered the earliest records of the range: every record
+        before the last one's time is among them, and at that time more may have been left out. So records
+        before that second are kept and nothing else is asked for again; the new part owns the range from
+        that second (asking one second early, it drops the records it does not own, so a record of that
+        second is counted once). An answer that is not ascending (a server ignoring `direction`), or shows
+        no order at all (one instant), proves nothing, nor does one whose last second is the part's first
+        (no progress): those are split by estimate instead (`_split`).
+        """
+        if any(len(got[n].records) != state.page_size for n in range(1, state.complete)):
+            return None  # a short page before the last: the pages are not slices of one answer
+        held = [(t, r) for n in range(1, state.complete + 1) for t, r in got[n].records]
+        if not held or held[0][0] == held[-1][0] or any(a[0] > b[0] for a, b in itertools.pairwise(held)):
+            return None
+        cut = held[-1][0] // US * US
+        if cut <= lo:
+            return None
+        end = cut if part.own_hi is None else min(cut, part.own_hi)
+        records = [r for t, r in held if (part.own_lo is None or t >= part.own_lo) and t < end]
+        done = _Done(f"{job.fetch.source} records {format_time(lo)} .. {format_time(min(cut, hi))}", records)
+        if cut >= hi:  # the last record is at the part's end (`until` inclusive): nothing of it is left
+            return done
+        return _Split((done, _Part(cut, part.own_hi, (*part.path, 1))))
+
     def _split(self, job: _Job, part: _Part, lo: int, hi: int, total: float, got: dict[int, _Page],
                ask: Fetch) -> _Split:
-        """Cut [lo, hi) at whole seconds into parts expected to hold FILL x limit records each.
+        """Cut [lo, hi) at whole seconds into parts expected to hold FILL x limit records each, dropping the
+        records received: for an answer that reached `limit` (or a cap) but offers no prefix to keep
+        (`_continue`), or that the completeness check could not decide.
 
         With asc-ordered pages the cuts follow the records seen; otherwise they are even in time.
         Either way every part is verified on its own, so a poor guess costs requests, never records.
@@ -775,7 +831,6 @@ class _Progress:
     page_size: int  # the server's page size (largest page seen): it may cap per_page silently
     lower_bound: int  # records the part surely holds, from the furthest page with records
     first_empty: float  # the first page known to be empty (inf if none)
-    next_full: int | None  # the first page after `complete`+1 known to have records
     beyond: int | None  # a page with records after the empty page that ended pagination
 
     @staticmethod
@@ -792,7 +847,6 @@ class _Progress:
         return _Progress(
             complete=complete, ended=ended, received=sum(len(p.records) for p in got.values()), page_size=size,
             lower_bound=lower, first_empty=min(empty, default=math.inf),
-            next_full=filled[0] if filled and not ended else None,
             beyond=filled[0] if filled and ended else None,
         )
 

@@ -1,10 +1,14 @@
-"""A server that silently caps `limit` below what auditor sends must never make a fetch look complete.
+"""Reaching `limit`, or a cap below it that the server applies silently, must never make a fetch look
+complete, nor cost requests for records that already arrived.
 
 The working model says `limit` caps the entries one query returns. If the real API applied a lower cap
 without saying so, a query would return its first N records, then an empty page, and look complete.
 auditor checks each part whose size nothing yet proves is below the cap, by reading the same range
 newest first (docs/guarantees.md, "limit caps"); these tests show the answer stays exact or the rules
-fail closed, and that an honest server costs few extra requests.
+fail closed, and that an honest server costs few extra requests. An ascending answer cut at `limit` or at
+a cap is kept up to the second of its last record and the range is read on from there (keyset
+continuation): the request counts below are the pages the data needs, nothing fetched twice but the
+records of the seconds at the cuts.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
+from auditor.plan import Fetch
+from auditor.sources import api
 from auditor.timeutil import parse_time
 from tests.helpers import access
 from tests.integration.test_api_source import (
     ACCOUNT,
     TOKEN,
+    S,
+    T,
     VirtualClock,
     access_records,
     at,
@@ -32,6 +40,7 @@ from tests.integration.test_api_source import (
     rule,
     run_args,
     scripted,
+    server,
     token_env,
     use_virtual_clock,
     write_data,
@@ -163,7 +172,7 @@ def test_a_cut_found_once_is_remembered_so_later_parts_split_early(clock):
     assert error is None
     assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in records)
     checks = [r for r in client.requests() if "direction=desc" in r.query]
-    assert len(checks) <= 3  # the cap is learned from the first cut; later parts split on reaching it
+    assert len(checks) <= 3  # the cap is learned from the first cut; later parts stop at it and continue
 
 
 def test_an_empty_answer_needs_no_check(clock):
@@ -181,3 +190,96 @@ def test_identical_records_on_consecutive_pages_are_not_a_server_ignoring_page(c
     parts, error, _ = scripted(capped_server(same + other, cap=10_000), limit=500, per_page=per_page)
     assert error is None, error
     assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in same + other)
+
+
+# --- keyset continuation: an answer cut at `limit` or at a cap is kept, and the range read on from its end ---
+
+
+def _stream(emu: Any, fetch: Fetch, concurrency: int = 4) -> tuple[list[list[dict]], api.ApiClient]:
+    """Stream one fetch from the emulator with a fresh client; (parts, client)."""
+    creds = api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN})
+    settings = api.ApiSettings(emu.base_url, ACCOUNT, creds, concurrency=concurrency)
+    with api.ApiClient(settings) as client:
+        return [records for _, records in client.stream(fetch, 0)], client
+
+
+def _asked(client: api.ApiClient) -> list[tuple[dict[str, str], int]]:
+    """(query, records answered) of every request, in plan order."""
+    from urllib.parse import parse_qsl
+    return [(dict(parse_qsl(r.query)), r.records) for r in client.requests()]
+
+
+def _one_per_second(n: int, newest_s: int = 10) -> list[dict[str, Any]]:
+    """n records one second apart, the newest newest_s seconds before T."""
+    return [access(created_at=at(newest_s + i), ray_id=f"o{i:05d}") for i in range(n)]
+
+
+@pytest.mark.parametrize("result_info", [False, True])
+def test_a_fetch_past_limit_is_read_once_continuing_from_each_cut(emulator, clock, result_info):
+    records = _one_per_second(2_500)  # T-2509s .. T-10s
+    emu = emulator({"access_requests": records, "scim_updates": []}, account_id=ACCOUNT,
+                   result_info_access=result_info)
+    fetch = Fetch("access_requests", T - 3600 * S, T, (), per_page=100, limit=1_000)
+    parts, client = _stream(emu, fetch)
+    rays = [r["ray_id"] for p in parts for r in p]
+    assert sorted(rays) == sorted(r["ray_id"] for r in records)  # every record, each once
+    asked = _asked(client)
+    # Three queries, each continuing one second before the second of the previous answer's last record:
+    # [T-3600s ..] answers T-2509s .. T-1510s (limit), [T-1511s ..] answers T-1511s .. T-512s (limit),
+    # [T-513s ..] answers the last 504. A query reaching `limit` needs its 10 pages and no more; the last
+    # needs 6 pages, plus the empty 7th without result_info. No completeness check: a query returned more.
+    assert sorted({q["since"] for q, _ in asked}) == sorted({at(3600), at(1511), at(513)})
+    assert {q["until"] for q, _ in asked} == {at(0)}  # one remainder each time, never a split by estimate
+    assert all(q["direction"] == "asc" and int(q["page"]) <= 10 for q, _ in asked)
+    assert len(asked) == (26 if result_info else 27)
+    assert sum(n for _, n in asked) == 2_504  # re-read: the record at each cut and the one before it
+
+
+def test_a_silent_cap_is_continued_from_the_cut_not_fetched_again(emulator, clock):
+    records = _one_per_second(600)  # T-609s .. T-10s
+    emu = emulator({"access_requests": records, "scim_updates": []}, account_id=ACCOUNT, cap_limit=200)
+    fetch = Fetch("access_requests", T - 3600 * S, T, (), per_page=50, limit=10_000)
+    parts, client = _stream(emu, fetch)
+    assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in records)
+    asked = _asked(client)
+    checks = [q for q, _ in asked if q["direction"] == "desc"]
+    ascending = [(q, n) for q, n in asked if q["direction"] == "asc"]
+    # The first answer (200 records, 4 pages and an empty 5th) looks complete; one check newest first finds
+    # the cut. Its records before T-410s are kept and the range is read on from T-411s; the cap, now known,
+    # ends the next queries at their 4th page (no empty page, no check), and the last 6 records take 2.
+    assert len(checks) == 1
+    assert sorted({q["since"] for q, _ in ascending}) == sorted({at(3600), at(411), at(213), at(15)})
+    assert {q["until"] for q, _ in ascending} == {at(0)}
+    assert len(ascending) == 5 + 4 + 4 + 2
+    assert sum(n for _, n in ascending) == 606
+
+
+def test_an_answer_that_is_not_ascending_is_split_and_stays_complete(clock):
+    # A server that ignores `direction` and answers newest first: no prefix of an answer proves anything,
+    # so a query reaching `limit` is split by estimate (parts end inside the range), each part verified.
+    records = spread(900, span_s=3000, seed=7)
+    parts, error, client = scripted(capped_server(records, cap=10_000, order="desc"), limit=300, per_page=50)
+    assert error is None, error
+    assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in records)
+    untils = {q["until"] for q, _ in _asked(client)}
+    assert len(untils) > 1  # parts cut by estimate, not one remainder after another
+
+
+@pytest.mark.parametrize("inclusive", [True, False])
+@pytest.mark.parametrize("same_instant", [True, False])
+def test_many_records_in_the_second_of_a_cut_are_neither_lost_nor_doubled(clock, inclusive, same_instant):
+    older = [access(created_at=at(201 + i), ray_id=f"a{i:03d}") for i in range(80)]  # T-280s .. T-201s
+    # The second of T-200s, at one instant or spread over it (all with a fraction: these servers sort the text).
+    burst = [access(created_at=at(200 - (0 if same_instant else (i + 1) / 100)), ray_id=f"b{i:03d}")
+             for i in range(60)]
+    newer = [access(created_at=at(199 - i), ray_id=f"c{i:03d}") for i in range(100)]  # T-199s .. T-100s
+    records = older + burst + newer
+    parts, error, client = scripted(server(records, inclusive=inclusive), limit=100, per_page=25)
+    assert error is None, error
+    rays = [r["ray_id"] for p in parts for r in p]
+    assert sorted(rays) == sorted(r["ray_id"] for r in records)
+    # The first answer ends inside the burst: the 80 older records are kept, and the next query, from
+    # T-201s, reads the whole burst and 39 (or 40) newer records; the third reads the rest.
+    asked = _asked(client)
+    assert sorted({q["since"] for q, _ in asked}) == sorted({at(3600), at(201), at(162 if inclusive else 161)})
+    assert len(asked) == 4 + 4 + 4
