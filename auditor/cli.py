@@ -274,6 +274,9 @@ def _plan_text(plan: Plan) -> str:
                     lines.append(f"      local: {'; '.join(c.describe() for c in local)}")
         lines.append("")
     lines.append("api: sent to the API and re-checked locally; local: checked by auditor only.")
+    if plan.narrows():
+        lines.append("Over the API the fetches of correlation first sides are read first; the other fetches are "
+                     "then planned again, each then side only from its earliest matching first record on.")
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from auditor.diagnostics import Diagnostic
@@ -84,19 +85,28 @@ def evidence_fields(rule: Rule) -> set[str]:
     return set(rule.needed_fields()) | shown | {source.time_field}
 
 
-def _coalesce(fetches: list[Fetch]) -> list[Fetch]:
-    """Merge SCIM fetches over the same IdPs whose ranges lie inside the longest one's into one fetch.
+def _broad(push: Push) -> bool:
+    """A filter that keeps most of an Access log: `allowed` true (allowed sign-ins are the bulk of it)."""
+    return dict(push.params) in ({"allowed": "true", "allowedOp": "eq"}, {"allowed": "false", "allowedOp": "neq"})
 
-    Provisioning logs are small (one page of 1000 usually holds days of them), so one wider query
-    costs fewer requests than several narrow ones; access logs are large and merge only by containment.
-    Every condition is re-checked locally, so merging never changes an answer.
+
+def _coalesce(fetches: list[Fetch]) -> list[Fetch]:
+    """Merge fetches whose union costs fewer requests than they do apart; every condition is re-checked
+    locally, so merging never changes an answer.
+
+    - SCIM fetches over the same IdPs whose ranges lie inside the longest one's merge into it: provisioning
+      logs are small (one page of 1000 usually holds days of them), so one wider query beats several.
+    - An access fetch G whose filters are all among F's, where F's other filters are broad (`_broad`) and
+      their ranges overlap or touch, widens to cover F's range and then serves F: the records F would
+      read are G's minus a few denied ones, so one query reads the overlap once instead of twice and
+      saves F's pagination overhead (its last, partial page and the empty page that proves the end).
     """
     groups: dict[tuple, list[Fetch]] = {}
     for f in fetches:
         if f.source == "scim_updates":
             idp = tuple(p for p in f.pushdowns if p.field == "idp_id")
             groups.setdefault(idp, []).append(f)
-    out = [f for f in fetches if f.source != "scim_updates"]
+    out = _widen([f for f in fetches if f.source != "scim_updates"])
     for idp, members in groups.items():
         longest = max(members, key=lambda f: (f.until_us - f.since_us, -f.since_us))
         nested = [f for f in members if longest.since_us <= f.since_us and f.until_us <= longest.until_us]
@@ -109,12 +119,32 @@ def _coalesce(fetches: list[Fetch]) -> list[Fetch]:
     return sorted(out, key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
 
 
+def _widen(fetches: list[Fetch]) -> list[Fetch]:
+    """Access fetches after widening (see `_coalesce`), until no pair qualifies; deterministic."""
+    out = sorted(fetches, key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
+    while True:
+        pair = next(((g, f) for g in out for f in out
+                     if f is not g and f.source == g.source and f.since_us <= g.until_us
+                     and g.since_us <= f.until_us and set(g.pushdowns) <= set(f.pushdowns)
+                     and all(_broad(p) for p in set(f.pushdowns) - set(g.pushdowns))), None)
+        if pair is None:
+            return out
+        g, f = pair
+        wide = replace(g, since_us=min(g.since_us, f.since_us), until_us=max(g.until_us, f.until_us))
+        out = sorted([wide, *(h for h in out if h is not g and not wide.contains(h))],
+                     key=lambda h: (h.source, h.since_us, -h.until_us, h.key))
+
+
 def compile_plan(rules: list[Rule], config: Config, reference_us: int,
-                 account_id: str | None = None, period: Period | None = None) -> tuple[Plan, list[Diagnostic]]:
+                 account_id: str | None = None, period: Period | None = None,
+                 then_spans: Mapping[str, tuple[int, int]] | None = None) -> tuple[Plan, list[Diagnostic]]:
     """Compile rules for reference time T: equal fetches shared, contained fetches served by wider ones.
 
     With `period` (reference_us is then its end), each rule's window is resolved at every step T_i and
     its fetch spans all of them, so the whole period is fetched once (auditor.periodic evaluates the steps).
+    With `then_spans` (re-planning once the `first` sides are read), a correlation rule named there compiles
+    its `then` side only, fetched over [lo, hi) within its window: the only times a `then` record can
+    match at (`CorrelationEvaluator.then_span`).
     """
     problems: list[Diagnostic] = []
     windows_of: dict[str, tuple[tuple[int, int, int], ...]] = {}
@@ -140,8 +170,13 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
             continue
         parts: list[tuple[str | None, Rule]] = (
             list(zip(("first", "then"), rule.sides(), strict=True)) if rule.correlation else [(None, rule)])
+        span = (since_us, until_us)
+        if then_spans is not None and rule.correlation and rule.id in then_spans:
+            parts = parts[1:]
+            lo, hi = then_spans[rule.id]  # widened to whole seconds: sub-second since/until are undocumented
+            span = (max(since_us, lo // US * US), min(until_us, -(-hi // US) * US))
         for side, part in parts:
-            fetch, pushed = _candidate(part, since_us, until_us, config)
+            fetch, pushed = _candidate(part, *span, config)
             candidates.setdefault(fetch.key, fetch)
             pending.append((rule, since_us, until_us, fetch.key, pushed, side, part))
 
@@ -176,5 +211,6 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
             fetches.append(replace(f, fields=wanted))
     if windows_of:
         compiled = [replace(c, windows=windows_of[c.rule.id]) for c in compiled]
-    plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown, period=period)
+    plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown, period=period,
+                config=config)
     return plan, problems

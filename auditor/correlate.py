@@ -151,6 +151,19 @@ class CorrelationEvaluator:
         for record, t_us, key in waiting:
             self._match(record, t_us, key)
 
+    def then_span(self) -> tuple[int, int] | None:
+        """Once the `first` side is complete: [lo, hi), the times at which a `then` record can match (after the
+        earliest matching `first` record and, with `within`, at most that long after the latest), within the
+        window; None when no `first` record matched, so no `then` record can."""
+        self.close_first()
+        if not self._index:
+            return None
+        lo = max(self.since_us, min(times[0] for times, _ in self._index.values()) + 1)  # strictly after
+        hi = self.until_us
+        if self._within is not None:
+            hi = min(hi, max(times[-1] for times, _ in self._index.values()) + self._within + 1)  # inclusive
+        return (lo, hi) if lo < hi else None
+
     # -- then side: stream ---------------------------------------------------------------------------------
 
     def feed_then(self, record: dict[str, Any], t_us: int) -> None:
@@ -226,6 +239,18 @@ class Correlations:
             self._firsts.setdefault(units["first"], []).append(e)
             if units["first"] != units["then"]:
                 self._depends.setdefault(units["then"], set()).add(units["first"])
+
+    def rebind_then(self, rule_id: str, unit: str) -> None:
+        """Read a rule's `then` side from another unit (its fetch, re-planned once the `first` sides were read)."""
+        e = next(e for e in self.evaluators if e.rule.id == rule_id)
+        for old, feeds in self._feeds.items():
+            feeds[:] = [f for f in feeds if f[2] != e.feed_then]
+            readers = self._readers.get(old, [])
+            if e in readers and all(f[2] != e.feed_first for f in feeds):
+                readers.remove(e)
+        self._feeds.setdefault(unit, []).append((e.since_us, e.until_us, e.feed_then))
+        if e not in self._readers.setdefault(unit, []):
+            self._readers[unit].append(e)
 
     def units(self) -> set[str]:
         """Every unit some correlation side reads."""

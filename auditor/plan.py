@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from auditor.fields import SOURCES
-from auditor.model import Condition, Rule
+from auditor.model import Condition, Config, Rule
 from auditor.period import Period
 from auditor.timeutil import format_time
 
@@ -143,6 +143,8 @@ class Plan:
     pushdown: str = "all"
     notes: tuple[str, ...] = field(default=())
     period: Period | None = None  # periodic plans (--period): reference_us is the period's end
+    # What the plan was compiled from, so a run can re-plan its correlation `then` sides (`narrows`).
+    config: Config | None = field(default=None, compare=False, repr=False)
 
     def fetch(self, key: str) -> Fetch:
         """The fetch with this key."""
@@ -151,6 +153,16 @@ class Plan:
     def rules_of(self, key: str) -> list[CompiledRule]:
         """The rules that read one fetch."""
         return [r for r in self.rules if key in r.fetch_keys]
+
+    def first_keys(self) -> frozenset[str]:
+        """The fetches that feed correlation `first` sides."""
+        return frozenset(s.fetch_key for r in self.rules for s in r.sides if s.name == "first")
+
+    def narrows(self) -> bool:
+        """Whether a run over the API reads the `first` sides' fetches before planning the rest: possible when
+        no fetch feeds both a `first` and a `then` side."""
+        thens = {s.fetch_key for r in self.rules for s in r.sides if s.name == "then"}
+        return self.config is not None and bool(thens) and not self.first_keys() & thens
 
     def to_json(self) -> dict[str, Any]:
         """The `plan --json` document (SPEC section 3)."""

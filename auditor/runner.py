@@ -12,6 +12,7 @@ from typing import Any
 
 from auditor import parallel
 from auditor.baseline import mark_baseline
+from auditor.compiler import compile_plan
 from auditor.correlate import Correlations
 from auditor.diagnostics import display_path
 from auditor.fields import SOURCES
@@ -200,25 +201,78 @@ def run_files(plan: Plan, data: Path, source: str | None, options: RunOptions) -
 
 def run_api(plan: Plan, client: ApiClient, options: RunOptions) -> RunResult:
     """Evaluate a plan over the live API: one unit per fetch, fetched in parallel; a failed fetch errors
-    only the rules that read it."""
+    only the rules that read it.
+
+    When the plan `narrows`, the fetches of correlation `first` sides are read first and the rest of the plan
+    is compiled again with each `then` side fetched only over the times a record of it can match: after the
+    earliest matching `first` record (and within `within` of the latest). A leaver rule over 30 days then
+    reads the sign-ins since the first deprovisioning, not 30 days of them.
+    """
     started = time.monotonic()
     correlations = Correlations(plan.rules, lambda side: side.fetch_key, correlation_evaluator)
+    described: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="auditor-fetch") as pool:
         try:
-            # A fetch feeding correlation `then` sides starts once the fetches of their `first` sides are
-            # done, so the `then` records stream against a complete index instead of being buffered.
-            futures: dict[str, Future[tuple[list[RuleResult], int]]] = {}
-            for index, fetch in correlations.ordered(enumerate(plan.fetches), lambda item: item[1].key):
-                wait([futures[k] for k in correlations.depends(fetch.key) if k in futures])
-                futures[fetch.key] = pool.submit(_api_unit, plan, client, index, fetch, correlations)
-            outcomes = [futures[f.key].result() for f in plan.fetches]
+            if plan.narrows():
+                firsts = [f for f in plan.fetches if f.key in plan.first_keys()]
+                outcomes = _fetch(plan, firsts, pool, client, correlations, 0)
+                rest, described = _replan(plan, correlations)
+                client.expect_fetches(len(firsts) + len(rest.fetches))
+                outcomes += _fetch(rest, list(rest.fetches), pool, client, correlations, len(plan.fetches))
+            else:
+                outcomes = _fetch(plan, list(plan.fetches), pool, client, correlations, 0)
         except BaseException:
             client.cancel()  # Ctrl-C: requests and waits give up, so the pool's shutdown is quick
             raise
     results = [r for unit_results, _ in outcomes for r in unit_results]
-    results.extend(_correlation_results(plan, correlations))
+    results.extend(_correlation_results(plan, correlations, described))
     total = sum(records for _, records in outcomes)
     return _collect(plan, "api", results, total, options, started, requests=client.requests())
+
+
+def _fetch(plan: Plan, fetches: list[Fetch], pool: ThreadPoolExecutor, client: ApiClient,
+           correlations: Correlations, offset: int) -> list[tuple[list[RuleResult], int]]:
+    """Read `fetches` (of `plan`) in parallel, each evaluated as it streams; their outcomes in order."""
+    # A fetch feeding correlation `then` sides starts once the fetches of their `first` sides are done, so
+    # the `then` records stream against a complete index instead of being buffered.
+    futures: dict[str, Future[tuple[list[RuleResult], int]]] = {}
+    for index, fetch in correlations.ordered(enumerate(fetches, offset), lambda item: item[1].key):
+        wait([futures[k] for k in correlations.depends(fetch.key) if k in futures])
+        futures[fetch.key] = pool.submit(_api_unit, plan, client, index, fetch, correlations)
+    return [futures[f.key].result() for f in fetches]
+
+
+def _replan(plan: Plan, correlations: Correlations) -> tuple[Plan, dict[str, str]]:
+    """The plan for what the `first` sides' fetches did not cover, each `then` side narrowed to where it can
+    match (and rebound in `correlations`); and, per correlation rule, the queries its data came from."""
+    firsts = plan.first_keys()
+    evaluators = {e.rule.id: e for e in correlations.evaluators}
+    rules, spans, first_query, described = [], {}, {}, {}
+    for r in plan.rules:
+        if not r.sides:
+            if r.fetch_key not in firsts:
+                rules.append(r.rule)
+            continue
+        e = evaluators[r.rule.id]
+        first_query[r.rule.id] = next(plan.fetch(s.fetch_key) for s in r.sides
+                                      if s.name == "first").describe(plan.account_id)
+        span = None if e.error is not None else e.then_span()
+        if span is None:
+            why = "its first side failed" if e.error is not None else "no first record matched"
+            described[r.rule.id] = f"first: {first_query[r.rule.id]}; then: not fetched ({why})"
+        else:
+            spans[r.rule.id] = span
+            rules.append(r.rule)
+    config = plan.config
+    if config is None:
+        raise ValueError("a plan without its config cannot be re-planned")  # plan.narrows() rules this out
+    rest, _ = compile_plan(rules, config, plan.reference_us, plan.account_id, plan.period, then_spans=spans)
+    for r in rest.rules:
+        for side in r.sides:  # the `then` side only
+            correlations.rebind_then(r.rule.id, side.fetch_key)
+            then = rest.fetch(side.fetch_key).describe(plan.account_id)
+            described[r.rule.id] = f"first: {first_query[r.rule.id]}; then: {then}"
+    return rest, described
 
 
 def _api_unit(plan: Plan, client: ApiClient, index: int, fetch: Fetch,
@@ -250,14 +304,17 @@ def _describe(plan: Plan, r: CompiledRule) -> str:
     return "; ".join(f"{s.name}: {plan.fetch(s.fetch_key).describe(plan.account_id)}" for s in r.sides)
 
 
-def _correlation_results(plan: Plan, correlations: Correlations) -> list[RuleResult]:
-    """Correlation rules, decided once both of their sides were read; an error on either side errors them."""
+def _correlation_results(plan: Plan, correlations: Correlations,
+                         described: dict[str, str] | None = None) -> list[RuleResult]:
+    """Correlation rules, decided once both of their sides were read; an error on either side errors them.
+    `described`: how a rule's data was read when its `then` side was re-planned (`_replan`)."""
     out = []
     for compiled, o, error in correlations.outcomes():
+        query = (described or {}).get(compiled.rule.id) or _describe(plan, compiled)
         if o is None:
-            out.append(RuleResult(compiled, "error", error or "rule not evaluated", _describe(plan, compiled)))
+            out.append(RuleResult(compiled, "error", error or "rule not evaluated", query))
         else:
-            out.append(RuleResult(compiled, o.status, o.message, _describe(plan, compiled), o.measurements,
+            out.append(RuleResult(compiled, o.status, o.message, query, o.measurements,
                                   o.violations, o.evidence, groups=o.groups, steps=o.steps))
     return out
 

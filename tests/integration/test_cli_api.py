@@ -170,6 +170,15 @@ def test_progress_bar_shows_pages_and_records_per_fetch():
     assert text.endswith("\r") and "\n" not in text
 
 
+def test_progress_bar_total_follows_a_re_planned_run():
+    out = io.StringIO()
+    bar = api.ProgressBar(out, 3, clock=iter(range(100)).__next__)
+    bar.done("scim_updates:abc")
+    bar.expect(2)  # the correlation `then` sides were re-planned into one more fetch
+    bar.done("access_requests:def")
+    assert out.getvalue().rstrip().endswith("2/2 fetches done | access_requests:def: 0 pages, 0 records")
+
+
 # --- the token never appears in any output ----------------------------------------------------------
 
 SCENARIOS = {

@@ -184,3 +184,74 @@ def test_reports_over_the_api_show_both_sides(tmp_path, emulator, clock):
     text = md.read_text(encoding="utf-8")
     assert "| Join value | First: scim\\_updates | Then: access\\_requests | Delay |" in text
     assert "| 1h |" in text and "| 18h |" in text
+
+
+def _access_queries(emu: Any) -> list[dict[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return [dict(parse_qsl(r.query)) for r in emu.requests if r.path.endswith("/access_requests")]
+
+
+def test_the_then_side_is_read_only_after_the_earliest_first_match(tmp_path, emulator, clock):
+    """Over the API the `first` side is read, then the `then` side only from its earliest match on: the
+    sign-ins before the first DELETE cannot match, so they are not asked for; the answer is the files'."""
+    scim_rows = [deleted("dana@example.com", 5 * 3600 + 0.25), deleted("bob@example.com", 2 * 3600)]
+    access_rows = [signin(f"u{i}@example.com", 1800 * i + 60) for i in range(48)]  # every 30 min over 24 h
+    access_rows += [signin("dana@example.com", 4 * 3600), signin("dana@example.com", 6 * 3600)]
+    data = write_data(tmp_path / "data", access_rows, scim_rows)
+    root = write_rules(tmp_path, [leaver()], config=f"scim_idp_ids: [{IDP}]\n")
+    api_doc, files_doc, emu = both(root, data, emulator)
+    assert comparable(api_doc) == comparable(files_doc)
+    result = api_doc["results"][0]
+    assert result["status"] == "fail" and [m["value"] for m in result["measurements"]] == [1]
+    # since: the earliest DELETE (a quarter second before T-5h) widened to its whole second, minus the
+    # one-second pad every fetch has; until: the window's end plus the pad
+    queries = _access_queries(emu)
+    assert queries and {(q["since"], q["until"]) for q in queries} == {(at(5 * 3600 + 2), at(-1))}
+    assert api_doc["summary"]["records_fetched"] < files_doc["summary"]["records_fetched"]
+    assert "then: GET /client/v4/" in result["fetch"] and "since=" + at(5 * 3600 + 2).replace(":", "%3A") in \
+        result["fetch"]
+
+
+def test_no_first_match_means_no_then_request(tmp_path, emulator, clock):
+    data = write_data(tmp_path / "data", [signin("dana@example.com", 3600)],
+                      [scim(logged_at=at(7200), idp_id=IDP, request_method="PATCH", resource_user_email="x@e.com")])
+    root = write_rules(tmp_path, [leaver()], config=f"scim_idp_ids: [{IDP}]\n")
+    api_doc, files_doc, emu = both(root, data, emulator)
+    assert comparable(api_doc) == comparable(files_doc)
+    assert statuses(api_doc) == {"leaver": "pass"}
+    assert _access_queries(emu) == []
+    assert api_doc["results"][0]["fetch"].endswith("; then: not fetched (no first record matched)")
+
+
+def test_within_bounds_the_then_side_on_both_ends(tmp_path, emulator, clock):
+    scim_rows = [deleted("dana@example.com", 20 * 3600), deleted("bob@example.com", 10 * 3600)]
+    access_rows = [signin("dana@example.com", 19.5 * 3600), signin("bob@example.com", 9.5 * 3600),
+                   signin("bob@example.com", 3600)]  # more than an hour after bob's DELETE
+    data = write_data(tmp_path / "data", access_rows, scim_rows)
+    root = write_rules(tmp_path, [leaver(within="1h")], config=f"scim_idp_ids: [{IDP}]\n")
+    api_doc, files_doc, emu = both(root, data, emulator)
+    assert comparable(api_doc) == comparable(files_doc)
+    assert [m["value"] for m in api_doc["results"][0]["measurements"]] == [1, 1]
+    # from the earliest DELETE to an hour after the latest (rounded up to a second), each padded by 1 s
+    assert {(q["since"], q["until"]) for q in _access_queries(emu)} == {(at(20 * 3600 + 1), at(9 * 3600 - 2))}
+
+
+def test_a_failed_first_side_fetches_no_then_side(tmp_path, emulator, clock):
+    data = sample(tmp_path)
+    root = write_rules(tmp_path, [leaver()], config=f"scim_idp_ids: [{IDP}]\n")
+    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
+    page = emu.api._page
+
+    def failing(source: str, params: Any, q: Any) -> bytes:
+        if source == "scim_updates":
+            raise ApiError(400, 12345, "scim_updates refused in this test")
+        return page(source, params, q)
+
+    emu.api._page = failing
+    result = cli(run_args(root, base=emu.base_url), env=token_env())
+    assert result.exit_code == 2, result.stderr
+    doc = load(root / "results.json")
+    assert statuses(doc) == {"leaver": "error"}
+    assert _access_queries(emu) == []
+    assert doc["results"][0]["fetch"].endswith("; then: not fetched (its first side failed)")

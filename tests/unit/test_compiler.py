@@ -264,3 +264,31 @@ def test_plan_is_deterministic(tmp_path):
     assert compiled(tmp_path, text).to_json() == first
     assert compiled(tmp_path, text, at="2026-11-16T12:00:00Z").to_json()["fetches"][0]["key"] != \
         first["fetches"][0]["key"]
+
+
+def test_a_fetch_widens_over_an_overlapping_one_that_differs_by_allowed_true(tmp_path):
+    """Allowed sign-ins are most of an Access log: an unfiltered 7-day fetch widens to the 30 days an
+    allowed=true rule needs, so the overlap is read once; narrower filters never widen another fetch."""
+    recent = {"id": "recent-all", "window": "7d", "filter": {"action": "login"}}
+    plan = compiled(tmp_path, rules_yaml(recent, {"id": "month-allowed", "window": "30d", "filter": {"allowed": True}},
+                                         {"id": "far-allowed", "since": "2026-09-01T00:00:00Z",
+                                          "until": "2026-09-02T00:00:00Z", "filter": {"allowed": True}}))
+    key = {r.rule.id: r.fetch_key for r in plan.rules}
+    wide = plan.fetch(key["recent-all"])
+    assert key["month-allowed"] == key["recent-all"] and wide.filter_params() == []
+    assert (wide.since_us, wide.until_us) == (parse_time("2026-10-16T11:59:59Z"), parse_time("2026-11-15T12:00:01Z"))
+    assert key["far-allowed"] != key["recent-all"]  # a gap between the ranges: reading it would cost
+    for narrow in ({"allowed": False}, {"user_email": "a@x.com", "allowed": True}, {"app_uid": "u1"}):
+        plan = compiled(tmp_path, rules_yaml(recent, {"id": "month", "window": "30d", "filter": narrow}))
+        assert [f.until_us - f.since_us for f in plan.fetches] == [30 * 86400 * 10**6 + 2 * 10**6,
+                                                                   7 * 86400 * 10**6 + 2 * 10**6], narrow
+
+
+def test_equal_filters_over_overlapping_ranges_read_the_overlap_once(tmp_path):
+    text = rules_yaml(
+        {"id": "a", "since": "2026-11-10T00:00:00Z", "until": "2026-11-12T00:00:00Z", "filter": {"allowed": False}},
+        {"id": "b", "since": "2026-11-11T00:00:00Z", "until": "2026-11-13T00:00:00Z", "filter": {"allowed": False}},
+    )
+    plan = compiled(tmp_path, text)
+    (fetch,) = plan.fetches
+    assert (fetch.since_us, fetch.until_us) == (parse_time("2026-11-09T23:59:59Z"), parse_time("2026-11-13T00:00:01Z"))

@@ -281,6 +281,7 @@ def test_plan_text_names_the_sides(tmp_path):
     text = _plan_text(compiled(tmp_path, rules_yaml(leaver()), config=CONFIG))
     assert "leaver  [2026-11-08T12:00:00Z .. 2026-11-15T12:00:00Z)  (correlation: first side)" in text
     assert "(correlation: then side)" in text
+    assert "each then side only from its earliest matching first record on" in text
 
 
 # --- semantics --------------------------------------------------------------------------------------------
@@ -590,3 +591,43 @@ def test_starter_rule_tests_hold(tmp_path):
     cases, found = run_tests(proj.rules, proj.config, parse_time(AT))
     assert not found and len(cases) >= 8
     assert all(c.held for c in cases), [c.line() for c in cases if not c.held]
+
+
+# --- narrowing the `then` side (runs over the API re-plan it once the `first` side is read) ----------------
+
+
+def _span(tmp_path: Path, firsts: list[dict], **changes: Any) -> tuple[int, int] | None:
+    plan = compiled(tmp_path, rules_yaml(leaver(**changes)), config=CONFIG)
+    e = CorrelationEvaluator(plan.rules[0])
+    for r in firsts:
+        e.feed_first(r, parse_time(r["logged_at"]))
+    return e.then_span()
+
+
+def test_then_span_starts_just_after_the_earliest_first_match(tmp_path):
+    firsts = [deleted(at="2026-11-12T10:00:00Z"), deleted("bob@example.com", at="2026-11-10T14:00:00.5Z"),
+              deleted("old@example.com", at="2026-11-01T00:00:00Z"),  # outside the 7-day window
+              scim(request_method="PATCH", logged_at="2026-11-09T00:00:00Z")]  # filtered out
+    assert _span(tmp_path, firsts) == (parse_time("2026-11-10T14:00:00.500001Z"), parse_time(AT))
+    # `within`: at most that long after the latest match (inclusive)
+    assert _span(tmp_path, firsts, within="1h") == (parse_time("2026-11-10T14:00:00.500001Z"),
+                                                     parse_time("2026-11-12T11:00:00.000001Z"))
+
+
+def test_then_span_is_none_without_first_matches(tmp_path):
+    assert _span(tmp_path, []) is None
+    assert _span(tmp_path, [deleted(resource_user_email="")]) is None  # no join value: can never match
+
+
+def test_then_span_compiles_the_then_side_alone(tmp_path):
+    """Re-planning: the `then` side over whole seconds of the span, the `first` side not fetched again."""
+    proj = project(tmp_path, rules_yaml(leaver()), config=CONFIG)
+    span = (parse_time("2026-11-10T14:00:00.500001Z"), parse_time("2026-11-12T11:00:00.000001Z"))
+    plan, problems = compile_plan(list(proj.rules), proj.config, parse_time(AT), then_spans={"leaver": span})
+    assert problems == []
+    (fetch,) = plan.fetches
+    assert fetch.source == "access_requests"
+    assert (fetch.since_us, fetch.until_us) == (parse_time("2026-11-10T13:59:59Z"), parse_time("2026-11-12T11:00:02Z"))
+    (rule,) = plan.rules
+    assert [s.name for s in rule.sides] == ["then"] and rule.fetch_keys == (fetch.key,)
+    assert (rule.since_us, rule.until_us) == (parse_time("2026-11-08T12:00:00Z"), parse_time(AT))  # its window
