@@ -1,8 +1,8 @@
 """Live Cloudflare API source: auth, pagination, limit continuation, retries and rate limit -> record streams.
 
 Completeness (SPEC section 6): a time range's records are trusted only when its pagination ended on an
-empty page, on `result_info.total_pages` (cross-checked with `total_count`) or on the page where `limit`
-is reached (any later page is empty), and fewer than `limit` records came back. An answer that reaches
+empty page or on `result_info.total_pages` (cross-checked with `total_count`) and fewer than `limit`
+records came back; pages past the one where `limit` is reached are never asked for. An answer that reaches
 `limit` (or a cap the server applies silently), asked in ascending time order, holds the earliest records
 of the range: every record before the second of its last one. Those are kept and the rest of the range is
 read as a new part from that second on, so nothing received is asked for again but the records of that
@@ -485,8 +485,8 @@ class ApiClient:
             return self._split(job, part, lo, hi, total_count, got, ask)
         while True:
             state = _Progress.of(got)
-            # A page past the one where `limit` is reached is necessarily empty, so it is never asked for; where
-            # that page lies is known only while the pages are one size (a short page may be the last one).
+            # A page past the one where `limit` is reached is necessarily empty, so it is not asked for in advance;
+            # where that page lies is known only while the pages are one size.
             uniform = all(len(got[n].records) == state.page_size for n in range(1, state.complete))
             last_page = math.ceil(limit / state.page_size) if uniform else math.inf
             if state.lower_bound >= limit:  # the answer reaches `limit`
@@ -496,18 +496,19 @@ class ApiClient:
                 self._answered(fetch.source, state.received)
                 total = max(state.received, total_count or 0, _estimate(got, ask, state) or 0)
                 return self._continue(job, part, lo, hi, got, state) or self._split(job, part, lo, hi, total, got, ask)
-            if state.ended or state.complete >= last_page:
-                break  # pagination ends on an empty page, or on the page where `limit` is reached...
+            if state.ended:
+                break  # pagination ends on an empty page...
             if total_pages is not None and state.complete >= total_pages and (
                     total_count is None or state.received >= total_count):
                 break  # ...or on result_info.total_pages, when total_count agrees
+            # Not past the limit page; but a short limit page still needs the (empty) next one to end on.
+            stop = last_page + 1 if state.complete < last_page else state.complete + 2
             if total_pages is not None and state.complete < total_pages:
-                numbers = list(range(state.complete + 1, min(total_pages, last_page) + 1))
+                numbers = list(range(state.complete + 1, min(total_pages + 1, stop)))
             else:
                 estimate = _estimate(got, ask, state)
                 window = self._window(got, state, estimate, fetch)
-                numbers = list(range(state.complete + 1, min(state.first_empty, state.complete + 1 + window,
-                                                              last_page + 1)))
+                numbers = list(range(state.complete + 1, min(state.first_empty, state.complete + 1 + window, stop)))
             get(numbers)
         if state.beyond:
             raise FetchError(f"{where}: page {state.beyond} has records after the empty page "

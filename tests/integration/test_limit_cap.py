@@ -283,3 +283,16 @@ def test_many_records_in_the_second_of_a_cut_are_neither_lost_nor_doubled(clock,
     asked = _asked(client)
     assert sorted({q["since"] for q, _ in asked}) == sorted({at(3600), at(201), at(162 if inclusive else 161)})
     assert len(asked) == 4 + 4 + 4
+
+
+@pytest.mark.parametrize("result_info", [False, True])
+def test_a_short_page_at_the_limit_page_still_ends_on_an_empty_page(emulator, clock, result_info):
+    # 950 records, limit 1000, 100 per page: the 10th page (where `limit` would be reached) holds 50. That is
+    # the end of the answer, but only the empty 11th page (or result_info) says so: a short page alone never.
+    records = _one_per_second(950)
+    emu = emulator({"access_requests": records, "scim_updates": []}, account_id=ACCOUNT,
+                   result_info_access=result_info)
+    parts, client = _stream(emu, Fetch("access_requests", T - 3600 * S, T, (), per_page=100, limit=1_000))
+    assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in records)
+    pages = [int(q["page"]) for q, _ in _asked(client) if q["direction"] == "asc"]
+    assert sorted(pages) == list(range(1, 11 if result_info else 12))
