@@ -111,13 +111,8 @@ def test_plan_shows_the_two_fetches_and_sharing(tmp_path):
     assert "rules (shared):" in text and "(correlation: then side)" in text and "(correlation: first side)" in text
 
 
-@pytest.mark.parametrize("broken", ["scim_updates", "access_requests"])
-def test_an_error_in_either_fetch_errors_the_rule(tmp_path, emulator, clock, broken):
-    data = sample(tmp_path)
-    rules = [leaver(), rule("signins", filter={"allowed": True}, expect={"count": {"min": 1}}),
-             rule("deletes", "scim_updates", filter={"request_method": "DELETE"}, expect={"count": {"max": 5}})]
-    root = write_rules(tmp_path, rules, config=f"scim_idp_ids: [{IDP}]\n")
-    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
+def refusing(emu: Any, broken: str) -> Any:
+    """The emulator, answering every request for `broken` with a 400 error."""
     page = emu.api._page
 
     def failing(source: str, params: Any, q: Any) -> bytes:
@@ -126,6 +121,16 @@ def test_an_error_in_either_fetch_errors_the_rule(tmp_path, emulator, clock, bro
         return page(source, params, q)
 
     emu.api._page = failing
+    return emu
+
+
+@pytest.mark.parametrize("broken", ["scim_updates", "access_requests"])
+def test_an_error_in_either_fetch_errors_the_rule(tmp_path, emulator, clock, broken):
+    data = sample(tmp_path)
+    rules = [leaver(), rule("signins", filter={"allowed": True}, expect={"count": {"min": 1}}),
+             rule("deletes", "scim_updates", filter={"request_method": "DELETE"}, expect={"count": {"max": 5}})]
+    root = write_rules(tmp_path, rules, config=f"scim_idp_ids: [{IDP}]\n")
+    emu = refusing(emulator(data, account_id=ACCOUNT, token=TOKEN), broken)
     result = cli(run_args(root, base=emu.base_url), env=token_env())
     assert result.exit_code == 2, result.stderr
     doc = load(root / "results.json")
@@ -240,15 +245,7 @@ def test_within_bounds_the_then_side_on_both_ends(tmp_path, emulator, clock):
 def test_a_failed_first_side_fetches_no_then_side(tmp_path, emulator, clock):
     data = sample(tmp_path)
     root = write_rules(tmp_path, [leaver()], config=f"scim_idp_ids: [{IDP}]\n")
-    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
-    page = emu.api._page
-
-    def failing(source: str, params: Any, q: Any) -> bytes:
-        if source == "scim_updates":
-            raise ApiError(400, 12345, "scim_updates refused in this test")
-        return page(source, params, q)
-
-    emu.api._page = failing
+    emu = refusing(emulator(data, account_id=ACCOUNT, token=TOKEN), "scim_updates")
     result = cli(run_args(root, base=emu.base_url), env=token_env())
     assert result.exit_code == 2, result.stderr
     doc = load(root / "results.json")
