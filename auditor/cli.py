@@ -276,7 +276,8 @@ def _plan_text(plan: Plan) -> str:
     lines.append("api: sent to the API and re-checked locally; local: checked by auditor only.")
     if plan.narrows():
         lines.append("Over the API the fetches of correlation first sides are read first; the other fetches are "
-                     "then planned again, each then side only from its earliest matching first record on.")
+                     "then planned again, each then side only from its earliest matching first record on "
+                     "(not with run --plan, which makes exactly these fetches).")
     return "\n".join(lines)
 
 
@@ -456,7 +457,8 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         compiled = _compile(project, selected, at, account_id or project.config.account_id, period)
     options = RunOptions(fail_on=fail_on, rules_sha256=project.rules_sha256, config_sha256=project.config_sha256,
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
-                         fail_on_new=fail_on_new, retention_days=project.config.retention_days)
+                         fail_on_new=fail_on_new, retention_days=project.config.retention_days,
+                         exact_plan=saved is not None)
     if data is None:
         result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
     else:

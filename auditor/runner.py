@@ -40,6 +40,7 @@ class RunOptions:
     baseline: dict[str, Any] | None = None  # an earlier run's results JSON (--baseline)
     fail_on_new: bool = False
     retention_days: int = 30  # periodic runs over the API warn when they read further back (config)
+    exact_plan: bool = False  # `run --plan`: make exactly the plan's fetches, no re-planning of `then` sides
 
 
 @dataclass
@@ -203,17 +204,18 @@ def run_api(plan: Plan, client: ApiClient, options: RunOptions) -> RunResult:
     """Evaluate a plan over the live API: one unit per fetch, fetched in parallel; a failed fetch errors
     only the rules that read it.
 
-    When the plan `narrows`, the fetches of correlation `first` sides are read first and the rest of the plan
-    is compiled again with each `then` side fetched only over the times a record of it can match: after the
-    earliest matching `first` record (and within `within` of the latest). A leaver rule over 30 days then
-    reads the sign-ins since the first deprovisioning, not 30 days of them.
+    When the plan `narrows` (and is not a saved plan to run exactly), the fetches of correlation `first`
+    sides are read first and the rest of the plan is compiled again with each `then` side fetched only over
+    the times a record of it can match: after the earliest matching `first` record (and within `within` of
+    the latest). A leaver rule over 30 days then reads the sign-ins since the first deprovisioning, not 30
+    days of them.
     """
     started = time.monotonic()
     correlations = Correlations(plan.rules, lambda side: side.fetch_key, correlation_evaluator)
     described: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="auditor-fetch") as pool:
         try:
-            if plan.narrows():
+            if plan.narrows() and not options.exact_plan:
                 firsts = [f for f in plan.fetches if f.key in plan.first_keys()]
                 outcomes = _fetch(plan, firsts, pool, client, correlations, 0)
                 rest, described = _replan(plan, correlations)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -64,6 +65,12 @@ def sample(tmp_path: Path) -> Path:
     return write_data(tmp_path / "data", access_rows, scim_rows)
 
 
+def with_neighbours() -> list[dict[str, Any]]:
+    """The leaver rule beside an access rule and a SCIM rule that share its fetches."""
+    return [leaver(), rule("signins", filter={"allowed": True}, expect={"count": {"min": 1}}),
+            rule("deletes", "scim_updates", filter={"request_method": "DELETE"}, expect={"count": {"max": 5}})]
+
+
 def both(root: Path, data: Path, emulator: Any, *extra: str) -> tuple[dict, dict, Any]:
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
     over_api = cli([*run_args(root, *extra, results=root / "api.json", base=emu.base_url)], env=token_env())
@@ -75,8 +82,7 @@ def both(root: Path, data: Path, emulator: Any, *extra: str) -> tuple[dict, dict
 @pytest.mark.parametrize("per_page", ["1000", "7"])
 def test_matches_across_both_sources_over_http(tmp_path, emulator, clock, per_page):
     data = sample(tmp_path)
-    rules = [leaver(), rule("signins", filter={"allowed": True}, expect={"count": {"min": 1}}),
-             rule("deletes", "scim_updates", filter={"request_method": "DELETE"}, expect={"count": {"max": 5}})]
+    rules = with_neighbours()
     root = write_rules(tmp_path, rules, config=f"scim_idp_ids: [{IDP}]\n")
     api_doc, files_doc, emu = both(root, data, emulator, "--per-page", per_page)
     assert comparable(api_doc) == comparable(files_doc)
@@ -127,8 +133,7 @@ def refusing(emu: Any, broken: str) -> Any:
 @pytest.mark.parametrize("broken", ["scim_updates", "access_requests"])
 def test_an_error_in_either_fetch_errors_the_rule(tmp_path, emulator, clock, broken):
     data = sample(tmp_path)
-    rules = [leaver(), rule("signins", filter={"allowed": True}, expect={"count": {"min": 1}}),
-             rule("deletes", "scim_updates", filter={"request_method": "DELETE"}, expect={"count": {"max": 5}})]
+    rules = with_neighbours()
     root = write_rules(tmp_path, rules, config=f"scim_idp_ids: [{IDP}]\n")
     emu = refusing(emulator(data, account_id=ACCOUNT, token=TOKEN), broken)
     result = cli(run_args(root, base=emu.base_url), env=token_env())
@@ -192,8 +197,6 @@ def test_reports_over_the_api_show_both_sides(tmp_path, emulator, clock):
 
 
 def _access_queries(emu: Any) -> list[dict[str, str]]:
-    from urllib.parse import parse_qsl
-
     return [dict(parse_qsl(r.query)) for r in emu.requests if r.path.endswith("/access_requests")]
 
 
@@ -252,3 +255,26 @@ def test_a_failed_first_side_fetches_no_then_side(tmp_path, emulator, clock):
     assert statuses(doc) == {"leaver": "error"}
     assert _access_queries(emu) == []
     assert doc["results"][0]["fetch"].endswith("; then: not fetched (its first side failed)")
+
+
+def test_a_saved_plan_runs_exactly_its_fetches(tmp_path, emulator, clock):
+    """`run --plan` makes exactly the reviewed fetches: the `then` side is not re-planned (same answer)."""
+    data = sample(tmp_path)
+    root = write_rules(tmp_path, [leaver()], config=f"scim_idp_ids: [{IDP}]\n")
+    saved = root / "plan.json"
+    made = cli(["plan", str(root / "rules"), "--config", str(root / "auditor.yaml"), "--at", AT, "-o", str(saved)])
+    assert made.exit_code == 0, made.stderr
+    planned = {f["source"]: f["query"] for f in json.loads(saved.read_text())["fetches"]}
+    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
+    args = run_args(root, base=emu.base_url)
+    at_index = args.index("--at")
+    del args[at_index:at_index + 2]  # the saved plan fixes the reference time
+    result = cli([*args, "--plan", str(saved)], env=token_env())
+    assert result.exit_code == 1, result.stderr
+    since = dict(parse_qsl(planned["access_requests"]))["since"]
+    assert {q["since"] for q in _access_queries(emu)} == {since}  # the planned 24 h, not from the DELETE on
+    narrowed = cli(run_args(root, base=emulator(data, account_id=ACCOUNT, token=TOKEN).base_url), env=token_env())
+    assert narrowed.exit_code == 1
+    doc = load(root / "results.json")
+    then = doc["results"][0]["fetch"].split("; then: ")[1]
+    assert "since=" in then and since.replace(":", "%3A") not in then  # without --plan: narrowed
