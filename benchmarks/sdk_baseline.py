@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 import cloudflare  # noqa: E402
 
-from auditor.compiler import compile_plan  # noqa: E402
-from auditor.correlate import CorrelationEvaluator  # noqa: E402
-from auditor.evaluate import RuleEvaluator  # noqa: E402
-from auditor.fields import SOURCES  # noqa: E402
-from auditor.timeutil import format_time, parse_time  # noqa: E402
-from auditor.validate import Inputs, load_project  # noqa: E402
+from auditor.compile.compiler import compile_plan  # noqa: E402
+from auditor.core.fields import SOURCES  # noqa: E402
+from auditor.core.timeutil import format_time, parse_time  # noqa: E402
+from auditor.evaluate.correlate import CorrelationEvaluator  # noqa: E402
+from auditor.evaluate.engine import RuleEvaluator  # noqa: E402
+from auditor.load.validate import Inputs, load_project  # noqa: E402
 
 LIMIT = 1_000_000  # large enough to be correct: see the module docstring
 PER_PAGE = 1000

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from auditor.emulator import Emulator, Faults
+from auditor.testing.emulator import Emulator, Faults
 
 _FAULTS = {f.name for f in dataclasses.fields(Faults)}
 

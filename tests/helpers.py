@@ -9,12 +9,12 @@ from typing import Any
 
 import yaml
 
-from auditor.compiler import compile_plan
-from auditor.evaluate import Outcome, RuleEvaluator
-from auditor.fields import SOURCES
-from auditor.plan import Plan
-from auditor.timeutil import parse_time
-from auditor.validate import Inputs, Project, load_project
+from auditor.compile.compiler import compile_plan
+from auditor.compile.plan import Plan
+from auditor.core.fields import SOURCES
+from auditor.core.timeutil import parse_time
+from auditor.evaluate.engine import Outcome, RuleEvaluator
+from auditor.load.validate import Inputs, Project, load_project
 
 T = "2026-11-15T12:00:00Z"  # the reference time most tests use
 ABSENT = "<absent>"  # a record value that removes the field

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from auditor.fields import LOGPUSH_NAMES, SOURCES, Source
-from auditor.timeutil import format_time, parse_epoch, parse_time
+from auditor.core.fields import LOGPUSH_NAMES, SOURCES, Source
+from auditor.core.timeutil import format_time, parse_epoch, parse_time
 
 try:  # optional: about 3x faster than the stdlib decoder, which matters at millions of lines
     import orjson

@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.cli import main
+from auditor.cli.main import main
 from tests.property.model import examples
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")

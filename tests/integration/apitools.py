@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from auditor.sources import api
-from auditor.sources.ratelimit import Clock
+from auditor.sources.cloudflare import client as api
+from auditor.sources.cloudflare.ratelimit import Clock
 
 
 class VirtualClock(Clock):

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from auditor.cli import main
-from auditor.plan import Fetch
-from auditor.sources import api
-from auditor.sources.ratelimit import RateLimiter
-from auditor.timeutil import format_time, parse_time
+from auditor.cli.main import main
+from auditor.compile.plan import Fetch
+from auditor.core.timeutil import format_time, parse_time
+from auditor.sources.cloudflare import client as api
+from auditor.sources.cloudflare.ratelimit import RateLimiter
 from tests.helpers import access, scim, write, write_ndjson
 from tests.integration.apitools import VirtualClock, clean_env, use_virtual_clock  # noqa: F401 (re-exported)
 

@@ -16,8 +16,8 @@ import yaml
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
-from auditor import resources
-from auditor.cli import main
+from auditor.cli.main import main
+from auditor.core import resources
 from tests.helpers import access, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.sources import api
+from auditor.sources.cloudflare import client as api
 from tests.integration.test_api_source import (
     ACCOUNT,
     EMAIL,

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from auditor.emulator import ApiError
+from auditor.testing.emulator import ApiError
 from tests.helpers import access, scim
 from tests.integration.test_api_source import (
     ACCOUNT,

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from auditor.emulator import Faults, is_loopback, parse_fail_pages, serve
+from auditor.core.timeutil import format_time, parse_time
 from auditor.sources.files import DataError
-from auditor.timeutil import format_time, parse_time
+from auditor.testing.emulator import Faults, is_loopback, parse_fail_pages, serve
 
 ACCOUNT = "acc-1"
 ACCESS_PATH = f"/accounts/{ACCOUNT}/access/logs/access_requests"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.report import render
-from auditor.schema import validator
+from auditor.load.schema import validator
+from auditor.report.render import render
 
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "sample.json"

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from auditor.plan import Fetch
-from auditor.sources import api
-from auditor.timeutil import parse_time
+from auditor.compile.plan import Fetch
+from auditor.core.timeutil import parse_time
+from auditor.sources.cloudflare import client as api
 from tests.helpers import access
 from tests.integration.test_api_source import (
     ACCOUNT,

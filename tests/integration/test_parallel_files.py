@@ -1,4 +1,4 @@
-"""Large exported logs use a second core (auditor.parallel): a forked helper evaluates part of the rules in
+"""Large exported logs use a second core (auditor.evaluate.parallel): a forked helper evaluates part of the rules in
 its own pass. The answer must be exactly the single-pass answer, and any failure of the helper must only
 cost time: the parent then evaluates those rules itself."""
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor import parallel, runner
-from auditor.cli import main
+from auditor.cli.main import main
+from auditor.evaluate import parallel
+from auditor.run import runner
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from auditor.report import render
-from auditor.schema import validator
+from auditor.load.schema import validator
+from auditor.report.render import render
 from tests.helpers import access, scim
 from tests.integration.test_api_source import (
     ACCOUNT,
@@ -49,7 +49,7 @@ RULES = [
 
 
 def hours(h: float) -> str:
-    from auditor.timeutil import format_time, parse_time
+    from auditor.core.timeutil import format_time, parse_time
 
     return format_time(parse_time("2026-11-01T00:00:00Z") + int(h * 3600 * 1_000_000))
 

@@ -51,7 +51,7 @@ def installed(tmp_path_factory) -> Path:
 
 def test_installed_copy_is_used_with_its_package_data(installed, tmp_path):
     python = _bin(installed, "python")
-    probe = ("import auditor, auditor.resources as r; "
+    probe = ("import auditor, auditor.core.resources as r; "
              "print(auditor.__file__); print(r.schemas_dir()); print(r.templates_dir()); print(r.starter_rules_dir())")
     out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=_clean_env(), cwd=tmp_path,
                          timeout=60)

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.cli import main
-from auditor.schema import validator
+from auditor.cli.main import main
+from auditor.load.schema import validator
 from tests.helpers import access, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from auditor.compiler import compile_plan
-from auditor.emulator import Emulator, Faults
-from auditor.runner import RunOptions, run_api, run_files
-from auditor.sources import api
-from auditor.timeutil import US, format_time, parse_time
-from auditor.validate import Inputs, load_project
+from auditor.compile.compiler import compile_plan
+from auditor.core.timeutil import US, format_time, parse_time
+from auditor.load.validate import Inputs, load_project
+from auditor.run.runner import RunOptions, run_api, run_files
+from auditor.sources.cloudflare import client as api
+from auditor.testing.emulator import Emulator, Faults
 from tests.helpers import write_ndjson
 from tests.integration.test_api_source import VirtualClock
 

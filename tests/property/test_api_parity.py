@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from auditor.emulator import Faults
-from auditor.timeutil import US, parse_time
+from auditor.core.timeutil import US, parse_time
+from auditor.testing.emulator import Faults
 from tests.property.model import TIME_FIELD, WINDOWS, decided, examples, filters, records, rules, scenarios, workspace
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"

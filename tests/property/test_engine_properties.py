@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.conditions import compile_all, compile_condition, compile_fanout, compile_gate
-from auditor.router import Router
+from auditor.evaluate.router import Router
+from auditor.language.conditions import compile_all, compile_condition, compile_fanout, compile_gate
 from tests.helpers import write_ndjson
 from tests.property.model import ACCESS, NETWORKS, PATTERNS, TEXT, examples, scenarios, workspace
 

@@ -23,9 +23,9 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, find, settings
 
-from auditor.cli import main
-from auditor.emulator import Emulator, Faults
-from auditor.runner import RunOptions, run_api
+from auditor.cli.main import main
+from auditor.run.runner import RunOptions, run_api
+from auditor.testing.emulator import Emulator, Faults
 from tests.property.model import ACCOUNT, AT, TOKEN, Workspace, answers, client, scenarios
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")

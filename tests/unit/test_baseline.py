@@ -8,9 +8,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.baseline import BaselineError, load_baseline
-from auditor.cli import main
-from auditor.schema import validator
+from auditor.cli.main import main
+from auditor.decide.baseline import BaselineError, load_baseline
+from auditor.load.schema import validator
 from tests.helpers import access, write, write_ndjson
 
 AT = "2026-11-15T12:00:00Z"

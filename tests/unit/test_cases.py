@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
-from auditor.compiler import compile_plan
-from auditor.runner import RunOptions, run_files
-from auditor.timeutil import parse_time
-from auditor.validate import Inputs, load_project
+from auditor.compile.compiler import compile_plan
+from auditor.core.timeutil import parse_time
+from auditor.load.validate import Inputs, load_project
+from auditor.run.runner import RunOptions, run_files
 from tests.helpers import outcomes, record_for, write, write_ndjson
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "cases"

@@ -7,9 +7,9 @@ from urllib.parse import parse_qsl
 import pytest
 import yaml
 
-from auditor.compiler import compile_plan
-from auditor.plan import Fetch, Pushdown
-from auditor.timeutil import parse_time
+from auditor.compile.compiler import compile_plan
+from auditor.compile.plan import Fetch, Pushdown
+from auditor.core.timeutil import parse_time
 from tests.helpers import T, access, compiled, outcomes, project, rule_yaml
 
 

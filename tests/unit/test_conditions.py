@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from auditor import resources
-from auditor.conditions import OPERATORS, compile_all, compile_condition, parse_networks
-from auditor.fields import SOURCES, FieldType
+from auditor.core import resources
+from auditor.core.fields import SOURCES, FieldType
+from auditor.language.conditions import OPERATORS, compile_all, compile_condition, parse_networks
 from tests.helpers import ABSENT, access, outcome, scim
 
 

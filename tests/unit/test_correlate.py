@@ -12,15 +12,15 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from auditor import resources
-from auditor.compiler import compile_plan
-from auditor.correlate import CorrelationEvaluator, Correlations
-from auditor.fields import SOURCES
-from auditor.plan import Plan
-from auditor.report import FORMATS, render
-from auditor.runner import RunOptions, run_files
-from auditor.timeutil import parse_time
-from auditor.validate import Inputs, load_project
+from auditor.compile.compiler import compile_plan
+from auditor.compile.plan import Plan
+from auditor.core import resources
+from auditor.core.fields import SOURCES
+from auditor.core.timeutil import parse_time
+from auditor.evaluate.correlate import CorrelationEvaluator, Correlations
+from auditor.load.validate import Inputs, load_project
+from auditor.report.render import FORMATS, render
+from auditor.run.runner import RunOptions, run_files
 from tests.helpers import ABSENT, access, compiled, project, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,7 +276,7 @@ def test_join_fields_are_fetched(tmp_path):
 
 
 def test_plan_text_names_the_sides(tmp_path):
-    from auditor.cli import _plan_text
+    from auditor.cli.main import _plan_text
 
     text = _plan_text(compiled(tmp_path, rules_yaml(leaver()), config=CONFIG))
     assert "leaver  [2026-11-08T12:00:00Z .. 2026-11-15T12:00:00Z)  (correlation: first side)" in text
@@ -495,7 +495,7 @@ def test_both_sides_from_one_source(tmp_path):
 
 
 def test_rule_tests_feature_runs_correlation_cases(tmp_path):
-    from auditor.ruletests import run_tests
+    from auditor.run.ruletests import run_tests
 
     rule = leaver(tests=[
         {"name": "leaver signs in", "expect": "fail", "at": AT,
@@ -581,7 +581,7 @@ def test_starter_rules_on_the_sample_data(monkeypatch):
 
 
 def test_starter_rule_tests_hold(tmp_path):
-    from auditor.ruletests import run_tests
+    from auditor.run.ruletests import run_tests
 
     # the repo config's IdPs: the pack's fixtures name them
     idps = yaml.safe_load((REPO / "auditor.yaml").read_text())["scim_idp_ids"]

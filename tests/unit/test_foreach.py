@@ -55,8 +55,8 @@ def test_for_each_with_a_second_group_by_field(tmp_path):
 
 
 def test_for_each_values_from_a_variable_and_idp_pushdown(tmp_path):
-    from auditor.compiler import compile_plan
-    from auditor.timeutil import parse_time
+    from auditor.compile.compiler import compile_plan
+    from auditor.core.timeutil import parse_time
 
     rules = rule_yaml(source="scim_updates", group_by="idp_id", for_each={"idp_id": "${var.idps}"},
                       expect={"count": {"min": 1}})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.loader import Document, load_yaml, load_yaml_text, pointer_join
+from auditor.load.loader import Document, load_yaml, load_yaml_text, pointer_join
 
 
 def load(tmp_path: Path, text: str, name: str = "f.yaml"):

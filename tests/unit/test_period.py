@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.period import PeriodError, parse_period
-from auditor.timeutil import format_time
+from auditor.core.period import PeriodError, parse_period
+from auditor.core.timeutil import format_time
 
 
 def times(period) -> list[str]:

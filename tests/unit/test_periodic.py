@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from auditor.compiler import PAD_US, compile_plan
-from auditor.period import parse_period
-from auditor.periodic import retention_warning
-from auditor.runner import RunOptions, run_files
-from auditor.schema import validator
-from auditor.timeutil import US, format_time, parse_time
-from auditor.validate import Project
+from auditor.compile.compiler import PAD_US, compile_plan
+from auditor.core.period import parse_period
+from auditor.core.timeutil import US, format_time, parse_time
+from auditor.decide.period import retention_warning
+from auditor.load.schema import validator
+from auditor.load.validate import Project
+from auditor.run.runner import RunOptions, run_files
 from tests.helpers import access, project, scim, write, write_ndjson
 
 HOUR = 3600 * US

@@ -1,4 +1,4 @@
-"""auditor.report: every format from hostile and realistic results, escaping, redaction, user templates."""
+"""auditor.report.render: every format from hostile and realistic results, escaping, redaction, user templates."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from auditor import report
-from auditor.report import FORMATS, ReportError, redact_results, render, render_template_file
+from auditor.report import render as report
+from auditor.report.render import FORMATS, ReportError, redact_results, render, render_template_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCRIPT = "<script>alert(1)</script>"

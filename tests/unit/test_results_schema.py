@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from auditor.resources import schema_path
+from auditor.core.resources import schema_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "results"
 

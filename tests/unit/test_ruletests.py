@@ -9,9 +9,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.cli import main
-from auditor.ruletests import reference_time, run_tests
-from auditor.timeutil import parse_time
+from auditor.cli.main import main
+from auditor.core.timeutil import parse_time
+from auditor.run.ruletests import reference_time, run_tests
 from tests.helpers import access, project, write, write_ndjson
 
 NOW = parse_time("2026-11-27T00:00:00Z")

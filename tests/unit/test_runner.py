@@ -9,9 +9,9 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from auditor import resources
-from auditor.exitcodes import ExitCode
-from auditor.runner import RunOptions, run_files
+from auditor.core import resources
+from auditor.core.exitcodes import ExitCode
+from auditor.run.runner import RunOptions, run_files
 from tests.helpers import access, compiled, scim, write, write_ndjson
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from auditor.timeutil import parse_time
+from auditor.core.timeutil import parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

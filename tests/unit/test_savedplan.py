@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.cli import main
+from auditor.cli.main import main
 from tests.helpers import access, scim, write, write_ndjson
 
 AT = "2026-11-15T12:00:00Z"

@@ -9,8 +9,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor import __version__, scaffold
-from auditor.cli import main
+from auditor import __version__
+from auditor.cli import scaffold
+from auditor.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = [

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from auditor import resources, schema
-from auditor.fields import SOURCES
-from auditor.loader import load_yaml
+from auditor.core import resources
+from auditor.core.fields import SOURCES
+from auditor.load import schema
+from auditor.load.loader import load_yaml
 
 SCHEMAS = ["rules", "config"]
 

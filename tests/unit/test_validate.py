@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.model import TimeBound
-from auditor.timeutil import US, parse_time
-from auditor.validate import Inputs, load_project, rule_files
+from auditor.core.model import TimeBound
+from auditor.core.timeutil import US, parse_time
+from auditor.load.validate import Inputs, load_project, rule_files
 from tests.helpers import project, write
 
 

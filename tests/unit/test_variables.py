@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.loader import load_yaml_text
-from auditor.variables import Variables, collect, substitute
+from auditor.load.loader import load_yaml_text
+from auditor.load.variables import Variables, collect, substitute
 from tests.helpers import project, write
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from auditor.compiler import compile_plan
-from auditor.runner import RunOptions, run_files
-from auditor.timeutil import US, parse_time
-from auditor.validate import Inputs, load_project
-from auditor.waivers import parse_expiry
+from auditor.compile.compiler import compile_plan
+from auditor.core.timeutil import US, parse_time
+from auditor.load.validate import Inputs, load_project
+from auditor.load.waivers import parse_expiry
+from auditor.run.runner import RunOptions, run_files
 from tests.helpers import access, write, write_ndjson
 
 T = "2026-11-15T12:00:00Z"
@@ -253,7 +253,7 @@ def test_waiver_of_a_rule_not_selected_is_not_stale(tmp_path):
 
 
 def test_results_with_waivers_validate_against_the_schema(tmp_path):
-    from auditor.schema import validator
+    from auditor.load.schema import validator
 
     records = denials("bot@example.com", 4)
     setup(tmp_path, "waivers:\n" + waiver("denied-burst", match="{user_email: bot@example.com}")

@@ -1,0 +1,216 @@
+"""Rules -> Plan: resolve windows, push down what the API can express, share and serve fetches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from auditor.compile.plan import CompiledRule, CompiledSide, Fetch, Plan
+from auditor.compile.plan import Pushdown as Push
+from auditor.core.diagnostics import Diagnostic
+from auditor.core.fields import SOURCES, Field, Pushdown
+from auditor.core.model import Condition, Config, Rule
+from auditor.core.period import Period
+from auditor.core.timeutil import US, format_time
+
+# The API's since/until inclusivity is undocumented: ask one second wider on both sides and cut the
+# exact window [since, until) locally, so a boundary record is never lost.
+PAD_US = US
+
+
+def _api_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> Push | None:
+    """The API parameters expressing one condition exactly, or None when only local evaluation can."""
+    op, operand = cond.op, cond.operand
+    if op in ("in", "not_in") and len(operand) == 1:
+        op, operand = ("eq" if op == "in" else "neq"), operand[0]
+    if fld.pushdown is Pushdown.ARRAY:
+        if op == "eq":
+            return Push(fld.name, ((fld.api_param, _api_text(operand)),), array=True)
+        if op == "in":
+            values = sorted({_api_text(v) for v in operand})
+            return Push(fld.name, tuple((fld.api_param, v) for v in values), array=True)
+        return None
+    if documented_only and not fld.documented:
+        return None
+    if fld.pushdown is Pushdown.EMAIL:
+        if op == "eq":
+            return Push(fld.name, (("email", operand), ("email_exact", "true")))
+        if op == "neq":
+            return Push(fld.name, (("email", operand), ("email_exact", "true"), ("emailOp", "neq")))
+        if op == "contains":
+            return Push(fld.name, (("email", operand),))
+        return None
+    if fld.pushdown is Pushdown.OP_PAIR and op in ("eq", "neq"):
+        param = fld.api_param
+        return Push(fld.name, ((param, _api_text(operand)), (f"{param}Op", op)))
+    return None
+
+
+def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tuple[Fetch, list[Condition]]:
+    source = SOURCES[rule.source]
+    documented_only = config.pushdown == "documented"
+    pushdowns: dict[str, Push] = {}
+    pushed: list[Condition] = []
+    for cond in rule.conditions:
+        if cond.field in pushdowns:
+            continue  # one condition per API parameter; the rest stay local
+        push = _pushdown(source.fields[cond.field], cond, documented_only)
+        if push is not None:
+            pushdowns[cond.field] = push
+            pushed.append(cond)
+    if "idp_id" in source.requires and "idp_id" not in pushdowns:
+        # The configured IdPs, plus any a `for_each: {idp_id: [...]}` heartbeat declares.
+        ids = sorted(set(config.scim_idp_ids) | {str(v) for k, vs in rule.for_each if k == "idp_id" for v in vs})
+        pushdowns["idp_id"] = Push("idp_id", tuple(("idp_id", i) for i in ids), array=True)
+    fetch = Fetch(
+        source=rule.source,
+        since_us=since_us - PAD_US,
+        until_us=until_us + PAD_US,
+        pushdowns=tuple(sorted(pushdowns.values(), key=lambda p: p.params)),
+        per_page=config.per_page or 1000,
+    )
+    return fetch, pushed
+
+
+def evidence_fields(rule: Rule) -> set[str]:
+    """Fields a rule's results show: what it reads, plus the source's identifying fields."""
+    source = SOURCES[rule.source]
+    shown = {f.name for f in source.fields.values() if f.evidence} if rule.evidence else set()
+    return set(rule.needed_fields()) | shown | {source.time_field}
+
+
+def _broad(push: Push) -> bool:
+    """A filter that keeps most of an Access log: `allowed` true (allowed sign-ins are the bulk of it)."""
+    return dict(push.params) in ({"allowed": "true", "allowedOp": "eq"}, {"allowed": "false", "allowedOp": "neq"})
+
+
+def _coalesce(fetches: list[Fetch]) -> list[Fetch]:
+    """Merge fetches whose union costs fewer requests than they do apart; every condition is re-checked
+    locally, so merging never changes an answer.
+
+    - SCIM fetches over the same IdPs whose ranges lie inside the longest one's merge into it: provisioning
+      logs are small (one page of 1000 usually holds days of them), so one wider query beats several.
+    - An access fetch G whose filters are all among F's, where F's other filters are broad (`_broad`) and
+      their ranges overlap or touch, widens to cover F's range and then serves F: the records F would
+      read are G's minus a few denied ones, so one query reads the overlap once instead of twice and
+      saves F's pagination overhead (its last, partial page and the empty page that proves the end).
+    """
+    groups: dict[tuple, list[Fetch]] = {}
+    for f in fetches:
+        if f.source == "scim_updates":
+            idp = tuple(p for p in f.pushdowns if p.field == "idp_id")
+            groups.setdefault(idp, []).append(f)
+    out = _widen([f for f in fetches if f.source != "scim_updates"])
+    for idp, members in groups.items():
+        longest = max(members, key=lambda f: (f.until_us - f.since_us, -f.since_us))
+        nested = [f for f in members if longest.since_us <= f.since_us and f.until_us <= longest.until_us]
+        if len(nested) > 1:
+            common = tuple(p for p in longest.pushdowns if all(p in f.pushdowns for f in nested))
+            out.append(replace(longest, pushdowns=tuple(dict.fromkeys(idp + common))))
+            out.extend(f for f in members if f not in nested)
+        else:
+            out.extend(members)
+    return sorted(out, key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
+
+
+def _widen(fetches: list[Fetch]) -> list[Fetch]:
+    """Access fetches after widening (see `_coalesce`), until no pair qualifies; deterministic."""
+    out = sorted(fetches, key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
+    while True:
+        pair = next(((g, f) for g in out for f in out
+                     if f is not g and f.source == g.source and f.since_us <= g.until_us
+                     and g.since_us <= f.until_us and set(g.pushdowns) <= set(f.pushdowns)
+                     and all(_broad(p) for p in set(f.pushdowns) - set(g.pushdowns))), None)
+        if pair is None:
+            return out
+        g, f = pair
+        wide = replace(g, since_us=min(g.since_us, f.since_us), until_us=max(g.until_us, f.until_us))
+        out = sorted([wide, *(h for h in out if h is not g and not wide.contains(h))],
+                     key=lambda h: (h.source, h.since_us, -h.until_us, h.key))
+
+
+def compile_plan(rules: list[Rule], config: Config, reference_us: int,
+                 account_id: str | None = None, period: Period | None = None,
+                 then_spans: Mapping[str, tuple[int, int]] | None = None) -> tuple[Plan, list[Diagnostic]]:
+    """Compile rules for reference time T: equal fetches shared, contained fetches served by wider ones.
+
+    With `period` (reference_us is then its end), each rule's window is resolved at every step T_i and
+    its fetch spans all of them, so the whole period is fetched once (auditor.evaluate.periodic evaluates the steps).
+    With `then_spans` (re-planning once the `first` sides are read), a correlation rule named there compiles
+    its `then` side only, fetched over [lo, hi) within its window: the only times a `then` record can
+    match at (`CorrelationEvaluator.then_span`).
+    """
+    problems: list[Diagnostic] = []
+    windows_of: dict[str, tuple[tuple[int, int, int], ...]] = {}
+    candidates: dict[str, Fetch] = {}
+    # (rule, since, until, candidate key, pushed, side, the rule or its side): a correlation rule compiles
+    # into two fetches, its `first` side and its `then` side, shared and served like any other fetch.
+    pending: list[tuple[Rule, int, int, str, list[Condition], str | None, Rule]] = []
+    for rule in rules:
+        since_us, until_us = rule.since.resolve(reference_us), rule.until.resolve(reference_us)
+        if period is not None:
+            # Both bounds are absolute or T minus a duration, so neither decreases from step to step.
+            windows = tuple((t, rule.since.resolve(t), rule.until.resolve(t)) for t in period.steps)
+            empty = next((t for t, since, until in windows if since >= until), None)
+            if empty is not None:
+                problems.append(Diagnostic("E309", f"rule '{rule.id}': its window is empty at the period's step "
+                                           f"{format_time(empty)} (since is not before until)", rule.location))
+                continue
+            since_us, until_us = windows[0][1], windows[-1][2]
+            windows_of[rule.id] = windows
+        if since_us >= until_us:
+            problems.append(Diagnostic("E309", f"rule '{rule.id}': its window is empty at the reference time "
+                                       "(since is not before until)", rule.location))
+            continue
+        parts: list[tuple[str | None, Rule]] = (
+            list(zip(("first", "then"), rule.sides(), strict=True)) if rule.correlation else [(None, rule)])
+        span = (since_us, until_us)
+        if then_spans is not None and rule.correlation and rule.id in then_spans:
+            parts = parts[1:]
+            lo, hi = then_spans[rule.id]  # widened to whole seconds: sub-second since/until are undocumented
+            span = (max(since_us, lo // US * US), min(until_us, -(-hi // US) * US))
+        for side, part in parts:
+            fetch, pushed = _candidate(part, *span, config)
+            candidates.setdefault(fetch.key, fetch)
+            pending.append((rule, since_us, until_us, fetch.key, pushed, side, part))
+
+    # A candidate contained in another is served by it: fewer requests, same answer (all conditions
+    # are applied locally anyway). Serve from a maximal candidate, chosen in a deterministic order.
+    ordered = sorted(candidates.values(), key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
+    maximal = _coalesce([f for f in ordered if not any(g.key != f.key and g.contains(f) for g in ordered)])
+    server = {f.key: next(g for g in maximal if g.contains(f)).key for f in ordered}
+
+    compiled: list[CompiledRule] = []
+    needed: dict[str, set[str]] = {}
+    sides: dict[str, list[CompiledSide]] = {}
+    for rule, since_us, until_us, key, pushed, side, part in pending:
+        serving = server[key]
+        if serving != key:
+            pushed = []  # the wider fetch does not apply this rule's filters: all of them run locally
+        local = tuple(c for c in part.conditions if c not in pushed)
+        needed.setdefault(serving, set()).update(evidence_fields(part))
+        if side is None:
+            compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local))
+            continue
+        needed[serving].update(rule.correlation.join_fields(side) if rule.correlation else ())
+        sides.setdefault(rule.id, []).append(CompiledSide(side, part.source, serving, tuple(pushed), local))
+        if side == "then":
+            compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local,
+                                         tuple(sides.pop(rule.id))))
+    fetches = []
+    for f in maximal:
+        if f.key in needed:
+            source = SOURCES[f.source]
+            wanted = tuple(n for n in source.fields if n in needed[f.key]) if source.projection else ()
+            fetches.append(replace(f, fields=wanted))
+    if windows_of:
+        compiled = [replace(c, windows=windows_of[c.rule.id]) for c in compiled]
+    plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown, period=period,
+                config=config)
+    return plan, problems

@@ -1,0 +1,199 @@
+"""The compiled plan: fetches (one API query each, all its pages) and which rule reads which fetch."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from auditor.core.fields import SOURCES
+from auditor.core.model import Condition, Config, Rule
+from auditor.core.period import Period
+from auditor.core.timeutil import format_time
+
+API_PREFIX = "/client/v4"
+
+
+@dataclass(frozen=True)
+class Pushdown:
+    """One field's condition as API parameters, e.g. user_email eq -> email, email_exact."""
+
+    field: str
+    params: tuple[tuple[str, str], ...]
+    array: bool = False  # SCIM repeated keys: a one-of, so a narrower value set implies a wider one
+
+    def implies(self, other: Pushdown) -> bool:
+        """True when every record passing self also passes other."""
+        if self.field != other.field:
+            return False
+        if self.array and other.array:
+            return {v for _, v in self.params} <= {v for _, v in other.params}
+        return self.params == other.params
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """What one API query asks for: source, time range, pushed-down filters and field projection."""
+
+    source: str
+    since_us: int
+    until_us: int
+    pushdowns: tuple[Pushdown, ...]
+    fields: tuple[str, ...] = ()
+    per_page: int = 1000
+    limit: int = 10000
+    direction: str = "asc"  # the client's completeness check also reads a range newest first
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the records this fetch returns (projection and paging excluded)."""
+        text = repr((self.source, self.since_us, self.until_us, self.pushdowns))
+        return f"{self.source}:{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+    def contains(self, other: Fetch) -> bool:
+        """True when every record of `other` is among this fetch's records."""
+        return (
+            self.source == other.source
+            and self.since_us <= other.since_us
+            and other.until_us <= self.until_us
+            and all(any(o.implies(mine) for o in other.pushdowns) for mine in self.pushdowns)
+        )
+
+    def filter_params(self) -> list[tuple[str, str]]:
+        """The pushed-down filter parameters only."""
+        return [pair for p in self.pushdowns for pair in p.params]
+
+    def query(self, *, page: int | None = None) -> list[tuple[str, str]]:
+        """Every query parameter, in a stable order (repeated keys for SCIM arrays)."""
+        params = [
+            ("since", format_time(self.since_us)),
+            ("until", format_time(self.until_us)),
+            ("direction", self.direction),
+            ("limit", str(self.limit)),
+            ("per_page", str(self.per_page)),
+        ]
+        if page is not None:
+            params.append(("page", str(page)))
+        params.extend(self.filter_params())
+        if self.fields:
+            params.append(("fields", ",".join(self.fields)))
+        return params
+
+    def path(self, account_id: str | None) -> str:
+        """The API path below the base URL."""
+        return f"/accounts/{account_id or '{account_id}'}{SOURCES[self.source].path}"
+
+    def describe(self, account_id: str | None) -> str:
+        """`GET /client/v4/accounts/.../access_requests?since=...` for results and messages."""
+        return f"GET {API_PREFIX}{self.path(account_id)}?{urlencode(self.query())}"
+
+
+@dataclass(frozen=True)
+class CompiledSide:
+    """One side ("first" or "then") of a compiled correlation rule: its fetch and where its filter runs."""
+
+    name: str
+    source: str
+    fetch_key: str
+    pushed: tuple[Condition, ...]
+    local: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule bound to a reference time: its window, its fetch and the conditions checked locally.
+
+    A correlation rule reads two fetches: `sides` holds both; `fetch_key`, `pushed` and `local` are its
+    `then` side's (the records it measures).
+    """
+
+    rule: Rule
+    since_us: int
+    until_us: int
+    fetch_key: str
+    pushed: tuple[Condition, ...]
+    local: tuple[Condition, ...]
+    sides: tuple[CompiledSide, ...] = ()
+    # Periodic plans: (T_i, since_i, until_i) of every step; since_us/until_us then span all of them.
+    windows: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def fetch_keys(self) -> tuple[str, ...]:
+        """Every fetch the rule reads (two for a correlation rule, unless one fetch serves both sides)."""
+        if not self.sides:
+            return (self.fetch_key,)
+        return tuple(dict.fromkeys(s.fetch_key for s in self.sides))
+
+    def parts(self, key: str) -> list[tuple[str | None, tuple[Condition, ...], tuple[Condition, ...]]]:
+        """(side name or None, pushed, local) for what the rule reads from one fetch."""
+        if not self.sides:
+            return [(None, self.pushed, self.local)] if key == self.fetch_key else []
+        return [(s.name, s.pushed, s.local) for s in self.sides if s.fetch_key == key]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Fetches to make and rules to evaluate over them, for one reference time."""
+
+    reference_us: int
+    account_id: str | None
+    fetches: tuple[Fetch, ...]
+    rules: tuple[CompiledRule, ...]
+    pushdown: str = "all"
+    notes: tuple[str, ...] = field(default=())
+    period: Period | None = None  # periodic plans (--period): reference_us is the period's end
+    # What the plan was compiled from, so a run can re-plan its correlation `then` sides (`narrows`).
+    config: Config | None = field(default=None, compare=False, repr=False)
+
+    def fetch(self, key: str) -> Fetch:
+        """The fetch with this key."""
+        return next(f for f in self.fetches if f.key == key)
+
+    def rules_of(self, key: str) -> list[CompiledRule]:
+        """The rules that read one fetch."""
+        return [r for r in self.rules if key in r.fetch_keys]
+
+    def first_keys(self) -> frozenset[str]:
+        """The fetches that feed correlation `first` sides."""
+        return frozenset(s.fetch_key for r in self.rules for s in r.sides if s.name == "first")
+
+    def narrows(self) -> bool:
+        """Whether a run over the API reads the `first` sides' fetches before planning the rest: possible when
+        no fetch feeds both a `first` and a `then` side."""
+        thens = {s.fetch_key for r in self.rules for s in r.sides if s.name == "then"}
+        return self.config is not None and bool(thens) and not self.first_keys() & thens
+
+    def to_json(self) -> dict[str, Any]:
+        """The `plan --json` document (SPEC section 3)."""
+        return {
+            "version": 1,
+            "reference_time": format_time(self.reference_us),
+            **({"period": self.period.to_json()} if self.period is not None else {}),
+            "account_id": self.account_id,
+            "pushdown": self.pushdown,
+            "fetches": [
+                {
+                    "key": f.key,
+                    "source": f.source,
+                    "path": API_PREFIX + f.path(self.account_id),
+                    "query": urlencode(f.query()),
+                    "rules": [r.rule.id for r in self.rules_of(f.key)],
+                }
+                for f in self.fetches
+            ],
+            "rules": [
+                {
+                    "id": r.rule.id,
+                    "fetch": r.fetch_key,
+                    "window": {"since": format_time(r.since_us), "until": format_time(r.until_us)},
+                    "pushed": [c.describe() for c in r.pushed],
+                    "local": [c.describe() for c in r.local],
+                    **({"correlate": {s.name: {"source": s.source, "fetch": s.fetch_key,
+                                               "pushed": [c.describe() for c in s.pushed],
+                                               "local": [c.describe() for c in s.local]} for s in r.sides}}
+                       if r.sides else {}),
+                }
+                for r in self.rules
+            ],
+        }

@@ -1,0 +1,96 @@
+"""Waivers applied to a run: a failing rule becomes `waived` when unexpired waivers cover every violating group.
+
+A waiver applies while T < expires (T the run's reference time; a date means 00:00 UTC that day, so a waiver
+expiring at exactly T no longer applies). Each violating group is credited to the first matching waiver in
+file order. Expired waivers and waivers that matched nothing are warnings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from auditor.core.model import Waiver
+from auditor.evaluate.results import RuleResult, RunResult
+
+
+def violating_groups(result: RuleResult) -> list[tuple[dict[str, Any] | None, int]]:
+    """A failing result's violating groups and their record counts.
+
+    From the evaluator's group counts when present; otherwise from the failing measurements (a count
+    measurement gives the records, other expectations none).
+    """
+    if result.groups:
+        return list(result.groups)
+    seen: dict[str, tuple[dict[str, Any] | None, int]] = {}
+    for m in result.measurements:
+        if m.ok:
+            continue
+        key = repr(sorted(m.group.items())) if m.group else ""
+        records = int(m.value) if m.expectation == "count" and m.value is not None else 0
+        group, before = seen.get(key, (m.group, 0))
+        seen[key] = (group, max(before, records))
+    return list(seen.values())
+
+
+def _label(waiver: Waiver) -> str:
+    parts = [str(v) for _, v in waiver.match]
+    if waiver.ticket:
+        parts.append(waiver.ticket)
+    return f"waiver for {waiver.rule}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
+    """Waive the failing rules fully covered by unexpired waivers; warn of expired and stale waivers."""
+    reference = run.reference_us
+    records = [0] * len(waivers)
+    groups = [0] * len(waivers)
+    applied = [False] * len(waivers)
+    results: list[RuleResult] = []
+    for result in run.results:
+        rule_id = result.compiled.rule.id
+        active = [i for i, w in enumerate(waivers) if w.rule == rule_id and reference < w.expires_us]
+        if result.status != "fail" or not active:
+            results.append(result)
+            continue
+        violating = violating_groups(result)
+        covered: dict[int, int] = {}
+        uncovered = 0
+        for group, count in violating:
+            hit = next((i for i in active if waivers[i].matches(group)), None)
+            if hit is None:
+                uncovered += 1
+                continue
+            covered[hit] = covered.get(hit, 0) + count
+            groups[hit] += 1
+        for i, count in covered.items():
+            records[i] += count
+        if violating and not uncovered:
+            for i in covered:
+                applied[i] = True
+            primary = max(covered, key=lambda i: (covered[i], -i))
+            waiver = {**waivers[primary].to_json(), "records": covered[primary]}
+            results.append(dataclasses.replace(result, status="waived", waiver=waiver))
+        else:
+            results.append(result)
+    statuses = {r.compiled.rule.id: r.status for r in results}
+    entries: list[dict[str, Any]] = []
+    warnings = list(run.warnings)
+    for i, w in enumerate(waivers):
+        status = statuses.get(w.rule)
+        if reference >= w.expires_us:
+            state = "expired"
+            warnings.append(f"{_label(w)} expired {w.expires} and no longer applies")
+        elif status is None or status == "error":
+            state = "not_run"
+        elif applied[i]:
+            state = "applied"
+        elif groups[i]:
+            state = "partial"
+        else:
+            state = "unused"
+            warnings.append(f"{_label(w)} matched nothing in this run: stale exception?")
+        entries.append({**w.to_json(), "state": state, "records": records[i], "groups": groups[i],
+                        "file": w.location.path, "line": w.location.line})
+    return dataclasses.replace(run, results=tuple(results), warnings=tuple(warnings), waivers=tuple(entries))

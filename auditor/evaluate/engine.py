@@ -1,0 +1,342 @@
+"""Streaming evaluation of one compiled rule: counts, distinct values and ratios per group, evidence."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.compile.compiler import evidence_fields
+from auditor.compile.plan import CompiledRule
+from auditor.core.fields import SOURCES
+from auditor.core.model import Expectation
+from auditor.language.conditions import compile_all, compile_gate
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One expectation measured on one group (group None: the whole rule)."""
+
+    expectation: str
+    group: dict[str, Any] | None
+    value: float | None
+    ok: bool
+    field: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The results JSON form (SPEC section 4)."""
+        out: dict[str, Any] = {"expectation": self.expectation}
+        if self.field is not None:
+            out["field"] = self.field
+        out["group"] = self.group
+        out["value"] = self.value
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        out["ok"] = self.ok
+        return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What evaluation decided for one rule (pass/fail), before the runner adds errors and metadata."""
+
+    status: str
+    message: str
+    measurements: tuple[Measurement, ...]
+    violations: int
+    evidence: tuple[dict[str, Any], ...]
+    matched: int
+    # Violating groups (None: the whole ungrouped rule) with their record counts, for waivers.
+    groups: tuple[tuple[dict[str, Any] | None, int], ...] = ()
+    # Periodic rules: every step's outcome, in step order (auditor.evaluate.periodic); empty for a single run.
+    steps: tuple[Outcome, ...] = ()
+
+
+@dataclass(slots=True)
+class _Group:
+    count: int = 0
+    distinct: list[set[Any]] = field(default_factory=list)
+    hits: list[int] = field(default_factory=list)  # per ratio: matching records that satisfy `where`
+    # Evidence: the earliest records, kept as a bounded max-heap of (-time, -seq) so the choice does not
+    # depend on the order records arrive in.
+    samples: dict[str, list[tuple[int, _Neg, int, dict[str, Any]]]] = field(default_factory=dict)
+
+
+def _check(e: Expectation, value: float | None) -> bool:
+    if value is None:
+        return True  # ratio over no records: not measured, passes
+    if e.min is not None and value < e.min:
+        return False
+    return not (e.max is not None and value > e.max)
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return str(int(value))
+
+
+class RuleEvaluator:
+    """Accumulates one rule's measures over a record stream in one pass, in bounded memory per group."""
+
+    def __init__(self, compiled: CompiledRule, *, prefiltered: bool = False):
+        rule = compiled.rule
+        self.compiled = compiled
+        self.rule = rule
+        self.since_us = compiled.since_us
+        self.until_us = compiled.until_us
+        # prefiltered: the caller feeds only records that passed the filter (auditor.evaluate.periodic tests a
+        # record once for all the steps it lands in).
+        self._match = compile_all([] if prefiltered else [(c.field, c.op, c.operand) for c in rule.conditions])
+        self._distinct = [e for e in rule.expectations if e.kind == "distinct"]
+        self._ratios = [e for e in rule.expectations if e.kind == "ratio"]
+        self._where = [compile_all([(c.field, c.op, c.operand) for c in e.where]) for e in self._ratios]
+        # Per ratio: (index, `where` predicate, evidence keys of the records satisfying it and of the others).
+        self._checks = [(i, where, f"where{i}", f"not{i}") for i, where in enumerate(self._where)]
+        self._distinct_fields = [(i, e.field) for i, e in enumerate(self._distinct)]
+        self._keep_n = rule.evidence
+        order = list(SOURCES[rule.source].fields)
+        shown = evidence_fields(rule)
+        self._shown = [n for n in order if n in shown]
+        self._groups: dict[tuple[Any, ...], _Group] = {}
+        self.matched = 0
+        self._seq = 0
+        self._group_by = rule.group_by
+        self._keep = rule.evidence > 0
+        if type(self).feed is RuleEvaluator.feed:
+            # The window test and the filter as one generated function: one call per record offered.
+            conditions = [] if prefiltered else [(c.field, c.op, c.operand) for c in rule.conditions]
+            self.feed = compile_gate(conditions, self.since_us, self.until_us, self._take)  # type: ignore[method-assign]
+
+    def feed(self, record: dict[str, Any], t_us: int) -> None:
+        """Offer one record (with its parsed time) to the rule."""
+        if not (self.since_us <= t_us < self.until_us) or not self._match(record):
+            return
+        self._take(record, t_us)
+
+    def _take(self, record: dict[str, Any], t_us: int) -> None:
+        """Count one record that is inside the window and passes the filter."""
+        self.matched += 1
+        # The hot path (every matching record): no per-record allocations beyond the group key, and the
+        # evidence heaps' cheap exit tested here rather than in a call.
+        group_by = self._group_by
+        if not group_by:
+            key: tuple[Any, ...] = ()
+        elif len(group_by) == 1:
+            v = record.get(group_by[0])
+            key = (v,) if v.__class__ is not list and v.__class__ is not dict else (_hashable(v),)
+        else:
+            key = tuple(_hashable(record.get(f)) for f in group_by)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(
+                distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios)
+            )
+        group.count += 1
+        if self._distinct:
+            for i, name in self._distinct_fields:
+                v = record.get(name)
+                if v is not None:
+                    group.distinct[i].add(v if v.__class__ is not list and v.__class__ is not dict else _hashable(v))
+        if self._keep:
+            samples, n = group.samples, self._keep_n
+            heap = samples.get("all")
+            if heap is None or len(heap) < n or t_us <= -heap[0][0]:
+                self._sample(group, "all", record, t_us)
+            for i, where, yes, no in self._checks:
+                if where(record):
+                    group.hits[i] += 1
+                    heap = samples.get(yes)
+                    if heap is None or len(heap) < n or t_us <= -heap[0][0]:
+                        self._sample(group, yes, record, t_us)
+                else:
+                    heap = samples.get(no)
+                    if heap is None or len(heap) < n or t_us <= -heap[0][0]:
+                        self._sample(group, no, record, t_us)
+        else:
+            for i, where, _, _ in self._checks:
+                if where(record):
+                    group.hits[i] += 1
+
+    def project(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A record as evidence shows it: its shown fields, in the source's order (correlation rules override
+        this to show both sides of a match)."""
+        return {f: record[f] for f in self._shown if f in record}
+
+    def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int) -> None:
+        heap = group.samples.setdefault(k, [])
+        n = self.rule.evidence
+        if len(heap) >= n and t_us > -heap[0][0]:
+            return  # later than every kept sample: cheap exit for time-ordered streams
+        shown = self.project(record)
+        self._seq += 1
+        item = (-t_us, _Neg(shown), -self._seq, shown)
+        if len(heap) < n:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+
+    def outcome(self) -> Outcome:
+        """Decide pass/fail from what was fed."""
+        rule = self.rule
+        groups = self._groups
+        if not rule.group_by and () not in groups:
+            groups = {(): _Group(distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios))}
+        if rule.for_each:
+            groups = self._declared(groups)
+        per_group: list[tuple[tuple[Any, ...], _Group, list[Measurement]]] = []
+        for key, group in groups.items():
+            per_group.append((key, group, self._measure(key, group)))
+        violating = [(k, g, ms) for k, g, ms in per_group if not all(m.ok for m in ms)]
+        violating.sort(key=lambda item: (-_severity(item[2]), _sort_key(item[0])))
+        if violating:
+            passing = sorted((x for x in per_group if all(m.ok for m in x[2])), key=lambda x: _sort_key(x[0]))
+            measurements = [m for _, _, ms in violating + passing for m in ms]
+            evidence = [rec for _, g, ms in violating for rec in self._evidence(g, ms)]
+            worst = next(m for m in violating[0][2] if not m.ok)
+            message = self._describe(worst, len(violating))
+            counts = tuple((ms[0].group if ms else None, g.count) for _, g, ms in violating)
+            return Outcome("fail", message, tuple(measurements), len(violating), tuple(evidence), self.matched,
+                           counts)
+        # Ties between groups go to the first in sorted order, not arrival order: same data, same answer.
+        measurements = self._closest(sorted(per_group, key=lambda x: _sort_key(x[0])))
+        summary = "; ".join(self._text(m) for m in measurements)
+        return Outcome("pass", f"passed: {summary}", tuple(measurements), 0, (), self.matched)
+
+    def _declared(self, groups: dict[tuple[Any, ...], _Group]) -> dict[tuple[Any, ...], _Group]:
+        """`for_each`: every listed value (combination) is a group; one without records has count 0."""
+        rule = self.rule
+        positions = [rule.group_by.index(name) for name, _ in rule.for_each]
+        present = {tuple(key[i] for i in positions) for key in groups}
+        out = dict(groups)
+        for combo in itertools.product(*(values for _, values in rule.for_each)):
+            wanted = tuple(_hashable(v) for v in combo)
+            if wanted in present:
+                continue
+            key: list[Any] = [None] * len(rule.group_by)
+            for i, value in zip(positions, wanted, strict=True):
+                key[i] = value
+            out[tuple(key)] = _Group(distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios))
+        return out
+
+    def _measure(self, key: tuple[Any, ...], group: _Group) -> list[Measurement]:
+        rule = self.rule
+        shown_group = dict(zip(rule.group_by, key, strict=True)) if rule.group_by else None
+        out = []
+        d = r = 0
+        for e in rule.expectations:
+            if e.kind == "count":
+                value: float | None = group.count
+            elif e.kind == "distinct":
+                value = len(group.distinct[d])
+                d += 1
+            else:
+                value = (group.hits[r] / group.count) if group.count else None
+                r += 1
+            out.append(Measurement(e.kind, shown_group, value, _check(e, value), e.field, e.min, e.max))
+        return out
+
+    def _closest(self, per_group: list[tuple[tuple[Any, ...], _Group, list[Measurement]]]) -> list[Measurement]:
+        """For a passing rule: per expectation, the group nearest its bound (the whole rule if ungrouped)."""
+        out = []
+        for i, e in enumerate(self.rule.expectations):
+            candidates = [ms[i] for _, _, ms in per_group if ms[i].value is not None] or [
+                ms[i] for _, _, ms in per_group
+            ]
+            if not candidates:
+                value = None if e.kind == "ratio" else 0
+                out.append(Measurement(e.kind, None, value, True, e.field, e.min, e.max))
+                continue
+            if e.max is not None:
+                best = max(candidates, key=lambda m: (m.value if m.value is not None else -1))
+            else:
+                best = min(candidates, key=lambda m: (m.value if m.value is not None else float("inf")))
+            out.append(best)
+        return out
+
+    def _evidence(self, group: _Group, ms: list[Measurement]) -> list[dict[str, Any]]:
+        key = "all"
+        r = 0
+        for m in ms:
+            if m.expectation == "ratio":
+                if not m.ok:
+                    too_high = m.max is not None and m.value is not None and m.value > m.max
+                    key = f"where{r}" if too_high else f"not{r}"
+                    break
+                r += 1
+        heap = group.samples.get(key, [])
+        return [shown for *_, shown in sorted(heap, reverse=True)]
+
+    def _text(self, m: Measurement) -> str:
+        name = f"distinct {m.field}" if m.field else m.expectation
+        bounds = ", ".join(f"{k} {_num(v)}" for k, v in (("min", m.min), ("max", m.max)) if v is not None)
+        where = ""
+        if m.group:
+            where = " for " + ", ".join(f"{k}={v}" for k, v in m.group.items())
+        return f"{name} {_num(m.value)} ({bounds}){where}"
+
+    def _describe(self, worst: Measurement, violations: int) -> str:
+        if self.rule.group_by:
+            noun = "group violates" if violations == 1 else "groups violate"
+            return f"{violations} {noun}; worst: {self._text(worst)}"
+        return f"failed: {self._text(worst)}"
+
+
+class _Neg:
+    """Inverts string order so the max-heap keeps the lexicographically smallest record on ties.
+
+    The record's text (canonical JSON) is made only when a tie with an equal time needs it: rarely.
+    """
+
+    __slots__ = ("_s", "shown")
+
+    def __init__(self, shown: dict[str, Any]):
+        self.shown = shown
+        self._s: str | None = None
+
+    @property
+    def s(self) -> str:
+        """The record as canonical JSON text."""
+        if self._s is None:
+            self._s = json.dumps(self.shown, sort_keys=True, default=str)
+        return self._s
+
+    def __lt__(self, other: _Neg) -> bool:
+        return self.s > other.s
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Neg) and self.s == other.s
+
+    def __hash__(self) -> int:
+        return hash(self.s)
+
+
+def _hashable(value: Any) -> Any:
+    if value.__class__ is list or value.__class__ is dict:
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple("" if v is None else str(v) for v in key)
+
+
+def _severity(ms: list[Measurement]) -> float:
+    """How far a group's worst measurement is beyond its bound (for ordering violations)."""
+    worst = 0.0
+    for m in ms:
+        if m.ok or m.value is None:
+            continue
+        if m.max is not None and m.value > m.max:
+            worst = max(worst, m.value - m.max)
+        if m.min is not None and m.value < m.min:
+            worst = max(worst, m.min - m.value)
+    return worst

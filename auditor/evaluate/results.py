@@ -1,0 +1,168 @@
+"""Rule and run results: the one structure the JSON report serialises and every template sees."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor import __version__
+from auditor.compile.plan import CompiledRule
+from auditor.core.exitcodes import ExitCode
+from auditor.core.model import SEVERITIES
+from auditor.core.provenance import RequestRecord
+from auditor.core.timeutil import format_time
+from auditor.evaluate.engine import Measurement, Outcome
+from auditor.load.schema import validator
+
+STATUSES = ("pass", "fail", "waived", "error")
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """What happened to one rule."""
+
+    compiled: CompiledRule
+    status: str
+    message: str
+    fetch: str
+    measurements: tuple[Measurement, ...] = ()
+    violations: int = 0
+    evidence: tuple[dict[str, Any], ...] = ()
+    waiver: dict[str, Any] | None = None
+    # Violating groups and their record counts (not serialised): what waivers cover.
+    groups: tuple[tuple[dict[str, Any] | None, int], ...] = ()
+    baseline: str | None = None  # with --baseline: new | still | fixed | None
+    # Periodic runs: [{"at", "status", "violations"}] per step (serialised), and the per-step outcomes
+    # the evaluator produced before waivers (not serialised; auditor.evaluate.periodic turns them into the timeline).
+    timeline: tuple[dict[str, Any], ...] | None = None
+    steps: tuple[Outcome, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The results JSON form of one rule (SPEC section 4 key order)."""
+        rule = self.compiled.rule
+        out = {
+            "id": rule.id,
+            "title": rule.title,
+            "description": rule.description,
+            "remediation": rule.remediation,
+            "severity": rule.severity,
+            "tags": list(rule.tags),
+            "source": rule.source,
+            "file": rule.location.path,
+            "line": rule.location.line,
+            "status": self.status,
+            "message": self.message,
+            "window": {"since": format_time(self.compiled.since_us), "until": format_time(self.compiled.until_us)},
+            "measurements": [m.to_json() for m in self.measurements],
+            "violations": self.violations,
+            "evidence": list(self.evidence),
+            "waiver": self.waiver,
+            "fetch": self.fetch,
+        }
+        if rule.correlation is not None:
+            c = rule.correlation
+            out["correlate"] = {"first": c.first.source, "then": c.then.source, "join": dict(c.join),
+                                "within": c.within}
+        if self.timeline is not None:
+            out["timeline"] = [dict(step) for step in self.timeline]
+        return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A whole run: rule results, counters and warnings."""
+
+    reference_us: int
+    account_id: str | None
+    source: str  # api | files
+    results: tuple[RuleResult, ...]
+    fail_on: str = "info"
+    api_requests: int = 0
+    records_fetched: int = 0
+    duration_s: float = 0.0
+    warnings: tuple[str, ...] = ()
+    rules_sha256: str = ""
+    waivers_sha256: str | None = None
+    config_sha256: str | None = None
+    requests: tuple[RequestRecord, ...] = field(default=())
+    # Each waiver of the waivers file with its state and the records it covered (auditor.load.waivers).
+    waivers: tuple[dict[str, Any], ...] | None = None
+    # With --baseline: the earlier run and the rule ids marked new / still / fixed (auditor.decide.baseline).
+    baseline: dict[str, Any] | None = None
+    period: dict[str, Any] | None = None  # periodic runs: Period.to_json() (label, tz, start, end, step, steps)
+    fail_on_new: bool = False  # the gate fails only on failures marked `new`
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """2 if any rule errored, 1 if a rule at or above --fail-on failed, else 0."""
+        if any(r.status == "error" for r in self.results):
+            return ExitCode.UNDECIDED
+        threshold = SEVERITIES.index(self.fail_on)
+        if any(r.status == "fail" and SEVERITIES.index(r.compiled.rule.severity) >= threshold
+               and (not self.fail_on_new or r.baseline == "new") for r in self.results):
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The results JSON document (SPEC section 4), stable key order."""
+        counts = {s: sum(1 for r in self.results if r.status == s) for s in STATUSES}
+        results = [r.to_json() for r in self.results]
+        if self.baseline is not None:
+            for item, r in zip(results, self.results, strict=True):
+                item["baseline"] = r.baseline
+        document: dict[str, Any] = {
+            "version": 1,
+            "tool": {"name": "auditor", "version": __version__},
+            "reference_time": format_time(self.reference_us),
+            "account_id": self.account_id,
+            "source": self.source,
+            "summary": {
+                "rules": len(self.results),
+                **counts,
+                "api_requests": self.api_requests,
+                "records_fetched": self.records_fetched,
+                "duration_s": round(self.duration_s, 3),
+                "exit_code": int(self.exit_code),
+            },
+            "results": results,
+            "warnings": list(self.warnings),
+            "provenance": {
+                "rules_sha256": self.rules_sha256,
+                "waivers_sha256": self.waivers_sha256,
+                "config_sha256": self.config_sha256,
+                "requests": [q.to_json() for q in self.requests],
+            },
+        }
+        if self.waivers is not None:
+            document["waivers"] = list(self.waivers)
+        if self.period is not None:
+            document["period"] = dict(self.period)
+        if self.baseline is not None:
+            document["baseline"] = self.baseline
+        return document
+
+
+class ResultsFileError(Exception):
+    """A results JSON file cannot be used; the message is one line."""
+
+
+def load_results_file(path: Path, label: str) -> dict[str, Any]:
+    """A saved run's results JSON, checked against the results schema; `label` names it in messages."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{label}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(f"{label}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(f"{label}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); "
+                               "pass a file written by run --results") from None
+    problem = next(iter(sorted(validator("results").iter_errors(document), key=lambda e: list(e.path))), None)
+    if problem is not None:
+        where = "/".join(str(p) for p in problem.absolute_path) or "top level"
+        raise ResultsFileError(f"{label}: not an auditor results document ({where}: {problem.message}); "
+                               "pass a file written by run --results")
+    return document
+

@@ -1,0 +1,161 @@
+"""Safe YAML loading that keeps the line and column of every node and rejects duplicate keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+from auditor.core.diagnostics import Diagnostic, SourceLocation, display_path
+
+# Guards against alias bombs ("billion laughs"): aliases are expanded while building plain data.
+MAX_NODES = 1_000_000
+MAX_DEPTH = 200
+
+
+@dataclass
+class Document:
+    """One loaded YAML file: plain data plus positions keyed by JSON pointer."""
+
+    path: Path
+    data: Any
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    text: str = ""
+
+    @property
+    def display(self) -> str:
+        """The path as shown in messages."""
+        return display_path(self.path)
+
+    def location(self, pointer: str, *, key: bool = False) -> SourceLocation:
+        """Where the node at `pointer` (or its key) is; falls back to the nearest ancestor."""
+        table = self.key_positions if key else self.positions
+        p = pointer
+        while True:
+            if p in table:
+                line, col = table[p]
+                return SourceLocation(self.display, line, col)
+            if p in self.positions:
+                line, col = self.positions[p]
+                return SourceLocation(self.display, line, col)
+            if not p:
+                return SourceLocation(self.display, 1, 1)
+            p = p.rsplit("/", 1)[0]
+
+
+def pointer_join(base: str, part: str | int) -> str:
+    """Append one JSON-pointer segment, escaping `~` and `/`."""
+    text = str(part).replace("~", "~0").replace("/", "~1")
+    return f"{base}/{text}"
+
+
+class _LoadError(Exception):
+    def __init__(self, message: str, mark: yaml.Mark | None, code: str = "E101"):
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+        self.code = code
+
+
+class _Builder:
+    """Turns a composed node graph into plain data while recording positions."""
+
+    def __init__(self) -> None:
+        self.positions: dict[str, tuple[int, int]] = {}
+        self.key_positions: dict[str, tuple[int, int]] = {}
+        self.nodes = 0
+        self._constructor = SafeConstructor()
+
+    def build(self, node: yaml.Node, pointer: str, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES or depth > MAX_DEPTH:
+            raise _LoadError("document too large or too deeply nested (alias expansion?)", node.start_mark)
+        self.positions.setdefault(pointer, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, pointer, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, pointer_join(pointer, i), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            # Keep dates and times as the text the user wrote; the rule language parses them itself.
+            return node.value
+        return self._constructor.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[str, Any]:
+        self._constructor.flatten_mapping(node)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _LoadError("a mapping key must be a plain value", key_node.start_mark)
+            key = self._constructor.construct_object(key_node)
+            if not isinstance(key, str):
+                # YAML 1.1 reads `on`, `yes`, `1` as non-strings; keys here are always names.
+                key = key_node.value
+            if key in out:
+                raise _LoadError(f"duplicate key '{key}'", key_node.start_mark, "E102")
+            child = pointer_join(pointer, key)
+            self.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, child, depth + 1)
+        return out
+
+
+def load_yaml(path: Path) -> tuple[Document | None, list[Diagnostic]]:
+    """Load one YAML file safely; problems come back as diagnostics, never exceptions."""
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Diagnostic("E100", f"file not found: {path}", SourceLocation(shown))]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, [Diagnostic("E100", f"cannot read file: {reason}", SourceLocation(shown))]
+    return load_yaml_text(text, path)
+
+
+def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnostic]]:
+    """Load YAML from text that came from `path`."""
+    shown = display_path(path)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        message = f"invalid YAML: {problem}"
+        if exc.context and exc.problem:
+            context = exc.context
+            start = exc.context_mark
+            if start is not None and mark is not None and start.line != mark.line:
+                context += f" started at line {start.line + 1}"  # e.g. an unclosed bracket: say where it opened
+            message = f"invalid YAML: {problem} ({context})"
+            if problem.startswith("but "):  # PyYAML splits "expected X, but found Y" across the two parts
+                message = f"invalid YAML: {context}, {problem}"
+        return None, [Diagnostic("E101", message, SourceLocation(shown, line, col))]
+    except yaml.YAMLError as exc:
+        line, col = 1, 1
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML forbids: point at it
+            before = text[: exc.position]
+            line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+            reason = f"unacceptable character #x{exc.character:04x}: {exc.reason}" if isinstance(
+                exc.character, int) else str(exc.reason)
+        else:
+            reason = " ".join(str(exc).split())
+        return None, [Diagnostic("E101", f"invalid YAML: {reason}", SourceLocation(shown, line, col))]
+    if node is None:
+        return Document(path, None, {"": (1, 1)}, {}, text), []
+    builder = _Builder()
+    try:
+        data = builder.build(node, "", 0)
+    except _LoadError as exc:
+        line, col = (exc.mark.line + 1, exc.mark.column + 1) if exc.mark else (1, 1)
+        return None, [Diagnostic(exc.code, exc.message, SourceLocation(shown, line, col))]
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        # A MarkedYAMLError's str() spans several lines (it quotes the source): keep only the problem.
+        reason = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        return None, [Diagnostic("E101", f"invalid YAML value: {reason}", SourceLocation(shown, line, col))]
+    return Document(path, data, builder.positions, builder.key_positions, text), []
