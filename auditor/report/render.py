@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
 import re
 import traceback
-import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,21 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from auditor.core.resources import templates_dir
+from auditor.report.cells import cell, columns, csv_row, duration, field_lines, markdown_cell, oneline, sarif_level, uri
+from auditor.report.filters import (
+    by_severity,
+    failing,
+    format_number,
+    group_label,
+    headline,
+    measure,
+    ordered,
+    thousands,
+    waiver_notes,
+    worst,
+)
 from auditor.report.redact import redact_results
+from auditor.report.timeline import failing_steps, heatmap, step_list, step_marks, step_summary, steps
 
 __all__ = ["FORMATS", "ReportError", "redact_results", "render", "render_template_file"]
 
@@ -43,19 +54,11 @@ _BUILTIN: dict[str, _Format] = {
     "csv": _Format("csv.j2", autoescape=False, visible_controls=True),
 }
 
-STATUSES = ("pass", "fail", "waived", "error")
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-_STATUS_RANK = {"error": 0, "fail": 1, "waived": 2, "pass": 3}
-_SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 _ANSI = {"pass": "32", "fail": "1;31", "error": "1;33", "waived": "36", "dim": "2", "bold": "1"}
 _AUTOESCAPE_SUFFIXES = (".html", ".htm", ".xml", ".svg", ".xhtml")
 
 # C0 controls except tab/LF/CR, DEL, C1 controls, surrogates, non-characters, bidi overrides/isolates.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]")
-_PLAIN_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
-_MD_LEADING = re.compile(r"^(\d*)([-+.)])")
 
 
 class ReportError(Exception):
@@ -210,289 +213,3 @@ def _filters(color: bool) -> dict[str, Callable[..., Any]]:
         "field_lines": field_lines,
         "waiver_notes": waiver_notes,
     }
-
-
-def format_number(value: Any) -> str:
-    """Number as a short string: integers plainly, fractions with up to 4 significant digits."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.4g}"
-    return str(int(value))
-
-
-def thousands(value: Any) -> str:
-    """Integer with thousands separators (45,120)."""
-    return f"{int(value):,}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
-
-
-def measure(measurement: dict) -> str:
-    """Measured vs threshold: 'count 47 > max 5', 'ratio 0.31 > max 0.2', 'count 3 (min 1, max 5)'."""
-    name = measurement["expectation"]
-    if measurement.get("field"):
-        name = f"{name}({measurement['field']})"
-    value, low, high = measurement["value"], measurement.get("min"), measurement.get("max")
-    if value is None:
-        return f"{name} not measured" + _bounds(low, high)
-    if not measurement["ok"]:
-        if high is not None and value > high:
-            return f"{name} {format_number(value)} > max {format_number(high)}"
-        if low is not None and value < low:
-            return f"{name} {format_number(value)} < min {format_number(low)}"
-    return f"{name} {format_number(value)}" + _bounds(low, high)
-
-
-def _bounds(low: Any, high: Any) -> str:
-    bounds = (("min", low), ("max", high))
-    parts = [f"{label} {format_number(bound)}" for label, bound in bounds if bound is not None]
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def group_label(group: dict | None) -> str:
-    """A group as 'field=value, field=value'; empty for the overall measurement."""
-    if not group:
-        return ""
-    return ", ".join(f"{key}={'null' if value is None else value}" for key, value in group.items())
-
-
-def worst(result: dict) -> dict | None:
-    """The measurement to headline: the failing one furthest past its bound, else the first."""
-    measurements = result["measurements"]
-    failed = [m for m in measurements if not m["ok"]]
-    if failed:
-        return max(failed, key=_overshoot)
-    return measurements[0] if measurements else None
-
-
-def _overshoot(measurement: dict) -> float:
-    value = measurement["value"]
-    if value is None:
-        return 0.0
-    for bound, sign in ((measurement.get("max"), 1), (measurement.get("min"), -1)):
-        if bound is not None and sign * (value - bound) > 0:
-            return sign * (value - bound) / (abs(bound) or 1)
-    return 0.0
-
-
-def failing(measurements: Iterable[dict]) -> list[dict]:
-    """Only the measurements that did not hold."""
-    return [m for m in measurements if not m["ok"]]
-
-
-def headline(result: dict) -> str:
-    """One-line outcome of a rule: worst measurement, its group, and how many other groups failed."""
-    top = worst(result)
-    if top is None:
-        return ""
-    text = measure(top)
-    label = group_label(top["group"])
-    if top["ok"]:
-        # A passing grouped rule reports the group nearest its bound: the one closest to failing.
-        return text + (f" (nearest: {label})" if label else "")
-    if label:
-        text += f" ({label})"
-    others = result["violations"] - 1
-    if others > 0:
-        text += f" +{others} more group{'s' if others != 1 else ''}"
-    return text
-
-
-def ordered(results: list[dict]) -> list[dict]:
-    """Rules for reading: errors, failures, waived, passes; then by severity; then as given."""
-
-    def rank(pair: tuple[int, dict]) -> tuple[int, int, int]:
-        index, result = pair
-        return _STATUS_RANK[result["status"]], SEVERITIES.index(result["severity"]), index
-
-    return [result for _, result in sorted(enumerate(results), key=rank)]
-
-
-def by_severity(results: list[dict]) -> list[dict]:
-    """Status counts per severity, most severe first: [{'severity', 'total', 'pass', 'fail', ...}]."""
-    rows = []
-    for severity in SEVERITIES:
-        counts = {status: 0 for status in STATUSES}
-        for result in results:
-            if result["severity"] == severity:
-                counts[result["status"]] += 1
-        rows.append({"severity": severity, "total": sum(counts.values()), **counts})
-    return rows
-
-
-def columns(records: Iterable[dict]) -> list[str]:
-    """Union of the records' keys, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for record in records:
-        for key in record:
-            seen.setdefault(key, None)
-    return list(seen)
-
-
-def cell(value: Any) -> str:
-    """A JSON value for display: strings as-is, null empty, the rest as compact JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-
-
-def duration(seconds: Any) -> str:
-    """A delay in seconds as '1d 4h 13m 5s' (whole seconds; '0s' for less than one)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return cell(seconds)
-    rest = int(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size or (unit == "s" and not parts):
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return " ".join(parts)
-
-
-def field_lines(record: Any) -> str:
-    """A record as 'field: value' lines (empty and null values left out), e.g. one side of a correlation."""
-    if not isinstance(record, dict):
-        return cell(record)
-    return "\n".join(f"{key}: {cell(value)}" for key, value in record.items() if value not in (None, ""))
-
-
-def oneline(value: Any) -> str:
-    """Text folded onto one line (newlines and tabs become spaces)."""
-    return re.sub(r"[\t\r\n]+", " ", cell(value))
-
-
-def markdown_cell(value: Any) -> str:
-    """Text safe inside a GitHub Markdown table cell: no raw HTML, no markup, no broken rows."""
-    text = cell(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    # A leading "- ", "+ ", "1. " would start a list when the cell text begins a list item or line.
-    text = _MD_LEADING.sub(_escape_list_marker, text)
-    # Our own <br>, after escaping, so log text cannot smuggle HTML in.
-    return re.sub(r"\r\n|\r|\n", "<br>", text).replace("\t", " ")
-
-
-def _escape_list_marker(match: re.Match[str]) -> str:
-    digits, marker = match.groups()
-    if (digits and marker in "-+") or (not digits and marker in ".)"):
-        return match.group(0)
-    return f"{digits}\\{marker}"
-
-
-def csv_row(values: Iterable[Any]) -> str:
-    """One CSV line (RFC 4180 quoting) with formula-like cells neutralised by a leading quote."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow([_csv_cell(value) for value in values])
-    return buffer.getvalue()
-
-
-def _csv_cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)  # full precision: CSV is for further processing
-    text = cell(value)
-    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
-        # OWASP CSV injection advice: a leading apostrophe makes spreadsheets read the cell as text.
-        return "'" + text
-    return text
-
-
-def sarif_level(severity: str) -> str:
-    """SARIF level for a rule severity: critical/high error, medium warning, low/info note."""
-    return _SARIF_LEVEL[severity]
-
-
-def uri(path: str) -> str:
-    """A relative file path as a URI reference (forward slashes, percent-encoded)."""
-    return urllib.parse.quote(path.replace("\\", "/"), safe="/-._~")
-
-
-def waiver_notes(results: dict, rule_id: str) -> str:
-    """The waivers of one rule on one line: 'expired SEC-140 (expires 2026-11-01, 0 records); ...'."""
-    notes = []
-    for w in results.get("waivers") or ():
-        if w.get("rule") == rule_id:
-            label = w.get("ticket") or w.get("owner")
-            notes.append(f"{w.get('state')} {label} (expires {w.get('expires')}, {w.get('records')} records)")
-    return "; ".join(notes)
-
-
-def steps(results: list[dict]) -> list[str]:
-    """All timeline instants across the results, in time order."""
-    instants = {step["at"] for result in results for step in result.get("timeline") or ()}
-    return sorted(instants)
-
-
-def heatmap(results: list[dict], width: float = 1100) -> dict:
-    """Timelines aligned on shared instants, laid out for an SVG of about `width` pixels.
-
-    {'steps': [at...], 'rows': [{'id', 'status', 'cells': [step|None], 'bad': N}], 'label': px of the rule id
-    column, 'cell': px per step, 'ticks': [{'x', 'text'}] (axis labels that do not overlap), 'width', 'height'}.
-    """
-    instants = steps(results)
-    rows = []
-    for result in results:
-        if not result.get("timeline"):
-            continue
-        by_at = {step["at"]: step for step in result["timeline"]}
-        cells = [by_at.get(at) for at in instants]
-        bad = sum(1 for c in cells if c and c["status"] != "pass")
-        rows.append({"id": result["id"], "status": result["status"], "cells": cells, "bad": bad})
-    label = max((len(r["id"]) for r in rows), default=4) * 7 + 16
-    n = max(len(instants), 1)
-    cell = min(max((width - label - 56) / n, 3.0), 24.0)
-    # Axis labels: the date (and the time when the steps are not all at the same time of day), as many
-    # as fit without overlapping, on the first step and every k-th after it.
-    times = {at[11:16] for at in instants}
-    text = (lambda at: at[5:10]) if len(times) <= 1 else (lambda at: f"{at[5:10]} {at[11:16]}")
-    room = 40 if len(times) <= 1 else 76
-    k = max(1, -(-room // int(cell)) if cell >= 1 else room)
-    ticks = [{"x": label + i * cell, "text": text(at)} for i, at in enumerate(instants) if i % k == 0]
-    return {"steps": instants, "rows": rows, "label": label, "cell": cell, "ticks": ticks,
-            "width": label + cell * n + 56, "height": len(rows) * 20 + 24}
-
-
-_MARKS = {"pass": ".", "fail": "x", "waived": "w", "error": "!"}
-
-
-def step_marks(result: dict) -> str:
-    """A periodic result's timeline, one character per step: `.` pass, `x` fail, `w` waived, `!` error."""
-    return "".join(_MARKS.get(step["status"], "?") for step in result.get("timeline") or ())
-
-
-def step_summary(result: dict) -> str:
-    """How a periodic result's steps went: 'failed at 4 of 30 steps', ''; without a timeline."""
-    timeline = result.get("timeline") or []
-    n = len(timeline)
-    if not n:
-        return ""
-    count = {status: sum(1 for step in timeline if step["status"] == status) for status in STATUSES}
-    if count["error"]:
-        return f"error at {count['error']} of {n} steps"
-    if count["fail"]:
-        return f"failed at {count['fail']} of {n} steps" + (f", {count['waived']} waived" if count["waived"] else "")
-    if count["waived"]:
-        return f"waived at {count['waived']} of {n} steps"
-    return f"passed at all {n} steps"
-
-
-def failing_steps(result: dict) -> list[dict]:
-    """The timeline steps that failed or errored."""
-    return [step for step in result.get("timeline") or () if step["status"] in ("fail", "error")]
-
-
-def step_list(timeline: Iterable[dict]) -> str:
-    """Steps as text: '2026-11-03T00:00:00Z (2 groups), 2026-11-05T00:00:00Z (error)'."""
-    parts = []
-    for step in timeline:
-        if step["status"] == "error":
-            parts.append(f"{step['at']} (error)")
-        else:
-            v = step["violations"]
-            parts.append(f"{step['at']} ({v} group{'' if v == 1 else 's'})")
-    return ", ".join(parts)

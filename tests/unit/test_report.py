@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from auditor.report import render as report
+from auditor.report import cells, filters
 from auditor.report.render import FORMATS, ReportError, redact_results, render, render_template_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -264,7 +264,7 @@ def test_sarif_levels_and_locations(sample, hostile) -> None:
     [("critical", "error"), ("high", "error"), ("medium", "warning"), ("low", "note"), ("info", "note")],
 )
 def test_sarif_level_mapping(severity, level) -> None:
-    assert report.sarif_level(severity) == level
+    assert cells.sarif_level(severity) == level
 
 
 # ---- csv -----------------------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_csv_neutralises_formulas(hostile) -> None:
 
 
 def test_csv_cells() -> None:
-    line = report.csv_row(["-2", "+1", "-2+3", "=1", "@x", "\t=1", "\r=1", 5, -5, 0.3125, "-0.5", "a,b", None, True])
+    line = cells.csv_row(["-2", "+1", "-2+3", "=1", "@x", "\t=1", "\r=1", 5, -5, 0.3125, "-0.5", "a,b", None, True])
     assert next(csv.reader([line])) == [
         "-2",
         "'+1",
@@ -406,7 +406,7 @@ def test_markdown_summary_and_order(sample) -> None:
     ],
 )
 def test_markdown_cell(text, expected) -> None:
-    assert report.markdown_cell(text) == expected
+    assert cells.markdown_cell(text) == expected
 
 
 # ---- redaction -----------------------------------------------------------------------------------------
@@ -565,7 +565,7 @@ def test_builtin_templates_are_strict(sample, fmt) -> None:
     ],
 )
 def test_measure(measurement, text) -> None:
-    assert report.measure(measurement) == text
+    assert filters.measure(measurement) == text
 
 
 def test_headline_picks_the_worst_group() -> None:
@@ -577,8 +577,8 @@ def test_headline_picks_the_worst_group() -> None:
         ],
         "violations": 2,
     }
-    assert report.headline(result) == "count 47 > max 5 (ip_address=b) +1 more group"
-    assert report.headline({"measurements": []}) == ""
+    assert filters.headline(result) == "count 47 > max 5 (ip_address=b) +1 more group"
+    assert filters.headline({"measurements": []}) == ""
 
 
 def test_headline_counts_groups_not_measurements() -> None:
@@ -591,7 +591,7 @@ def test_headline_counts_groups_not_measurements() -> None:
         ],
         "violations": 1,
     }
-    assert "more group" not in report.headline(result)
+    assert "more group" not in filters.headline(result)
 
 
 def test_headline_of_a_passing_grouped_rule_names_the_nearest_group() -> None:
@@ -599,4 +599,4 @@ def test_headline_of_a_passing_grouped_rule_names_the_nearest_group() -> None:
         "measurements": [{"expectation": "count", "group": {"user_email": "a@x"}, "value": 4, "max": 5, "ok": True}],
         "violations": 0,
     }
-    assert report.headline(result) == "count 4 (max 5) (nearest: user_email=a@x)"
+    assert filters.headline(result) == "count 4 (max 5) (nearest: user_email=a@x)"

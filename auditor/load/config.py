@@ -1,0 +1,61 @@
+"""auditor.yaml: find it, load it against the config schema, and build the Config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from auditor.core.diagnostics import Diagnostic
+from auditor.core.model import Config
+from auditor.load import schema
+from auditor.load.loader import load_yaml
+
+CONFIG_NAMES = ("auditor.yaml", "auditor.yml")
+
+
+def find_config(explicit: Path | None) -> tuple[Path | None, list[Diagnostic]]:
+    """The config file: --config when given (it must exist), else auditor.yaml or auditor.yml here."""
+    if explicit is not None:
+        if not explicit.is_file():
+            return None, [Diagnostic("E100", f"config file not found: {explicit}")]
+        return explicit, []
+    for name in CONFIG_NAMES:
+        candidate = Path(name)
+        if candidate.is_file():
+            return candidate, []
+    return None, []
+
+
+def load_config(path: Path | None) -> tuple[Config, list[Diagnostic]]:
+    """The Config of a file (defaults without one), with the file's problems."""
+    if path is None:
+        return Config(), []
+    doc, problems = load_yaml(path)
+    if doc is None:
+        return Config(path=str(path)), problems
+    if doc.data is None:
+        return Config(path=str(path)), []
+    problems = schema.validate_document(doc, "config", "config")
+    if problems:
+        # Keep the variable defaults that are well formed, so rule files are not buried under
+        # "undefined variable" errors caused by an unrelated config mistake.
+        declared = doc.data.get("variables") if isinstance(doc.data, dict) else None
+        usable = {k: v for k, v in declared.items() if isinstance(v, dict)} if isinstance(declared, dict) else {}
+        return Config(path=str(path), variables=usable), problems
+    data: dict[str, Any] = doc.data
+    rules = data.get("rules", ())
+    base = path.parent
+    return Config(
+        path=str(path),
+        account_id=data.get("account_id"),
+        api_base=data.get("api_base"),
+        rules=tuple(str(base / r) for r in ([rules] if isinstance(rules, str) else rules)),
+        waivers=str(base / data["waivers"]) if "waivers" in data else None,
+        scim_idp_ids=tuple(data.get("scim_idp_ids", ())),
+        per_page=data.get("per_page"),
+        concurrency=data.get("concurrency"),
+        pushdown=data.get("pushdown", "all"),
+        max_waiver_days=data.get("max_waiver_days", 365),
+        retention_days=data.get("retention_days", 30),
+        variables=data.get("variables", {}),
+    ), []

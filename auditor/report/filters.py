@@ -1,0 +1,129 @@
+"""Template filters about results: numbers, measurements and headlines, rule order, counts, waivers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+STATUSES = ("pass", "fail", "waived", "error")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+_STATUS_RANK = {"error": 0, "fail": 1, "waived": 2, "pass": 3}
+
+
+def format_number(value: Any) -> str:
+    """Number as a short string: integers plainly, fractions with up to 4 significant digits."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return str(int(value))
+
+
+def thousands(value: Any) -> str:
+    """Integer with thousands separators (45,120)."""
+    return f"{int(value):,}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+
+
+def measure(measurement: dict) -> str:
+    """Measured vs threshold: 'count 47 > max 5', 'ratio 0.31 > max 0.2', 'count 3 (min 1, max 5)'."""
+    name = measurement["expectation"]
+    if measurement.get("field"):
+        name = f"{name}({measurement['field']})"
+    value, low, high = measurement["value"], measurement.get("min"), measurement.get("max")
+    if value is None:
+        return f"{name} not measured" + _bounds(low, high)
+    if not measurement["ok"]:
+        if high is not None and value > high:
+            return f"{name} {format_number(value)} > max {format_number(high)}"
+        if low is not None and value < low:
+            return f"{name} {format_number(value)} < min {format_number(low)}"
+    return f"{name} {format_number(value)}" + _bounds(low, high)
+
+
+def _bounds(low: Any, high: Any) -> str:
+    bounds = (("min", low), ("max", high))
+    parts = [f"{label} {format_number(bound)}" for label, bound in bounds if bound is not None]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def group_label(group: dict | None) -> str:
+    """A group as 'field=value, field=value'; empty for the overall measurement."""
+    if not group:
+        return ""
+    return ", ".join(f"{key}={'null' if value is None else value}" for key, value in group.items())
+
+
+def worst(result: dict) -> dict | None:
+    """The measurement to headline: the failing one furthest past its bound, else the first."""
+    measurements = result["measurements"]
+    failed = [m for m in measurements if not m["ok"]]
+    if failed:
+        return max(failed, key=_overshoot)
+    return measurements[0] if measurements else None
+
+
+def _overshoot(measurement: dict) -> float:
+    value = measurement["value"]
+    if value is None:
+        return 0.0
+    for bound, sign in ((measurement.get("max"), 1), (measurement.get("min"), -1)):
+        if bound is not None and sign * (value - bound) > 0:
+            return sign * (value - bound) / (abs(bound) or 1)
+    return 0.0
+
+
+def failing(measurements: Iterable[dict]) -> list[dict]:
+    """Only the measurements that did not hold."""
+    return [m for m in measurements if not m["ok"]]
+
+
+def headline(result: dict) -> str:
+    """One-line outcome of a rule: worst measurement, its group, and how many other groups failed."""
+    top = worst(result)
+    if top is None:
+        return ""
+    text = measure(top)
+    label = group_label(top["group"])
+    if top["ok"]:
+        # A passing grouped rule reports the group nearest its bound: the one closest to failing.
+        return text + (f" (nearest: {label})" if label else "")
+    if label:
+        text += f" ({label})"
+    others = result["violations"] - 1
+    if others > 0:
+        text += f" +{others} more group{'s' if others != 1 else ''}"
+    return text
+
+
+def ordered(results: list[dict]) -> list[dict]:
+    """Rules for reading: errors, failures, waived, passes; then by severity; then as given."""
+
+    def rank(pair: tuple[int, dict]) -> tuple[int, int, int]:
+        index, result = pair
+        return _STATUS_RANK[result["status"]], SEVERITIES.index(result["severity"]), index
+
+    return [result for _, result in sorted(enumerate(results), key=rank)]
+
+
+def by_severity(results: list[dict]) -> list[dict]:
+    """Status counts per severity, most severe first: [{'severity', 'total', 'pass', 'fail', ...}]."""
+    rows = []
+    for severity in SEVERITIES:
+        counts = {status: 0 for status in STATUSES}
+        for result in results:
+            if result["severity"] == severity:
+                counts[result["status"]] += 1
+        rows.append({"severity": severity, "total": sum(counts.values()), **counts})
+    return rows
+
+
+def waiver_notes(results: dict, rule_id: str) -> str:
+    """The waivers of one rule on one line: 'expired SEC-140 (expires 2026-11-01, 0 records); ...'."""
+    notes = []
+    for w in results.get("waivers") or ():
+        if w.get("rule") == rule_id:
+            label = w.get("ticket") or w.get("owner")
+            notes.append(f"{w.get('state')} {label} (expires {w.get('expires')}, {w.get('records')} records)")
+    return "; ".join(notes)
