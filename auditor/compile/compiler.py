@@ -29,12 +29,15 @@ def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> Push | None
     op, operand = cond.op, cond.operand
     if op in ("in", "not_in") and len(operand) == 1:
         op, operand = ("eq" if op == "in" else "neq"), operand[0]
+    param = fld.api_param
+    if param is None:
+        return None  # the API has no parameter for this field
     if fld.pushdown is Pushdown.ARRAY:
         if op == "eq":
-            return Push(fld.name, ((fld.api_param, _api_text(operand)),), array=True)
+            return Push(fld.name, ((param, _api_text(operand)),), array=True)
         if op == "in":
             values = sorted({_api_text(v) for v in operand})
-            return Push(fld.name, tuple((fld.api_param, v) for v in values), array=True)
+            return Push(fld.name, tuple((param, v) for v in values), array=True)
         return None
     if documented_only and not fld.documented:
         return None
@@ -47,7 +50,6 @@ def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> Push | None
             return Push(fld.name, (("email", operand),))
         return None
     if fld.pushdown is Pushdown.OP_PAIR and op in ("eq", "neq"):
-        param = fld.api_param
         return Push(fld.name, ((param, _api_text(operand)), (f"{param}Op", op)))
     return None
 

@@ -39,10 +39,15 @@ def parse_time(text: str) -> int:
     return (delta.days * 86400 + delta.seconds) * US + delta.microseconds
 
 
-def parse_epoch(value: int | float) -> int:
-    """Unix seconds or unix nanoseconds (Logpush `timestamp_format`) -> epoch microseconds."""
+def parse_epoch(value: object) -> int:
+    """Unix seconds or unix nanoseconds (Logpush `timestamp_format`) -> epoch microseconds.
+
+    Raises ValueError for a boolean and TypeError for anything else that is not a number (e.g. None).
+    """
     if isinstance(value, bool):
         raise ValueError(f"expected a timestamp, got {value!r}")
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a timestamp, got {value!r}")
     # Seconds until the year 5138 stay below 1e11; nanoseconds since 1973 are above 1e17.
     if abs(value) >= 1e14:
         return int(value) // 1000

@@ -101,7 +101,7 @@ class RuleEvaluator:
         self._where = [compile_all([(c.field, c.op, c.operand) for c in e.where]) for e in self._ratios]
         # Per ratio: (index, `where` predicate, evidence keys of the records satisfying it and of the others).
         self._checks = [(i, where, f"where{i}", f"not{i}") for i, where in enumerate(self._where)]
-        self._distinct_fields = [(i, e.field) for i, e in enumerate(self._distinct)]
+        self._distinct_fields = [(i, e.field or "") for i, e in enumerate(self._distinct)]
         self._keep_n = rule.evidence
         order = list(SOURCES[rule.source].fields)
         shown = evidence_fields(rule)
@@ -114,7 +114,7 @@ class RuleEvaluator:
         if type(self).feed is RuleEvaluator.feed:
             # The window test and the filter as one generated function: one call per record offered.
             conditions = [] if prefiltered else [(c.field, c.op, c.operand) for c in rule.conditions]
-            self.feed = compile_gate(conditions, self.since_us, self.until_us, self._take)  # type: ignore[method-assign]
+            self.feed = compile_gate(conditions, self.since_us, self.until_us, self._take)  # type: ignore[method-assign, assignment]
 
     def feed(self, record: dict[str, Any], t_us: int) -> None:
         """Offer one record (with its parsed time) to the rule."""

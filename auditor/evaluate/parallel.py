@@ -18,14 +18,16 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from multiprocessing.context import BaseContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # ForkContext does not exist on Windows: a type only
+    from multiprocessing.context import ForkContext
 
 MIN_BYTES = 32 << 20  # below this, a second pass costs more than it saves
 ENV = "AUDITOR_WORKERS"
 
 
-def context(size: int) -> BaseContext | None:
+def context(size: int) -> ForkContext | None:
     """The multiprocessing context to fork a helper with, or None when a helper is not worth it or not safe."""
     if size < MIN_BYTES or os.environ.get(ENV, "").strip() == "1":
         return None
@@ -52,7 +54,7 @@ def share(weights: Sequence[float], kept: float) -> list[int]:
 class Helper:
     """`work()` running in a forked process; `result()` waits for what it returned."""
 
-    def __init__(self, ctx: BaseContext, work: Callable[[], Any]) -> None:
+    def __init__(self, ctx: ForkContext, work: Callable[[], Any]) -> None:
         self._receive, send = ctx.Pipe(duplex=False)
         self._process = ctx.Process(target=_child, args=(send, work), name="auditor-helper", daemon=True)
         self._process.start()

@@ -29,7 +29,7 @@ from auditor.compile.plan import CompiledRule
 from auditor.core.timeutil import US
 from auditor.evaluate.correlate import CorrelationEvaluator
 from auditor.evaluate.engine import Measurement, Outcome, RuleEvaluator
-from auditor.language.conditions import compile_all
+from auditor.language.conditions import Feed, compile_all
 
 DAY_US = 86400 * US
 DEFAULT_RETENTION_DAYS = 30
@@ -61,7 +61,8 @@ class StepEvaluator:
         # Between two consecutive window bounds the same steps are open: records (mostly in time order)
         # look the steps up only when they leave the current segment [_lo, _hi).
         self._points = sorted(set(self._sinces) | set(self._untils))
-        self._lo, self._hi, self._open = 1, 0, ()
+        self._lo, self._hi = 1, 0
+        self._open: tuple[Feed, ...] = ()
         self.matched = 0  # records matching the filter inside any step's window
 
     def _segment(self, t_us: int) -> None:

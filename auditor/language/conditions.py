@@ -12,7 +12,7 @@ from typing import Any
 from auditor.core.fields import FieldType
 
 Test = Callable[[Any], bool]
-Predicate = Callable[[dict], bool]
+Predicate = Callable[[dict[str, Any]], bool]
 
 
 class ValueKind(StrEnum):
@@ -192,7 +192,7 @@ def compile_all(conditions: list[tuple[str, str, Any]]) -> Predicate:
     return _generate(conditions, "match(record)", "return False", "return True")
 
 
-Feed = Callable[[dict, int], None]
+Feed = Callable[[dict[str, Any], int], None]
 
 
 def compile_gate(conditions: list[tuple[str, str, Any]], since_us: int, until_us: int, then: Feed) -> Feed:
@@ -237,7 +237,7 @@ def compile_fanout(feeds: list[Feed]) -> Feed:
     lines.append("    return None")
     code = compile("\n".join(lines) + "\n", "<auditor fanout>", "exec")
     exec(code, namespace)  # noqa: S102 - generated from the operator table only; values are bound, as in _generate
-    return namespace["fanout"]  # type: ignore[no-any-return]
+    return namespace["fanout"]
 
 
 def _generate(conditions: list[tuple[str, str, Any]], signature: str, fail: str, success: str,

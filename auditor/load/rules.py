@@ -230,7 +230,7 @@ class RuleChecker:
             before_us=0)
         if "since" not in raw and until is not None:
             # `until` alone: the default window ending there, [until - 24h, until).
-            default = parse_duration(DEFAULT_WINDOW)
+            default = parse_duration(DEFAULT_WINDOW) or 0  # a valid duration: never None
             if until.absolute_us is not None:
                 return TimeBound(absolute_us=until.absolute_us - default), until
             return TimeBound(before_us=(until.before_us or 0) + default), until
@@ -318,7 +318,7 @@ class RuleChecker:
                         at, "records"), f"records: {{{', '.join(f'{s}: [...]' for s in SOURCES)}}}")
                     continue
                 by_source = {source: tuple(records)}
-            else:
+            elif records is not None:
                 by_source = {name: tuple(items) for name, items in records.items()}
                 other = sorted(set(by_source) - {source}) if source in SOURCES else []
                 if other:

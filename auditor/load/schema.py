@@ -27,7 +27,10 @@ def validator(name: str) -> Draft202012Validator:
 @cache
 def definition_validator(name: str, definition: str) -> Draft202012Validator:
     """A validator for one `$defs` entry of schemas/<name>.schema.json (e.g. a single rule)."""
-    defs = validator(name).schema["$defs"]
+    schema = validator(name).schema
+    if not isinstance(schema, dict):  # our own schema files are objects; a boolean schema has no $defs
+        raise TypeError(f"schemas/{name}.schema.json is not a JSON object")
+    defs = schema["$defs"]
     return Draft202012Validator({"$defs": defs, "$ref": f"#/$defs/{definition}"})
 
 
@@ -78,6 +81,8 @@ def _diagnostic(doc: Document, error: ValidationError, what: str) -> list[Diagno
     where = _where(path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     v = error.validator
+    # Typed `Any | Unset` by the stubs: Unset only on errors built by hand, never on iter_errors() ones.
+    expected_value: Any = error.validator_value
     if v == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(schema.get("properties", {}))
         out = []
@@ -94,13 +99,13 @@ def _diagnostic(doc: Document, error: ValidationError, what: str) -> list[Diagno
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [Diagnostic("E202", f"missing required key '{missing}' in {what} {where}", loc)]
     if v == "enum":
-        choices = [str(c) for c in error.validator_value]
-        hint = did_you_mean(error.instance, choices)
-        return [Diagnostic("E203", f"{where}: {error.instance!r} is not one of {', '.join(choices)}", loc, hint)]
+        choices = [str(c) for c in expected_value]
+        close = did_you_mean(str(error.instance), choices)
+        return [Diagnostic("E203", f"{where}: {error.instance!r} is not one of {', '.join(choices)}", loc, close)]
     if v == "type":
         names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
                  "number": "a number", "boolean": "a boolean", "null": "empty"}
-        expected = error.validator_value
+        expected = expected_value
         expected = [expected] if isinstance(expected, str) else expected
         expected = " or ".join(names.get(e, e) for e in expected)
         return [Diagnostic("E204", f"{where}: expected {expected}, got {_type_name(error.instance)}", loc)]
@@ -109,7 +114,7 @@ def _diagnostic(doc: Document, error: ValidationError, what: str) -> list[Diagno
             "^[a-z0-9][a-z0-9_.-]*$": "lowercase letters, digits, '_', '.', '-' (starting with a letter or digit)",
             "^[0-9]+[smhdw]$": "a duration: an integer and s, m, h, d or w (e.g. 90m, 24h, 30d)",
             "^[a-z_]+$": "a field name (lowercase letters and '_')",
-        }.get(error.validator_value, f"the pattern {error.validator_value}")
+        }.get(expected_value, f"the pattern {expected_value}")
         return [Diagnostic("E205", f"{where}: {error.instance!r} must be {described}", loc)]
     if v == "minProperties":
         return [Diagnostic("E206", f"{where}: must not be empty", loc)]

@@ -42,7 +42,7 @@ def duration(seconds: Any) -> str:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return cell(seconds)
     rest = int(seconds)
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if rest >= size or (unit == "s" and not parts):
             parts.append(f"{rest // size}{unit}")

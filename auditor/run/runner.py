@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -142,7 +143,7 @@ def _helped(unit: _Unit, handed: list[Any], helper: parallel.Helper | None, wait
     kind, value = got
     if kind == "data":  # the files changed between the two passes, or the helper read them differently
         raise DataError(Path(value[0]), value[1], value[2])
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _file_units(plan: Plan, data: Path, source: str | None,
@@ -155,12 +156,11 @@ def _file_units(plan: Plan, data: Path, source: str | None,
             by_source.setdefault(r.rule.source, []).append(r)
     units: list[_Unit] = []
     errors: list[RuleResult] = []
+    problem: str | None = None
     try:
         files = find_source_files(data, source)
     except DataError as exc:
         files, problem = {}, str(exc)
-    else:
-        problem = None
     for name, rules in by_source.items():
         paths = files.get(name)
         if not paths:
@@ -175,7 +175,7 @@ def _file_units(plan: Plan, data: Path, source: str | None,
                 yield display_path(p), iter_records(p, name)
 
         units.append(_Unit(name, rules, opener, correlations.feeds(name),
-                           lambda error, name=name: correlations.finished(name, error), _size(paths)))
+                           functools.partial(correlations.finished, name), _size(paths)))
     return units, errors
 
 

@@ -159,8 +159,8 @@ class _Reader:
                     for value, line in doc.values():
                         yield self._record(value, line)
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            line = doc.line if doc is not None else None
-            raise self.error(line, f"corrupt or truncated gzip data ({e}); re-export the file") from None
+            where = doc.line if doc is not None else None
+            raise self.error(where, f"corrupt or truncated gzip data ({e}); re-export the file") from None
         except UnicodeDecodeError:
             raise self.error(doc.line if doc is not None else None, "the file is not UTF-8 text") from None
         except OSError as e:
@@ -371,10 +371,10 @@ class _JsonDocument:
         while True:
             # Fast path: the element and the delimiter after it are both in the buffer.
             buf, pos = self.buf, self.pos
-            start = skip(buf, pos).end()
+            start = skip(buf, pos).end()  # type: ignore[union-attr]  # always matches
             try:
                 value, end = decode(buf, start)
-                after = skip(buf, end).end()
+                after = skip(buf, end).end()  # type: ignore[union-attr]  # always matches
                 delimiter = buf[after] if after < len(buf) else ""
             except json.JSONDecodeError:
                 delimiter = ""

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from auditor.core.timeutil import parse_time
@@ -216,6 +216,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class Headers(Protocol):
+    """Request headers looked up by name: http.server's case-insensitive message, or a dict in tests."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
 class Api:
     """The emulated API: answers (path, query, headers) with (status, headers, body). No sockets here."""
 
@@ -253,7 +259,7 @@ class Api:
         with self._lock:
             return len(self._requests)
 
-    def handle(self, target: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, target: str, headers: Headers) -> tuple[int, dict[str, str], bytes]:
         """Answer one GET request; never raises."""
         url = urlsplit(target)
         try:
@@ -276,7 +282,7 @@ class Api:
         body = ApiError(405, CODE_METHOD, "Method not allowed").body()
         return 405, {"Content-Type": "application/json; charset=utf-8"}, body
 
-    def _answer(self, path: str, query: str, headers: Mapping[str, str]) -> bytes:
+    def _answer(self, path: str, query: str, headers: Headers) -> bytes:
         if self.faults.latency:
             time.sleep(self.faults.latency)
         route = _ROUTE.match(path)
@@ -298,7 +304,7 @@ class Api:
         self._inject_failure(q.page)
         return self._malform(self._page(source, params, q))
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
+    def _authenticate(self, headers: Headers) -> None:
         if self._token is None and self._email_key is None:
             return
         bearer = headers.get("Authorization")
@@ -566,7 +572,8 @@ class _Server(ThreadingHTTPServer):
 
     @property
     def base_url(self) -> str:
-        host, port = self.server_address[:2]
+        address, port = self.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else address
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/client/v4"
 

@@ -425,9 +425,9 @@ class ApiClient:
                 for future in running:
                     if future.done() and future.exception() is not None:
                         future.result()  # fail fast: the rules of this fetch cannot be decided
-                while queue and (isinstance(queue[0], _Done) or (isinstance(queue[0], Future) and queue[0].done())):
-                    item = queue.pop(0)
-                    outcome = item if isinstance(item, _Done) else item.result()
+                while queue and not isinstance(head := queue[0], _Part) and (isinstance(head, _Done) or head.done()):
+                    queue.pop(0)
+                    outcome = head if isinstance(head, _Done) else head.result()
                     if isinstance(outcome, _Split):
                         queue[:0] = outcome.parts
                         break
@@ -504,11 +504,12 @@ class ApiClient:
             # Not past the limit page; but a short limit page still needs the (empty) next one to end on.
             stop = last_page + 1 if state.complete < last_page else state.complete + 2
             if total_pages is not None and state.complete < total_pages:
-                numbers = list(range(state.complete + 1, min(total_pages + 1, stop)))
+                numbers = list(range(state.complete + 1, int(min(total_pages + 1, stop))))
             else:
                 estimate = _estimate(got, ask, state)
                 window = self._window(got, state, estimate, fetch)
-                numbers = list(range(state.complete + 1, min(state.first_empty, state.complete + 1 + window, stop)))
+                end = int(min(state.first_empty, state.complete + 1 + window, stop))
+                numbers = list(range(state.complete + 1, end))
             get(numbers)
         if state.beyond:
             raise FetchError(f"{where}: page {state.beyond} has records after the empty page "
