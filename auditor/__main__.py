@@ -1,6 +1,8 @@
 """Entry point for `python -m auditor`."""
 
-from auditor.cli.main import main
+import sys
+
+from auditor.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,5 @@
-"""The command line: `main(argv) -> int` and one click command per verb."""
+"""The command line: `main(argv) -> int`, the click group `cli`, one module per command in cli/commands/."""
 
-from auditor.cli.main import main
+from auditor.cli.app import cli, main
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]

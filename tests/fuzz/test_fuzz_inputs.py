@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.cli.main import main
+from auditor.cli import cli
 from tests.property.model import examples
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -206,7 +206,7 @@ def invoke(root: Path, command: str, *extra: str) -> Result:
     if command == "run":
         args += ["--data", str(root / "data"), "--at", AT, "--quiet", "--no-progress", "--results",
                  str(root / "results.json")]
-    return CliRunner().invoke(main, args, catch_exceptions=False)
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
 
 
 def assert_no_crash(result: Result) -> None:

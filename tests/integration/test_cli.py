@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
-from auditor.cli.main import main
+from auditor.cli import app
 from auditor.core import resources
 from tests.helpers import access, scim, write, write_ndjson
 
@@ -67,7 +67,7 @@ def data(root: Path, access_records, scim_records) -> None:
 
 
 def cli(*args: str, env: dict | None = None):
-    return CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
+    return CliRunner(env=env).invoke(app.cli, list(args), catch_exceptions=False)
 
 
 def run(*args: str, env: dict | None = None):
@@ -282,7 +282,7 @@ HOSTILE = [
 def test_bad_input_never_gives_a_traceback(policy, name, text):
     (policy / name).write_bytes(text.encode())
     for args in (["validate"], ["plan", "--at", AT], ["run", "--data", "data", "--at", AT]):
-        result = CliRunner().invoke(main, args)
+        result = CliRunner().invoke(app.cli, args)
         assert result.exit_code == 2, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout
         assert "internal error" not in result.stderr
@@ -294,7 +294,7 @@ def test_bad_data_never_gives_a_traceback(policy):
     for content in [b"\x1f\x8bnot really gzip", b"[1, 2, 3]", b'{"result": 5}', b"\xff\xfe", b"null\n",
                     b'{"created_at": 5e400}\n', b'{"created_at": [1]}\n', b'{"created_at": "2026-13-45T00:00:00Z"}\n']:
         (policy / "data" / "access_requests.ndjson").write_bytes(content)
-        result = CliRunner().invoke(main, ["run", "--data", "data", "--at", AT, "--results", "r.json"])
+        result = CliRunner().invoke(app.cli, ["run", "--data", "data", "--at", AT, "--results", "r.json"])
         assert result.exit_code == 2, (content, result.stdout, result.stderr)
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "Traceback" not in result.stdout + result.stderr
@@ -329,6 +329,19 @@ def test_python_m_auditor_subprocess(policy):
     version = subprocess.run([sys.executable, "-m", "auditor", "--version"], capture_output=True, text=True,
                              env=subprocess_env(), timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("auditor, version ")
+
+
+def test_main_returns_the_exit_code_instead_of_exiting(policy, capsys):
+    from auditor.cli import main
+
+    data(policy, DENIED, [scim()])
+    assert main(["run", "--data", "data", "--at", AT, "--quiet"]) == 1
+    assert main(["validate"]) == 0
+    assert main(["validate", "rules", "missing"]) == 2
+    assert main(["run", "--no-such-option"]) == 2  # a usage error: click's message, no SystemExit
+    assert main(["--version"]) == 0
+    err = capsys.readouterr().err
+    assert "error: rules path not found: missing" in err and "No such option '--no-such-option'" in err
 
 
 def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
@@ -376,5 +389,5 @@ def test_bundled_sample_and_starter_rules(monkeypatch):
     monkeypatch.chdir(REPO)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     assert cli("validate").exit_code == 0
-    result = CliRunner().invoke(main, ["run", "--data", "examples/data", "--at", AT, "--quiet"])
+    result = CliRunner().invoke(app.cli, ["run", "--data", "examples/data", "--at", AT, "--quiet"])
     assert result.exit_code in (0, 1), result.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor.cli.main import main
+from auditor.cli import cli
 from auditor.evaluate import parallel
 from auditor.run import runner
 
@@ -22,7 +22,7 @@ AT = "2026-11-15T00:00:00Z"
 
 def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data") -> tuple[int, dict]:
     results = tmp_path / f"{name}.json"
-    result = CliRunner().invoke(main, ["run", str(REPO / "rules"), "--config", str(REPO / "auditor.yaml"), "--data",
+    result = CliRunner().invoke(cli, ["run", str(REPO / "rules"), "--config", str(REPO / "auditor.yaml"), "--data",
                                        str(data), "--at", AT, "--quiet", "--no-progress", "--results", str(results)],
                                 catch_exceptions=False)
     assert "Traceback" not in result.output + result.stderr

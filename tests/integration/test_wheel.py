@@ -31,19 +31,28 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def _outer_site_dirs() -> list[str]:
+    """This interpreter's package directories (a venv's own, or the system's), where the dependencies are."""
+    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh venv (sharing this environment's dependencies) with auditor installed from the repo, not editable."""
     venv = tmp_path_factory.mktemp("wheel") / "venv"
     env = _clean_env()
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, env=env,
-                   timeout=120)
+    # Not --system-site-packages: made from inside a venv, that would see the base interpreter's packages
+    # instead of this venv's. A .pth file names this environment's package directories instead; plain path
+    # lines, so an editable auditor there (a .pth of its own, not processed) stays out of sight.
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=120)
     python = _bin(venv, "python")
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True, env=env, timeout=60).stdout.strip()
+    (Path(purelib) / "_auditor_test_outer_env.pth").write_text("\n".join(_outer_site_dirs()) + "\n")
     # --ignore-installed: this environment may hold an editable auditor; the venv must get its own copy.
     command = [str(python), "-m", "pip", "install", "--quiet", "--ignore-installed", "--no-deps"]
     if importlib.util.find_spec("hatchling") is not None:
         command.append("--no-build-isolation")  # no network needed for the build backend
-    # Dependencies come from this environment through --system-site-packages.
     done = subprocess.run([*command, str(REPO)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return venv

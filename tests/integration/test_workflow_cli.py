@@ -17,7 +17,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.cli.main import main
+from auditor.cli import app
 from auditor.load.schema import validator
 from tests.helpers import access, scim, write, write_ndjson
 
@@ -36,7 +36,7 @@ def _clean_env(monkeypatch):
 
 
 def cli(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, list(args), env=env)
+    return CliRunner().invoke(app.cli, list(args), env=env)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def sample_run(tmp_path_factory) -> tuple[dict, dict[str, str]]:
         args = ["run", "--data", "examples/data", "--at", SAMPLE_AT, "--quiet", "--results", str(out / "r.json")]
         for fmt in FORMATS:
             args += ["--report", f"{fmt}={out / ('report.' + fmt)}"]
-        result = CliRunner().invoke(main, args, env={"GITHUB_STEP_SUMMARY": None})
+        result = CliRunner().invoke(app.cli, args, env={"GITHUB_STEP_SUMMARY": None})
     finally:
         os.chdir(cwd)
     assert result.exit_code == 1, result.output

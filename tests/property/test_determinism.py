@@ -11,14 +11,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from auditor.cli.main import main
+from auditor.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"
 
 
 def _run(data: Path, results: Path, env: dict[str, str]) -> dict:
-    result = CliRunner().invoke(main, ["run", str(REPO / "rules"), "--config", str(REPO / "auditor.yaml"), "--data",
+    result = CliRunner().invoke(cli, ["run", str(REPO / "rules"), "--config", str(REPO / "auditor.yaml"), "--data",
                                        str(data), "--at", AT, "--quiet", "--no-progress", "--results", str(results)],
                                 env=env, catch_exceptions=False)
     assert result.exit_code in (0, 1), result.stderr

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, find, settings
 
-from auditor.cli.main import main
+from auditor.cli import cli
 from auditor.run.runner import RunOptions, run_api
 from auditor.testing.emulator import Emulator, Faults
 from tests.property.model import ACCOUNT, AT, TOKEN, Workspace, answers, client, scenarios
@@ -73,7 +73,7 @@ def _cli_run(ws: Workspace, emu: Emulator) -> dict[str, dict]:
     import json
 
     results = ws.root / "soak-results.json"
-    result = CliRunner().invoke(main, [
+    result = CliRunner().invoke(cli, [
         "run", str(ws.root / "rules"), "--config", str(ws.root / "auditor.yaml"), "--at", AT, "--account-id", ACCOUNT,
         "--api-base", emu.base_url, "--no-progress", "--quiet", "--results", str(results),
         "--report", f"html={ws.root / 'soak.html'}", "--report", f"sarif={ws.root / 'soak.sarif'}",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.cli.main import main
+from auditor.cli import cli
 from auditor.decide.baseline import BaselineError, load_baseline
 from auditor.load.schema import validator
 from tests.helpers import access, write, write_ndjson
@@ -38,7 +38,7 @@ def denied(user: str, n: int = 3) -> list[dict]:
 
 def run(tmp_path, records: list[dict], name: str, *extra: str):
     write_ndjson(tmp_path / "data" / "access_requests.ndjson", records)
-    result = CliRunner().invoke(main, ["run", "--data", "data", "--at", AT, "--quiet", "--results", name, *extra])
+    result = CliRunner().invoke(cli, ["run", "--data", "data", "--at", AT, "--quiet", "--results", name, *extra])
     return result, json.loads((tmp_path / name).read_text()) if (tmp_path / name).exists() else None
 
 
@@ -90,7 +90,7 @@ def test_baseline_marks_in_every_report(tmp_path):
     args = ["run", "--data", "data", "--at", AT, "--baseline", "base.json", "--quiet"]
     for fmt in ("text", "markdown", "html", "junit", "sarif", "csv"):
         args += ["--report", f"{fmt}=out/report.{fmt}"]
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1, result.output
     out = {fmt: (tmp_path / "out" / f"report.{fmt}").read_text() for fmt in ("text", "markdown", "html", "junit",
                                                                              "sarif", "csv")}
@@ -109,10 +109,10 @@ def test_baseline_marks_in_every_report(tmp_path):
 def test_usage_errors(tmp_path):
     write_ndjson(tmp_path / "data" / "access_requests.ndjson", [])
     runner = CliRunner()
-    result = runner.invoke(main, ["run", "--data", "data", "--at", AT, "--fail-on-new"])
+    result = runner.invoke(cli, ["run", "--data", "data", "--at", AT, "--fail-on-new"])
     assert result.exit_code == 2
     assert result.stderr == "error: --fail-on-new needs --baseline PREVIOUS.json (the run to compare with)\n"
-    result = runner.invoke(main, ["run", "--data", "data", "--at", AT, "--baseline", "nope.json"])
+    result = runner.invoke(cli, ["run", "--data", "data", "--at", AT, "--baseline", "nope.json"])
     assert (result.exit_code, result.stderr) == (2, "error: --baseline nope.json: file not found\n")
 
 

@@ -276,9 +276,9 @@ def test_join_fields_are_fetched(tmp_path):
 
 
 def test_plan_text_names_the_sides(tmp_path):
-    from auditor.cli.main import _plan_text
+    from auditor.report.plantext import plan_text
 
-    text = _plan_text(compiled(tmp_path, rules_yaml(leaver()), config=CONFIG))
+    text = plan_text(compiled(tmp_path, rules_yaml(leaver()), config=CONFIG))
     assert "leaver  [2026-11-08T12:00:00Z .. 2026-11-15T12:00:00Z)  (correlation: first side)" in text
     assert "(correlation: then side)" in text
     assert "each then side only from its earliest matching first record on" in text

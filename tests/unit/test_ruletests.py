@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.cli.main import main
+from auditor.cli import app
 from auditor.core.timeutil import parse_time
 from auditor.run.ruletests import reference_time, run_tests
 from tests.helpers import access, project, write, write_ndjson
@@ -134,7 +134,7 @@ def test_validation_of_cases_with_file_line(tmp_path):
 
 
 def cli(*args: str):
-    return CliRunner().invoke(main, list(args))
+    return CliRunner().invoke(app.cli, list(args))
 
 
 def test_cli_all_cases_hold_exit_0(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from auditor.cli.main import main
+from auditor.cli import app
 from tests.helpers import access, scim, write, write_ndjson
 
 AT = "2026-11-15T12:00:00Z"
@@ -38,7 +38,7 @@ def repo(tmp_path, monkeypatch):
 
 
 def cli(*args: str):
-    return CliRunner().invoke(main, list(args))
+    return CliRunner().invoke(app.cli, list(args))
 
 
 def save(*extra: str) -> dict:

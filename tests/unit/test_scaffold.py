@@ -10,8 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from auditor import __version__
-from auditor.cli import scaffold
-from auditor.cli.main import main
+from auditor.cli import app, scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = [
@@ -37,7 +36,7 @@ def _env(monkeypatch):
 
 
 def cli(*args: str):
-    return CliRunner().invoke(main, list(args))
+    return CliRunner().invoke(app.cli, list(args))
 
 
 def test_init_writes_the_policy_repo(tmp_path, monkeypatch):

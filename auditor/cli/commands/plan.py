@@ -1,0 +1,48 @@
+"""`auditor plan`: show each rule's compiled fetch and what runs locally; no network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from auditor.cli import selection
+from auditor.cli.common import emit, guard, load_valid
+from auditor.cli.options import project_options, selection_options
+from auditor.core.exitcodes import ExitCode
+
+
+@click.command()
+@project_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Save the plan (JSON with digests of its inputs) for run --plan.")
+@selection_options
+@guard
+def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
+         var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, as_json: bool, output: Path | None,
+         at: str | None, period_text: str | None, tz: str | None, step: str | None, account_id: str | None,
+         rule_ids: tuple[str, ...], tags: tuple[str, ...]) -> int:
+    """Show each rule's compiled fetch and what runs locally; no network."""
+    from auditor.compile import savedplan
+    from auditor.report.plantext import plan_text
+
+    period = selection.period(period_text, tz, step, at)
+    project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
+    compiled = selection.compile_rules(project, selection.select(project, rule_ids, tags), at,
+                                       account_id or project.config.account_id, period)
+    if period is not None:
+        from auditor.decide.period import retention_warning
+
+        warning = retention_warning(compiled, project.config.retention_days)
+        if warning:
+            click.echo(f"warning: over the API, {warning}", err=True)
+    document = json.dumps(savedplan.document(compiled, project, paths), indent=2) + "\n"
+    if output:
+        emit(document, output)
+    if as_json:
+        click.echo(document, nl=False)
+    elif not output:
+        click.echo(plan_text(compiled))
+    return ExitCode.OK

@@ -1,0 +1,104 @@
+"""`auditor run`: fetch (API or --data files), evaluate, report; exit 0 pass, 1 fail, 2 undecided."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from auditor.cli import selection
+from auditor.cli.common import fail, guard, load_valid
+from auditor.cli.options import project_options, selection_options
+from auditor.cli.outputs import parse_reports, parse_templates, write_reports
+from auditor.compile.plan import Plan
+from auditor.core.model import SEVERITIES, Config
+
+
+def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, concurrency: int | None,
+             no_progress: bool) -> Any:
+    """`run` over the live API: settings checked (one-line error) before the first request."""
+    from auditor.run.runner import run_api
+    from auditor.sources.cloudflare.client import ApiClient, ProgressBar, SetupError, settings_from
+
+    try:
+        settings = settings_from(api_base or config.api_base, plan.account_id, os.environ,
+                                 concurrency or config.concurrency)
+    except SetupError as exc:
+        fail(str(exc))
+    click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
+    progress = ProgressBar(sys.stderr, len(plan.fetches)) if sys.stderr.isatty() and not no_progress else None
+    with ApiClient(settings, progress=progress) as client:
+        return run_api(plan, client, options)
+
+
+@click.command()
+@project_options
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Read exported logs from a directory or file instead of the API.")
+@click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
+              help="Which log a single --data file holds.")
+@selection_options
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="info", show_default=True,
+              help="Lowest severity whose failure fails the gate (exit 1).")
+@click.option("--report", "reports", multiple=True, metavar="FORMAT[=PATH]",
+              help="Render a report (text, markdown, html, junit, sarif, csv, json); repeatable.")
+@click.option("--results", "results_path", type=click.Path(path_type=Path),
+              help="Write the results JSON here (same as --report json=PATH).")
+@click.option("--template", "templates", multiple=True, metavar="FILE.j2[=PATH]",
+              help="Render your own Jinja template (sandboxed) with the results; repeatable.")
+@click.option("--redact", is_flag=True, help="Mask emails and IP addresses in every report.")
+@click.option("--quiet", is_flag=True, help="No text report on stdout.")
+@click.option("--api-base", envvar="CLOUDFLARE_BASE_URL",
+              help="API base URL (default https://api.cloudflare.com/client/v4; http:// only for loopback).")
+@click.option("--concurrency", type=click.IntRange(1, 32), help="Requests in flight at once (default 4).")
+@click.option("--per-page", type=click.IntRange(1, 1000), help="Records per page asked of the API (default 1000).")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path),
+              help="Run exactly this saved plan (from plan -o); refused (exit 2) when its inputs changed.")
+@click.option("--baseline", "baseline_path", type=click.Path(path_type=Path),
+              help="An earlier run's results JSON: mark each result new, still or fixed.")
+@click.option("--fail-on-new", is_flag=True, help="With --baseline: exit 1 only for failures marked new.")
+@guard
+def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
+        var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data: Path | None, source: str | None,
+        at: str | None, period_text: str | None, tz: str | None, step: str | None,
+        account_id: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...], fail_on: str,
+        reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
+        quiet: bool, api_base: str | None,
+        concurrency: int | None, per_page: int | None, no_progress: bool,
+        plan_path: Path | None, baseline_path: Path | None, fail_on_new: bool) -> int:
+    """Fetch, evaluate, report; exit 0 pass, 1 fail, 2 undecided."""
+    from auditor.run.runner import RunOptions, run_files
+
+    report_specs = parse_reports(reports, results_path)
+    template_specs = parse_templates(templates)
+    if source and not data:
+        fail("--source only applies with --data FILE")
+    saved = selection.saved_plan(plan_path, at=at, rule_ids=rule_ids, tags=tags, per_page=per_page,
+                                 period_text=period_text)
+    period = selection.period(period_text, tz, step, at)
+    if saved is not None and not paths:
+        paths = tuple(Path(p) for p in saved["inputs"]["paths"])
+    baseline = selection.baseline(baseline_path, fail_on_new)
+    project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
+    selected = selection.select(project, rule_ids, tags)
+    if per_page is not None:  # part of each fetch's query, so it must be known when compiling
+        project = dataclasses.replace(project, config=dataclasses.replace(project.config, per_page=per_page))
+    if saved is not None and plan_path is not None:
+        compiled = selection.compile_saved(saved, project, account_id or project.config.account_id, plan_path)
+    else:
+        compiled = selection.compile_rules(project, selected, at, account_id or project.config.account_id, period)
+    options = RunOptions(fail_on=fail_on, rules_sha256=project.rules_sha256, config_sha256=project.config_sha256,
+                         waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
+                         fail_on_new=fail_on_new, retention_days=project.config.retention_days,
+                         exact_plan=saved is not None)
+    if data is None:
+        result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
+    else:
+        result = run_files(compiled, data, source, options)
+    write_reports(result.to_json(), report_specs, template_specs, quiet=quiet, redact=redact)
+    return result.exit_code

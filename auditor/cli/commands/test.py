@@ -1,0 +1,46 @@
+"""`auditor test`: run the rules' own test cases on their fixture records; no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from auditor.cli import selection
+from auditor.cli.common import guard, load_valid, report_problems
+from auditor.cli.options import project_options
+from auditor.core.exitcodes import ExitCode
+from auditor.core.timeutil import now_us
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+@click.command("test")
+@project_options
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule's cases; repeatable.")
+@guard
+def test_rules(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
+               var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, rule_ids: tuple[str, ...]) -> int:
+    """Run the rules' tests: cases on fixture records; no network. Exit 0 all hold, 1 one does not."""
+    from auditor.run.ruletests import run_tests
+
+    project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
+    rules = selection.select(project, rule_ids, ())
+    results, problems = run_tests(rules, project.config, now_us())
+    for case in results:
+        click.echo(case.line())
+    report_problems(problems)
+    held = sum(1 for c in results if c.held)
+    errors = sum(1 for c in results if c.status == "error") + len(problems)
+    untested = [r.id for r in rules if not r.tests]
+    tested = len(rules) - len(untested)
+    summary = (f"{_plural(len(results), 'case')} in {_plural(tested, 'rule')}: "
+               f"{held} held, {len(results) - held} did not")
+    if untested:
+        summary += f"; {_plural(len(untested), 'rule')} without tests ({', '.join(untested)})"
+    click.echo(summary)
+    if errors:
+        return ExitCode.UNDECIDED
+    return ExitCode.OK if held == len(results) else ExitCode.FAILED

@@ -1,0 +1,96 @@
+"""What every command shares: the one exit style (commands return an ExitCode; CommandError is exit 2), loading."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from auditor.core.diagnostics import Diagnostic
+from auditor.core.exitcodes import ExitCode
+from auditor.load.validate import Inputs, Project, load_project
+
+
+class CommandError(Exception):
+    """Stop the command with exit 2 after printing its lines (`error: ...` or diagnostics) to stderr."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(lines[0] if lines else "")
+        self.lines = lines
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with a one-line `error: MESSAGE` (exit 2)."""
+    raise CommandError(f"error: {message}")
+
+
+def fail_with(problems: Iterable[Diagnostic]) -> NoReturn:
+    """Stop after printing each diagnostic on its own line (exit 2)."""
+    raise CommandError(*(d.format() for d in problems))
+
+
+def guard(func: Callable[..., int]) -> Callable[..., int]:
+    """Run a command: one-line errors instead of tracebacks (unless --debug); return its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        try:
+            return int(func(*args, **kwargs))
+        except CommandError as exc:
+            for line in exc.lines:
+                click.echo(line, err=True)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+        except Exception as exc:
+            if kwargs.get("debug"):
+                raise
+            click.echo(f"error: internal error ({type(exc).__name__}: {exc}); rerun with --debug for details",
+                       err=True)
+        return int(ExitCode.UNDECIDED)
+
+    return wrapper
+
+
+def load(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
+         var_files: tuple[Path, ...], waivers_path: Path | None = None) -> Project:
+    """The project from the command line's inputs (diagnostics are in the project, not raised)."""
+    inputs = Inputs(paths=paths, config_path=config_path, var_files=var_files, cli_vars=cli_vars,
+                    env=dict(os.environ), waivers_path=waivers_path)
+    return load_project(inputs)
+
+
+def load_valid(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
+               var_files: tuple[Path, ...], waivers_path: Path | None = None) -> Project:
+    """The project, or stop with its diagnostics (exit 2)."""
+    project = load(paths, config_path, cli_vars, var_files, waivers_path)
+    if project.diagnostics:
+        fail_with(project.diagnostics)
+    return project
+
+
+def report_problems(problems: Iterable[Diagnostic]) -> None:
+    """Print each diagnostic on its own line to stderr."""
+    for d in problems:
+        click.echo(d.format(), err=True)
+
+
+def use_color() -> bool:
+    """Colour on stdout: only a terminal, and never with NO_COLOR set."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def emit(text: str, path: Path | None) -> None:
+    """Write text to path (parents created) or to stdout."""
+    if path is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write report {path}: {exc.strerror or exc}")

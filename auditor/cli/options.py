@@ -1,0 +1,67 @@
+"""Option groups shared by several commands, as decorators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _apply(func: Callable[..., Any], decorators: list[Decorator]) -> Callable[..., Any]:
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def debug_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--debug: tracebacks for internal errors."""
+    return click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")(func)
+
+
+def project_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that reads rules."""
+    return _apply(func, [
+        click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
+        click.option("--config", "config_path", type=click.Path(path_type=Path),
+                     help="auditor.yaml to use (default: ./auditor.yaml if present)."),
+        click.option("--var", "cli_vars", multiple=True, metavar="NAME=VALUE",
+                     help="Set a variable (VALUE parsed as YAML); repeatable; wins over every other source."),
+        click.option("--var-file", "var_files", multiple=True, type=click.Path(path_type=Path),
+                     help="YAML mapping of variables; repeatable."),
+        click.option("--waivers", "waivers_path", type=click.Path(path_type=Path),
+                     help="Waivers file (default: waivers: in auditor.yaml)."),
+        debug_option,
+    ])
+
+
+_PERIOD_HELP = ("Evaluate every rule at each step of a period: 2026-11, 2026-Q4, 2026-W47, 2026 or START/END "
+                "(RFC 3339); the data is fetched once.")
+
+
+def period_options(func: Callable[..., Any], period_help: str = _PERIOD_HELP) -> Callable[..., Any]:
+    """--period, --tz and --step (periodic audits)."""
+    return _apply(func, [
+        click.option("--period", "period_text", metavar="PERIOD", help=period_help),
+        click.option("--tz", help="IANA time zone of a calendar --period and of day steps (default UTC)."),
+        click.option("--step", help="Time between the period's reference times (default 1d)."),
+    ])
+
+
+def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What plan and run both select: reference time or period, account, rules by id or tag."""
+    func = click.option("--tag", "tags", multiple=True, help="Only rules with this tag; repeatable.")(func)
+    func = click.option("--rule", "rule_ids", multiple=True, help="Only this rule id; repeatable.")(func)
+    func = click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID",
+                        help="Cloudflare account id (also shown in planned paths).")(func)
+    func = period_options(func)
+    return click.option("--at", help="Reference time T (RFC 3339; default now).")(func)
+
+
+def report_period_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`report --period`: a check of the saved results, not an evaluation."""
+    return period_options(func, "Refuse (exit 2) unless the results are of this period (with --tz, --step); "
+                                "the timeline is never recomputed.")

@@ -1,0 +1,58 @@
+"""Where `run` sends its reports: --report FORMAT[=PATH], --results, --template, and the GitHub step summary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from auditor.cli.common import emit, fail, use_color
+
+
+def parse_reports(specs: tuple[str, ...], results_path: Path | None) -> list[tuple[str, Path | None]]:
+    """(format, path or None for stdout) per --report; a text report on stdout unless one already goes there."""
+    from auditor.report.render import FORMATS
+
+    out: list[tuple[str, Path | None]] = []
+    for spec in specs:
+        fmt, sep, path = spec.partition("=")
+        if fmt not in FORMATS:
+            fail(f"--report {spec!r}: unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
+        out.append((fmt, Path(path) if sep and path else None))
+    if results_path is not None:
+        out.append(("json", results_path))
+    if not any(path is None for _, path in out):
+        out.insert(0, ("text", None))
+    return out
+
+
+def parse_templates(specs: tuple[str, ...]) -> list[tuple[Path, Path | None]]:
+    """(template, path or None for stdout) per --template."""
+    out: list[tuple[Path, Path | None]] = []
+    for spec in specs:
+        template, sep, path = spec.partition("=")
+        if not Path(template).is_file():
+            fail(f"--template {spec!r}: template file {template!r} not found")
+        out.append((Path(template), Path(path) if sep and path else None))
+    return out
+
+
+def write_reports(document: dict[str, Any], reports: list[tuple[str, Path | None]],
+                  templates: list[tuple[Path, Path | None]], *, quiet: bool, redact: bool) -> None:
+    """Render every report and template; append Markdown to $GITHUB_STEP_SUMMARY when it is set."""
+    from auditor.report.render import ReportError, render, render_template_file
+
+    try:
+        for fmt, path in reports:
+            if quiet and fmt == "text" and path is None:
+                continue
+            emit(render(document, fmt, color=path is None and use_color(), redact=redact), path)
+        for template, path in templates:
+            emit(render_template_file(template, document, redact=redact), path)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            # GitHub Actions shows this file on the job page; append, as other steps may write too.
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(render(document, "markdown", redact=redact))
+    except ReportError as exc:
+        fail(str(exc).removeprefix("error: "))

@@ -1,0 +1,114 @@
+"""What plan and run select and compile: reference time or period, rules, a fresh or saved plan, a baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from auditor.cli.common import fail, fail_with
+from auditor.compile.compiler import compile_plan
+from auditor.compile.plan import Plan
+from auditor.core.period import Period
+from auditor.core.timeutil import now_us, parse_time
+from auditor.load.validate import Project
+
+
+def reference_time(at: str | None) -> int:
+    """--at in whole microseconds since the epoch, truncated to the second (default now)."""
+    if at is None:
+        return now_us()
+    try:
+        t = parse_time(at)
+    except ValueError:
+        fail(f"--at {at!r} is not an RFC 3339 timestamp (e.g. 2026-11-15T00:00:00Z)")
+    return t - t % 1_000_000  # whole seconds, as the SPEC says
+
+
+def period(text: str | None, tz: str | None, step: str | None, at: str | None = None) -> Period | None:
+    """The parsed --period (None without one); --at, and --tz/--step without --period, are usage errors."""
+    from auditor.core.period import PeriodError, parse_period
+
+    if text is None:
+        given = [name for name, value in (("--tz", tz), ("--step", step)) if value]
+        if given:
+            fail(f"{' and '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --period")
+        return None
+    if at is not None:
+        fail("--at cannot be combined with --period: each step's reference time comes from the period")
+    try:
+        return parse_period(text, tz=tz or "UTC", step=step or "1d")
+    except PeriodError as exc:
+        fail(str(exc))
+
+
+def select(project: Project, rule_ids: tuple[str, ...], tags: tuple[str, ...]) -> list:
+    """The rules chosen by --rule and --tag (all without either)."""
+    rules = list(project.rules)
+    if not rule_ids and not tags:
+        return rules
+    known = {r.id for r in rules}
+    unknown = [r for r in rule_ids if r not in known]
+    if unknown:
+        from auditor.load.schema import did_you_mean
+
+        hint = did_you_mean(unknown[0], known)
+        fail(f"--rule {unknown[0]!r}: no such rule" + (f"; {hint}" if hint else ""))
+    selected = [r for r in rules if r.id in rule_ids or set(r.tags) & set(tags)]
+    if not selected:
+        fail("--tag selected no rules" + (f" (tags in use: {', '.join(sorted({t for r in rules for t in r.tags}))})"
+                                         if rules else ""))
+    return selected
+
+
+def compile_rules(project: Project, rules: list, at: str | None, account_id: str | None,
+                  in_period: Period | None = None) -> Plan:
+    """The plan of the selected rules at --at (or over the period), or stop with the compiler's diagnostics."""
+    reference_us = in_period.end_us if in_period is not None else reference_time(at)
+    plan, problems = compile_plan(rules, project.config, reference_us, account_id, period=in_period)
+    if problems:
+        fail_with(problems)
+    return plan
+
+
+def saved_plan(path: Path | None, *, at: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...],
+               per_page: int | None, period_text: str | None = None) -> dict[str, Any] | None:
+    """`run --plan`: the saved plan document; the options it fixes cannot be given again."""
+    if path is None:
+        return None
+    from auditor.compile.savedplan import SavedPlanError, load
+
+    given = [name for name, value in (("--at", at), ("--period", period_text), ("--rule", rule_ids),
+                                      ("--tag", tags), ("--per-page", per_page))
+             if value]
+    if given:
+        fail(f"{', '.join(given)} cannot be combined with --plan: the saved plan fixes the reference time, "
+             "the selection and the fetches")
+    try:
+        return load(path)
+    except SavedPlanError as exc:
+        fail(str(exc))
+
+
+def compile_saved(saved: dict[str, Any], project: Project, account_id: str | None, path: Path) -> Plan:
+    """The saved plan made runnable again, or stop when its inputs changed."""
+    from auditor.compile.savedplan import SavedPlanError
+    from auditor.compile.savedplan import compile_saved as compile_document
+
+    try:
+        return compile_document(saved, project, account_id, path)
+    except SavedPlanError as exc:
+        fail(str(exc))
+
+
+def baseline(path: Path | None, fail_on_new: bool) -> dict[str, Any] | None:
+    """`run --baseline`: the earlier results document."""
+    if path is None:
+        if fail_on_new:
+            fail("--fail-on-new needs --baseline PREVIOUS.json (the run to compare with)")
+        return None
+    from auditor.decide.baseline import BaselineError, load_baseline
+
+    try:
+        return load_baseline(path)
+    except BaselineError as exc:
+        fail(str(exc))
