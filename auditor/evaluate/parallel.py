@@ -51,6 +51,10 @@ def share(weights: Sequence[float], kept: float) -> list[int]:
     return sorted(helper) if mine > 0 else []  # nothing left for the parent: no point in a helper
 
 
+class HelperFailed(Exception):
+    """The helper gave no result; str() says why (what it raised, how it ended, or that it timed out)."""
+
+
 class Helper:
     """`work()` running in a forked process; `result()` waits for what it returned."""
 
@@ -60,18 +64,23 @@ class Helper:
         self._process.start()
         send.close()
 
-    def result(self, timeout: float = 3600.0) -> Any | None:
-        """What `work()` returned, or None when the helper failed, died or took longer than `timeout` seconds
-        (the caller then does the work itself)."""
+    def result(self, timeout: float = 3600.0) -> Any:
+        """What `work()` returned; HelperFailed (saying why) when the helper raised, died or took longer than
+        `timeout` seconds (the caller then does the work itself)."""
         try:
             if not self._receive.poll(timeout):
-                return None
+                raise HelperFailed(f"no answer within {timeout:.0f} s")
             kind, value = self._receive.recv()
-        except (EOFError, OSError):
-            return None
+        except (EOFError, OSError) as exc:
+            self._process.join(1.0)
+            code = self._process.exitcode
+            raise HelperFailed(f"it ended without an answer (exit code {code})" if code is not None
+                               else f"its answer could not be read ({type(exc).__name__})") from None
         finally:
             self.close()
-        return value if kind == "ok" else None
+        if kind != "ok":
+            raise HelperFailed(f"it raised {value}")
+        return value
 
     def close(self) -> None:
         """Stop the helper (if still running) and release the pipe."""

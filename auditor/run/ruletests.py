@@ -1,8 +1,8 @@
 """`auditor test`: run each rule's `tests:` cases on their fixture records, without network.
 
-A case's records (inline, or from `records_file` in any `--data` format) are written to a scratch
-directory and evaluated by the same runner as `auditor run --data`, so a case proves the rule exactly as
-it runs. Waivers do not apply: a case tests the rule's logic.
+A case's records (inline, or from `records_file` in any `--data` format) are evaluated by the same runner
+as `auditor run --data`, from memory (auditor.sources.memory, checked as a file's records are), so a case
+proves the rule exactly as it runs. Waivers do not apply: a case tests the rule's logic.
 
 Reference time of a case: its `at`; without `at`, one second after its latest record, moved later by the
 rule's `until` offset (e.g. `until: 1h`) so that the latest record is inside the window; a case without
@@ -11,8 +11,6 @@ records and without `at` uses the current time.
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,10 @@ from auditor.core.diagnostics import Diagnostic, SourceLocation, display_path
 from auditor.core.fields import SOURCES
 from auditor.core.model import Config, Rule, RuleTest
 from auditor.core.timeutil import US, format_time, parse_epoch, parse_time
-from auditor.run.runner import RunOptions, run_files
-from auditor.sources.files import DataError, find_source_files, iter_records
+from auditor.run.runner import RunOptions, run
+from auditor.sources.base import DataError
+from auditor.sources.files import find_source_files, iter_records
+from auditor.sources.memory import MemorySource
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def case_records(rule: Rule, case: RuleTest) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for name, files in find_source_files(path, source).items():
         for file in files:
-            out.setdefault(name, []).extend(iter_records(file, name, check_times=True))
+            out.setdefault(name, []).extend(iter_records(file, name))
     return out
 
 
@@ -96,21 +96,8 @@ def run_case(rule: Rule, case: RuleTest, config: Config, now_us: int) -> tuple[C
     plan, problems = compile_plan([rule], config, at, None)
     if problems:
         return None, [Diagnostic(d.code, f"test '{case.name}': {d.message}", case.location, d.hint) for d in problems]
-    with tempfile.TemporaryDirectory(prefix="auditor-test-") as scratch:
-        for name in SOURCES:
-            _write_ndjson(Path(scratch) / f"{name}.ndjson", records.get(name, ()))
-        run = run_files(plan, Path(scratch), None, RunOptions())
-    result = run.results[0]
-    message = result.message
-    if result.status == "error":
-        message = message.replace(scratch, "<records>")
-    return CaseResult(rule, case, result.status, message, at), []
-
-
-def _write_ndjson(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    result = run(plan, MemorySource(records), RunOptions()).results[0]
+    return CaseResult(rule, case, result.status, result.message, at), []
 
 
 def run_tests(rules: Iterable[Rule], config: Config, now_us: int) -> tuple[list[CaseResult], list[Diagnostic]]:

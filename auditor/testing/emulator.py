@@ -183,7 +183,7 @@ def load_logs(data: Path | Mapping[str, Iterable[dict]], source: str | None = No
                 except (KeyError, TypeError, ValueError):
                     if origin is not None:
                         # Read again with strict checks: the same problem, reported with file and line.
-                        for _ in iter_records(origin, name, check_times=True):
+                        for _ in iter_records(origin, name):
                             pass
                     raise ValueError(f"{name} record without a valid {time_field}: {record!r}") from None
         keyed.sort()

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from auditor.cli import cli
 from auditor.evaluate import parallel
-from auditor.run import runner
+from auditor.run import unit
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"
@@ -70,7 +70,7 @@ def test_a_failing_helper_costs_time_not_the_answer(tmp_path, monkeypatch, helpe
     if parallel.context(0) is None:
         pytest.skip(f"cannot fork a helper here (one core, no fork, or threads: {threading.enumerate()})")
     expected = _run(tmp_path, "expected")
-    original = runner._helper_pass
+    original = unit._helper_pass
 
     def broken(unit, handed):
         if failure == "exception":
@@ -79,9 +79,15 @@ def test_a_failing_helper_costs_time_not_the_answer(tmp_path, monkeypatch, helpe
             os._exit(3)
         return "ok", [lambda: None for _ in handed]  # cannot be pickled back to the parent
 
-    monkeypatch.setattr(runner, "_helper_pass", broken)
-    assert _run(tmp_path, "broken") == expected
-    monkeypatch.setattr(runner, "_helper_pass", original)
+    monkeypatch.setattr(unit, "_helper_pass", broken)
+    code, document = _run(tmp_path, "broken")
+    # Same answer; the run says why the helper failed (it used to drop the reason).
+    warnings = [w for w in document.pop("warnings") if w not in expected[1]["warnings"]]
+    assert (code, document) == (expected[0], {k: v for k, v in expected[1].items() if k != "warnings"})
+    why = {"exception": "raised RuntimeError('helper broke')", "dies": "exit code 3",
+           "unpicklable": "ended without an answer"}[failure]
+    assert warnings and all(why in w and "this process evaluated its rules instead" in w for w in warnings)
+    monkeypatch.setattr(unit, "_helper_pass", original)
 
 
 def test_a_data_error_errors_every_rule_of_the_unit_with_or_without_a_helper(tmp_path, monkeypatch, helped):

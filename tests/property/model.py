@@ -23,8 +23,11 @@ from hypothesis import strategies as st
 from auditor.compile.compiler import compile_plan
 from auditor.core.timeutil import US, format_time, parse_time
 from auditor.load.validate import Inputs, load_project
-from auditor.run.runner import RunOptions, run_api, run_files
+from auditor.run.runner import RunOptions
+from auditor.run.runner import run as run_plan
 from auditor.sources.cloudflare import client as api
+from auditor.sources.cloudflare.source import CloudflareSource
+from auditor.sources.files import FileSource
 from auditor.testing.emulator import Emulator, Faults
 from tests.helpers import write_ndjson
 from tests.integration.test_api_source import VirtualClock
@@ -218,7 +221,7 @@ class Workspace:
 
     def files(self) -> dict[str, dict[str, Any]]:
         """rule id -> result JSON, evaluated over the NDJSON files."""
-        return answers(run_files(self.plan, self.root / "data", None, RunOptions()))
+        return answers(run_plan(self.plan, FileSource(self.root / "data", None), RunOptions()))
 
     def api(self, *, faults: Faults | None = None, per_page: int | None = None, limit: int | None = None,
             concurrency: int = 2) -> dict[str, dict[str, Any]]:
@@ -228,7 +231,7 @@ class Workspace:
             plan = replace(plan, fetches=tuple(replace(f, per_page=per_page or f.per_page, limit=limit or f.limit)
                                                for f in plan.fetches))
         with Emulator(self.data, account_id=ACCOUNT, token=TOKEN, faults=faults) as emu, client(emu, concurrency) as c:
-            return answers(run_api(plan, c, RunOptions()))
+            return answers(run_plan(plan, CloudflareSource(c), RunOptions()))
 
 
 @contextmanager

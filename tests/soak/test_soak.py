@@ -24,7 +24,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, find, settings
 
 from auditor.cli import cli
-from auditor.run.runner import RunOptions, run_api
+from auditor.run.runner import RunOptions
+from auditor.run.runner import run as run_plan
+from auditor.sources.cloudflare.source import CloudflareSource
 from auditor.testing.emulator import Emulator, Faults
 from tests.property.model import ACCOUNT, AT, TOKEN, Workspace, answers, client, scenarios
 
@@ -106,7 +108,7 @@ def test_repeated_faulty_audits_stay_correct_and_leak_nothing(tmp_path, monkeypa
                 got = _cli_run(ws, emu)
             else:
                 with client(emu, concurrency=rng.randint(1, 4)) as c:
-                    got = answers(run_api(ws.plan, c, RunOptions()))
+                    got = answers(run_plan(ws.plan, CloudflareSource(c), RunOptions()))
         decided = 0
         for rule_id, result in got.items():
             if result["status"] == "error":

@@ -30,7 +30,9 @@ import yaml
 from auditor.compile.compiler import compile_plan
 from auditor.core.timeutil import parse_time
 from auditor.load.validate import Inputs, load_project
-from auditor.run.runner import RunOptions, run_files
+from auditor.run.runner import RunOptions
+from auditor.run.runner import run as run_plan
+from auditor.sources.files import FileSource
 from tests.helpers import outcomes, record_for, write, write_ndjson
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "cases"
@@ -85,7 +87,7 @@ def test_case(case, tmp_path, monkeypatch):
     source = rule["source"]
     records = [record_for(source, r) for r in case.get("records", [])]
     write_ndjson(tmp_path / "data" / f"{source}.ndjson", records)
-    (result,) = run_files(plan, tmp_path / "data", None, RunOptions()).results
+    (result,) = run_plan(plan, FileSource(tmp_path / "data", None), RunOptions()).results
     doc = result.to_json()
     assert doc["status"] == expect["status"], doc["message"]
     # the in-memory evaluator gives the same answer as the file runner, and says how many records matched

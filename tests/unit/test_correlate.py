@@ -20,7 +20,9 @@ from auditor.core.timeutil import parse_time
 from auditor.evaluate.correlate import CorrelationEvaluator, Correlations
 from auditor.load.validate import Inputs, load_project
 from auditor.report.render import FORMATS, render
-from auditor.run.runner import RunOptions, run_files
+from auditor.run.runner import RunOptions
+from auditor.run.runner import run as run_plan
+from auditor.sources.files import FileSource
 from tests.helpers import ABSENT, access, compiled, project, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +104,7 @@ def run(tmp_path: Path, rules: str, access_rows: list[dict] | None, scim_rows: l
     if scim_rows is not None:
         write_ndjson(data / "scim_updates.ndjson", scim_rows)
     plan = compiled(tmp_path, rules, at=at, config=config)
-    return run_files(plan, data, None, RunOptions(rules_sha256="0" * 64))
+    return run_plan(plan, FileSource(data, None), RunOptions(rules_sha256="0" * 64))
 
 
 def by_id(run_result) -> dict[str, Any]:
@@ -472,7 +474,8 @@ def test_malformed_first_side_is_an_error_for_the_rule(tmp_path):
     bad["logged_at"] = "yesterday"
     result = run(tmp_path, rules_yaml(leaver(), other), [signin()], [deleted(), bad])
     results = by_id(result)
-    assert results["leaver"].status == "error" and "invalid logged_at" in results["leaver"].message
+    assert results["leaver"].status == "error"
+    assert "scim_updates.ndjson:2: error: logged_at 'yesterday' is not" in results["leaver"].message
     assert results["denials"].status == "pass"
 
 
@@ -563,7 +566,7 @@ def test_starter_rules_on_the_sample_data(monkeypatch):
     assert not [d for d in proj.diagnostics if "correlation.yaml" in str(d.location)], proj.diagnostics
     plan, found = compile_plan(list(proj.rules), proj.config, parse_time("2026-11-15T00:00:00Z"))
     assert not found
-    result = run_files(plan, REPO / "examples" / "data", None, RunOptions())
+    result = run_plan(plan, FileSource(REPO / "examples" / "data", None), RunOptions())
     results = by_id(result)
     leaver_result = results["deprovisioned-user-signs-in"]
     assert leaver_result.status == "fail"
@@ -577,7 +580,8 @@ def test_starter_rules_on_the_sample_data(monkeypatch):
     assert grant.evidence[0]["then"]["app_domain"] == "admin.example.com"
     # the day before the leaver's first sign-in after the DELETE, both pass
     plan, _ = compile_plan(list(proj.rules), proj.config, parse_time("2026-11-11T00:00:00Z"))
-    assert {r.status for r in run_files(plan, REPO / "examples" / "data", None, RunOptions()).results} == {"pass"}
+    results = run_plan(plan, FileSource(REPO / "examples" / "data", None), RunOptions()).results
+    assert {r.status for r in results} == {"pass"}
 
 
 def test_starter_rule_tests_hold(tmp_path):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.sources import files
+from auditor.core.timeutil import parse_time
+from auditor.sources import files, jsondoc
 from auditor.sources.files import DataError, find_source_files, iter_records
 
 A1 = {
@@ -220,11 +221,18 @@ def test_missing_or_mistyped_time_field(tmp_path, source, record, field):
     assert err.line == 3 and field in err.message
 
 
-def test_time_parsed_only_on_request(tmp_path):
+def test_time_parsed_once_in_the_reader(tmp_path):
     path = write(tmp_path / "x.json", json.dumps([A1, {**A1, "created_at": "yesterday"}], indent=1))
-    assert len(read(path)) == 2  # the evaluator parses times; the hot loop only checks presence and type
-    err = error_of(path, check_times=True)
+    err = error_of(path)  # the reader parses every time (and hands it on): a bad one is reported with its line
     assert err.line == 13 and "not an RFC 3339 timestamp" in err.message
+    assert [t for t, _ in files.iter_timed(write(tmp_path / "a.ndjson", ndjson(A1)), "access_requests")] == [
+        parse_time(A1["created_at"])]
+
+
+def test_bad_timestamp_names_file_and_line(tmp_path):
+    path = write(tmp_path / "a.ndjson", ndjson(A1, A2, {**A1, "created_at": "2026-11-15 10:00"}))
+    err = error_of(path)
+    assert str(err) == f"{path}:3: error: created_at '2026-11-15 10:00' is not an RFC 3339 timestamp"
 
 
 def test_truncated_gzip(tmp_path):
@@ -275,11 +283,11 @@ def test_unreadable_file(tmp_path):
 
 # --- bounded memory ------------------------------------------------------------------------------
 
-def _doc(text: str, chunk: int) -> tuple[list, files._JsonDocument]:
+def _doc(text: str, chunk: int) -> tuple[list, jsondoc.JsonDocument]:
     def error(line, message):
         return DataError(Path("mem.json"), line, message)
 
-    doc = files._JsonDocument(io.StringIO(text), chunk, error)
+    doc = jsondoc.JsonDocument(io.StringIO(text), chunk, error)
     return list(doc.values()), doc
 
 

@@ -16,7 +16,9 @@ from auditor.core.timeutil import US, format_time, parse_time
 from auditor.decide.period import retention_warning
 from auditor.load.schema import validator
 from auditor.load.validate import Project
-from auditor.run.runner import RunOptions, run_files
+from auditor.run.runner import RunOptions
+from auditor.run.runner import run as run_plan
+from auditor.sources.files import FileSource
 from tests.helpers import access, project, scim, write, write_ndjson
 
 HOUR = 3600 * US
@@ -54,13 +56,13 @@ def periodic(proj: Project, data: Path, text: str = PERIOD, tz: str = "UTC", ste
     period = parse_period(text, tz=tz, step=step)
     plan, problems = compile_plan(list(proj.rules), proj.config, period.end_us, None, period=period)
     assert not problems, [d.format() for d in problems]
-    return run_files(plan, data, None, options(proj)).to_json()
+    return run_plan(plan, FileSource(data, None), options(proj)).to_json()
 
 
 def single(proj: Project, data: Path, t_us: int) -> dict[str, Any]:
     plan, problems = compile_plan(list(proj.rules), proj.config, t_us, None)
     assert not problems, [d.format() for d in problems]
-    return run_files(plan, data, None, options(proj)).to_json()
+    return run_plan(plan, FileSource(data, None), options(proj)).to_json()
 
 
 def assert_equal_to_single_runs(proj: Project, data: Path, document: dict[str, Any]) -> None:

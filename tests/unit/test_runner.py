@@ -11,7 +11,9 @@ from jsonschema import Draft202012Validator
 
 from auditor.core import resources
 from auditor.core.exitcodes import ExitCode
-from auditor.run.runner import RunOptions, run_files
+from auditor.run.runner import RunOptions
+from auditor.run.runner import run as run_plan
+from auditor.sources.files import FileSource
 from tests.helpers import access, compiled, scim, write, write_ndjson
 
 
@@ -46,7 +48,7 @@ def run(tmp_path, records_a=None, records_s=None, *, fail_on="info", rules=RULES
     if records_s is not None:
         write_ndjson(data_dir / "scim_updates.ndjson", records_s)
     plan = compiled(tmp_path, rules)
-    return run_files(plan, data or data_dir, source, RunOptions(fail_on=fail_on, rules_sha256="0" * 64))
+    return run_plan(plan, FileSource(data or data_dir, source), RunOptions(fail_on=fail_on, rules_sha256="0" * 64))
 
 
 def statuses(result) -> dict[str, str]:

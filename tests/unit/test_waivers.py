@@ -11,7 +11,9 @@ from auditor.compile.compiler import compile_plan
 from auditor.core.timeutil import US, parse_time
 from auditor.load.validate import Inputs, load_project
 from auditor.load.waivers import parse_expiry
-from auditor.run.runner import RunOptions, run_files
+from auditor.run.runner import RunOptions
+from auditor.run.runner import run as run_plan
+from auditor.sources.files import FileSource
 from tests.helpers import access, write, write_ndjson
 
 T = "2026-11-15T12:00:00Z"
@@ -70,7 +72,7 @@ def run(tmp_path: Path, *, at: str = T, only: tuple[str, ...] = ()):
     assert not problems
     options = RunOptions(rules_sha256=project.rules_sha256, config_sha256=project.config_sha256,
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256)
-    return run_files(plan, Path("data"), None, options)
+    return run_plan(plan, FileSource(Path("data"), None), options)
 
 
 def statuses(result) -> dict[str, str]:

@@ -21,8 +21,9 @@ from auditor.core.model import SEVERITIES, Config
 def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, concurrency: int | None,
              no_progress: bool) -> Any:
     """`run` over the live API: settings checked (one-line error) before the first request."""
-    from auditor.run.runner import run_api
+    from auditor.run.runner import run as run_plan
     from auditor.sources.cloudflare.client import ApiClient, ProgressBar, SetupError, settings_from
+    from auditor.sources.cloudflare.source import CloudflareSource
 
     try:
         settings = settings_from(api_base or config.api_base, plan.account_id, os.environ,
@@ -32,7 +33,7 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
     progress = ProgressBar(sys.stderr, len(plan.fetches)) if sys.stderr.isatty() and not no_progress else None
     with ApiClient(settings, progress=progress) as client:
-        return run_api(plan, client, options)
+        return run_plan(plan, CloudflareSource(client), options)
 
 
 @click.command()
@@ -72,7 +73,9 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         concurrency: int | None, per_page: int | None, no_progress: bool,
         plan_path: Path | None, baseline_path: Path | None, fail_on_new: bool) -> int:
     """Fetch, evaluate, report; exit 0 pass, 1 fail, 2 undecided."""
-    from auditor.run.runner import RunOptions, run_files
+    from auditor.run.runner import RunOptions
+    from auditor.run.runner import run as run_plan
+    from auditor.sources.files import FileSource
 
     report_specs = parse_reports(reports, results_path)
     template_specs = parse_templates(templates)
@@ -99,6 +102,6 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     if data is None:
         result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
     else:
-        result = run_files(compiled, data, source, options)
+        result = run_plan(compiled, FileSource(data, source), options)
     write_reports(result.to_json(), report_specs, template_specs, quiet=quiet, redact=redact)
     return result.exit_code

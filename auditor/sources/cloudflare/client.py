@@ -319,7 +319,7 @@ class _Page:
 @dataclass(frozen=True)
 class _Done:
     origin: str
-    records: list[dict[str, Any]]
+    records: list[tuple[int, dict[str, Any]]]  # (time in epoch microseconds, record), parsed once in _page
 
 
 @dataclass(frozen=True)
@@ -405,7 +405,13 @@ class ApiClient:
     # -- streaming a fetch --
 
     def stream(self, fetch: Fetch, index: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """The fetch's records, one verified part at a time in time order; FetchError when some cannot be had.
+        """The fetch's records, one verified part at a time in time order (see `timed_stream`)."""
+        for origin, records in self.timed_stream(fetch, index):
+            yield origin, [record for _, record in records]
+
+    def timed_stream(self, fetch: Fetch, index: int) -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]]]]:
+        """The fetch's records with their times (epoch microseconds, parsed once here), one verified part at a
+        time in time order; FetchError when some cannot be had.
 
         Up to `concurrency` parts are in flight; a part that finishes early waits (in its future) for
         the ones before it, so at most that many parts are held and records arrive in a fixed order
@@ -535,7 +541,7 @@ class ApiClient:
                                      "the data is complete")
                 total = max(received + 1, (_estimate(got, ask, state) or 0) if verdict else 0)
                 return self._split(job, part, lo, hi, total, got, ask)
-        records = [r for n in range(1, state.complete + 1) for t, r in got[n].records
+        records = [(t, r) for n in range(1, state.complete + 1) for t, r in got[n].records
                    if (part.own_lo is None or t >= part.own_lo) and (part.own_hi is None or t < part.own_hi)]
         return _Done(where, records)
 
@@ -648,7 +654,7 @@ class ApiClient:
         if cut <= lo:
             return None
         end = cut if part.own_hi is None else min(cut, part.own_hi)
-        records = [r for t, r in held if (part.own_lo is None or t >= part.own_lo) and t < end]
+        records = [(t, r) for t, r in held if (part.own_lo is None or t >= part.own_lo) and t < end]
         done = _Done(f"{job.fetch.source} records {format_time(lo)} .. {format_time(min(cut, hi))}", records)
         if cut >= hi:  # the last record is at the part's end (`until` inclusive): nothing of it is left
             return done

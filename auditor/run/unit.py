@@ -1,0 +1,128 @@
+"""One unit of a run: one pass over the records a source delivers for some fetches, feeding every rule (and
+correlation side) that reads them; a second core takes part of the rules when the data can be read twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.compile.plan import CompiledRule, Fetch
+from auditor.evaluate import parallel
+from auditor.evaluate.periodic import evaluator
+from auditor.evaluate.results import RuleResult
+from auditor.evaluate.router import Router
+from auditor.sources.base import Part, Source, SourceError
+
+Feed = Callable[[dict[str, Any], int], None]
+Window = tuple[int, int, Feed]  # (since, until, feed): a feed reads the records in [since, until)
+
+
+@dataclass
+class Unit:
+    """Fetches a source reads in one pass (all of a log source's over files, one fetch over the API), the rules
+    that read them, and the correlation sides reading them, told when the unit ends (`done(error)`)."""
+
+    key: str
+    source: Source
+    fetch: Fetch  # the fetch asked of the source (over files: any of the log source's, all return the same)
+    index: int  # the fetch's position in the run (provenance order)
+    rules: list[CompiledRule]
+    describe: Callable[[CompiledRule], str]  # the query a rule's result names
+    extra: list[Window] = field(default_factory=list)
+    done: Callable[[str | None], None] = lambda error: None
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """A unit's rule results, the records it read and what it has to say (a helper process that failed)."""
+
+    results: list[RuleResult]
+    records: int
+    notes: tuple[str, ...] = ()
+
+
+def evaluate(unit: Unit) -> UnitOutcome:
+    """One pass over a unit's records feeding every rule; a source error makes all its rules `error`."""
+    evaluators = [evaluator(r) for r in unit.rules]  # per step for a periodic plan
+    # Large exported logs: a forked helper evaluates some of the rules in its own pass (auditor.evaluate.parallel).
+    ctx = parallel.context(unit.source.size(unit.fetch))
+    handed = [evaluators[i] for i in parallel.share([_span(e.since_us, e.until_us) for e in evaluators],
+                                                   sum(_span(s, u) for s, u, _ in unit.extra))] if ctx else []
+    helper = parallel.Helper(ctx, lambda: _helper_pass(unit, handed)) if handed and ctx else None
+    kept = [e for e in evaluators if all(e is not h for h in handed)]
+    tally: list[int] = []
+    notes: tuple[str, ...] = ()
+    started = time.monotonic()
+    try:
+        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in kept] + unit.extra,
+             tally)
+        outcomes = {id(e): e.outcome() for e in kept}
+        if helper is not None:
+            # The helper's pass is about as long as ours: one far longer is stuck, and we do its work.
+            wait_s = max(60.0, 3 * (time.monotonic() - started))
+            helped, notes = _helped(unit, handed, helper, wait_s)
+            outcomes.update(zip(map(id, handed), helped, strict=True))
+    except BaseException as exc:
+        if helper is not None:
+            helper.close()  # also on Ctrl-C: the helper ends with the run
+        if not isinstance(exc, SourceError):
+            raise
+        message = exc.rule_message()
+        unit.done(message)
+        return UnitOutcome([RuleResult(r, "error", message, unit.describe(r)) for r in unit.rules], sum(tally[:1]))
+    unit.done(None)
+    results = []
+    for e in evaluators:
+        o = outcomes[id(e)]
+        results.append(RuleResult(e.compiled, o.status, o.message, unit.describe(e.compiled), o.measurements,
+                                  o.violations, o.evidence, groups=o.groups, steps=o.steps))
+    return UnitOutcome(results, tally[0], notes)
+
+
+def feed(parts: Iterable[Part], feeds: list[Window], tally: list[int] | None = None) -> None:
+    """One pass over the parts' records, each offered to the feeds whose window holds its time; the number of
+    records read is appended to `tally`, also when the source fails half-way (SourceError)."""
+    # Records outside a rule's window cost no call at all: the router knows which windows are open.
+    route = Router(feeds)
+    lo, hi, fanout = route.segment(0)
+    records = 0
+    try:
+        for part in parts:
+            for t_us, record in part.records:
+                records += 1
+                if not lo <= t_us < hi:  # left the span where the same feeds are open (auditor.evaluate.router)
+                    lo, hi, fanout = route.segment(t_us)
+                fanout(record, t_us)
+    finally:
+        if tally is not None:
+            tally.append(records)
+
+
+def _span(since_us: int, until_us: int) -> float:
+    """How much of a pass a feed is expected to cost: the span of its window, up to 31 days."""
+    return float(min(until_us - since_us, 31 * 86400 * 1_000_000))
+
+
+def _helper_pass(unit: Unit, handed: list[Any]) -> tuple[str, Any]:
+    """In the helper process: feed the handed evaluators, return their outcomes (or the source's error)."""
+    try:
+        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in handed])
+    except SourceError as exc:
+        return "error", exc
+    return "ok", [e.outcome() for e in handed]
+
+
+def _helped(unit: Unit, handed: list[Any], helper: parallel.Helper, wait_s: float) -> tuple[list[Any], tuple[str, ...]]:
+    """The handed evaluators' outcomes from the helper; if it failed, from a pass of our own (and why)."""
+    try:
+        kind, value = helper.result(wait_s)
+    except parallel.HelperFailed as failed:
+        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in handed])
+        note = (f"a second process reading {unit.fetch.source} failed ({failed}); this process evaluated its "
+                "rules instead")
+        return [e.outcome() for e in handed], (note,)
+    if kind == "error":  # the files changed between the two passes, or the helper read them differently
+        raise value
+    return value, ()

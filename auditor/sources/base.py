@@ -1,0 +1,131 @@
+"""The Source protocol: where a run's records come from (exported files, the Cloudflare API, memory).
+
+A source reads the records of a plan's fetches and hands each on with its time already parsed (epoch
+microseconds), in parts that say where they came from (a file, an API request range), so the runner never
+parses a time again and every data error names its origin: a file and line, or a request. The runner knows
+nothing else about sources: whether fetches are read one by one or several at a time, whether a fetch can
+be read twice (by a second process), which fetches share one pass over the data, what was requested.
+
+Adding a source: subclass `BaseSource` (defaults fit a local, sequential source), implement `read` (and
+`problem` when it may lack a log source), and pass it to `auditor.run.runner.run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from auditor.compile.plan import Fetch
+    from auditor.core.provenance import RequestRecord
+
+Timed = tuple[int, dict[str, Any]]  # (time in epoch microseconds, record with API field names)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Records read from one origin, in the order read: a file (`origin` is its path) or an API request range."""
+
+    origin: str
+    records: Iterable[Timed]
+
+
+class SourceError(Exception):
+    """A source could not deliver a fetch's records; the rules reading it are not evaluated."""
+
+    verdict = "data error, rule not evaluated"
+
+    def rule_message(self) -> str:
+        """What the results of the rules that read the fetch say."""
+        return f"{self.verdict}: {self}"
+
+
+class DataError(SourceError):
+    """A data problem at an origin; str() is one line: 'PATH:LINE: error: MESSAGE' (or 'PATH: error: MESSAGE')."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        # Messages quote file content (envelope errors, JSON errors): keep them on one line.
+        self.message = " ".join(str(message).splitlines())
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{where}: error: {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable: a helper process sends it back (auditor.evaluate.parallel)
+        return DataError, (self.path, self.line, self.message)
+
+
+class DataMissing(SourceError):
+    """Records a source could not get (e.g. an API fetch that failed); the message is one line."""
+
+    verdict = "rule not evaluated, data missing"
+
+
+class Source(Protocol):
+    """What the runner asks of a record source."""
+
+    kind: str  # the results JSON `source`: files | api
+    concurrency: int  # units read at the same time (threads); 1: one after the other, in this thread
+    narrows: bool  # read correlation `first` sides before planning the `then` sides' fetches (see the runner)
+
+    def problem(self, log_source: str) -> SourceError | None:
+        """Why this source cannot read `log_source` at all (its rules error with it), or None."""
+
+    def unit(self, fetch: Fetch) -> str:
+        """Fetches with the same unit are read in one pass (files: one per log source; the API: one per fetch)."""
+
+    def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
+        """The fetch's records (`index`: its position in the run, for provenance order); SourceError when some
+        cannot be had. A source may return more records than the fetch asks for: every condition and window is
+        checked again locally."""
+
+    def size(self, fetch: Fetch) -> int:
+        """Bytes behind `read(fetch)` when it can be read again by another process (a second core), else 0."""
+
+    def expect(self, fetches: int) -> None:
+        """The run now plans `fetches` fetches in all (for a progress display)."""
+
+    def cancel(self) -> None:
+        """Give up: the run is ending (Ctrl-C); reads in flight may stop early."""
+
+    def requests(self) -> tuple[RequestRecord, ...]:
+        """Every request made, for provenance (none for local sources)."""
+
+
+class BaseSource:
+    """Defaults of a local source: sequential, one pass per log source, nothing requested, nothing to cancel."""
+
+    kind = "files"
+    concurrency = 1
+    narrows = False
+
+    def problem(self, log_source: str) -> SourceError | None:
+        """Every log source is readable (override when some may be missing)."""
+        return None
+
+    def unit(self, fetch: Fetch) -> str:
+        """One pass per log source: the local data is not filtered by fetch."""
+        return fetch.source
+
+    def read(self, fetch: Fetch, index: int) -> Iterator[Part]:  # pragma: no cover - abstract
+        """See `Source.read`."""
+        raise NotImplementedError
+
+    def size(self, fetch: Fetch) -> int:
+        """Not re-readable by default."""
+        return 0
+
+    def expect(self, fetches: int) -> None:
+        """Nothing to display."""
+
+    def cancel(self) -> None:
+        """Nothing in flight."""
+
+    def requests(self) -> tuple[RequestRecord, ...]:
+        """No requests."""
+        return ()
