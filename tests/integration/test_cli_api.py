@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor.cli.progress import ProgressBar
 from auditor.sources.cloudflare import client as api
+from auditor.sources.cloudflare.events import FetchDone, FetchesExpected, PageRead
 from tests.integration.test_api_source import (
     ACCOUNT,
     EMAIL,
@@ -160,10 +162,10 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(project, emulator, clock)
 def test_progress_bar_shows_pages_and_records_per_fetch():
     out = io.StringIO()
     ticks = iter(range(100))
-    bar = api.ProgressBar(out, 2, clock=lambda: next(ticks))
-    bar.page("access_requests:abc", 1000)
-    bar.page("access_requests:abc", 250)
-    bar.done("access_requests:abc")
+    bar = ProgressBar(out, 2, clock=lambda: next(ticks))
+    bar(PageRead("access_requests:abc", 1000))
+    bar(PageRead("access_requests:abc", 250))
+    bar(FetchDone("access_requests:abc"))
     bar.close()
     text = out.getvalue()
     assert "access_requests:abc: 2 pages, 1250 records" in text and "1/2 fetches done" in text
@@ -172,10 +174,10 @@ def test_progress_bar_shows_pages_and_records_per_fetch():
 
 def test_progress_bar_total_follows_a_re_planned_run():
     out = io.StringIO()
-    bar = api.ProgressBar(out, 3, clock=iter(range(100)).__next__)
-    bar.done("scim_updates:abc")
-    bar.expect(2)  # the correlation `then` sides were re-planned into one more fetch
-    bar.done("access_requests:def")
+    bar = ProgressBar(out, 3, clock=iter(range(100)).__next__)
+    bar(FetchDone("scim_updates:abc"))
+    bar(FetchesExpected(2))  # the correlation `then` sides were re-planned into one more fetch
+    bar(FetchDone("access_requests:def"))
     assert out.getvalue().rstrip().endswith("2/2 fetches done | access_requests:def: 0 pages, 0 records")
 
 

@@ -21,8 +21,9 @@ from auditor.core.model import SEVERITIES, Config
 def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, concurrency: int | None,
              no_progress: bool) -> Any:
     """`run` over the live API: settings checked (one-line error) before the first request."""
+    from auditor.cli.progress import ProgressBar
     from auditor.run.runner import run as run_plan
-    from auditor.sources.cloudflare.client import ApiClient, ProgressBar, SetupError, settings_from
+    from auditor.sources.cloudflare.client import ApiClient, SetupError, settings_from
     from auditor.sources.cloudflare.source import CloudflareSource
 
     try:
@@ -32,8 +33,12 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
         fail(str(exc))
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
     progress = ProgressBar(sys.stderr, len(plan.fetches)) if sys.stderr.isatty() and not no_progress else None
-    with ApiClient(settings, progress=progress) as client:
-        return run_plan(plan, CloudflareSource(client), options)
+    try:
+        with ApiClient(settings, progress=progress) as client:
+            return run_plan(plan, CloudflareSource(client), options)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 @click.command()

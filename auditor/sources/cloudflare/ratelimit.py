@@ -15,10 +15,23 @@ DEFAULT_WINDOWS: tuple[tuple[int, float], ...] = ((1100, 300.0), (100, 1.0))
 
 @dataclass(frozen=True)
 class Clock:
-    """Time sources, injectable so tests never really sleep."""
+    """Time sources, injectable so tests never really sleep (a test clock's `sleep` only moves its time)."""
 
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Let `seconds` pass. This clock cannot be interrupted: it sleeps (a test clock just moves on)."""
+        self.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class SystemClock(Clock):
+    """The real clock: a wait ends early once `stop` is set (Ctrl-C, or the client closing)."""
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        """Wait up to `seconds`, less if `stop` is set meanwhile."""
+        stop.wait(max(0.0, seconds))
 
 
 class RateLimiter:
@@ -26,7 +39,7 @@ class RateLimiter:
 
     def __init__(self, windows: tuple[tuple[int, float], ...] = DEFAULT_WINDOWS, clock: Clock | None = None) -> None:
         self._windows = [(limit, span, deque[float]()) for limit, span in windows]
-        self._clock = clock or Clock()
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._paused_until = 0.0
 

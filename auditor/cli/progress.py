@@ -1,0 +1,71 @@
+"""The terminal progress line for API runs: it consumes the client's progress events."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import IO
+
+from auditor.sources.cloudflare.events import FetchDone, FetchesExpected, PageRead, ProgressEvent
+from auditor.sources.cloudflare.ratelimit import SystemClock
+
+
+class ProgressBar:
+    """One redrawn stderr line: fetches done, and pages and records per fetch (no dependency)."""
+
+    def __init__(self, stream: IO[str], fetches: int, clock: Callable[[], float] | None = None) -> None:
+        self._stream = stream
+        self._fetches = fetches
+        self._clock = clock or SystemClock().monotonic
+        self._lock = threading.Lock()
+        self._counts: dict[str, list[int]] = {}
+        self._done = 0
+        self._drawn = 0.0
+        self._width = 0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        """Take one event from the client (any thread)."""
+        if isinstance(event, PageRead):
+            self.page(event.fetch, event.records)
+        elif isinstance(event, FetchDone):
+            self.done(event.fetch)
+        elif isinstance(event, FetchesExpected):
+            self.expect(event.fetches)
+
+    def expect(self, fetches: int) -> None:
+        """The run will make `fetches` fetches in all (a re-planned run learns it half-way)."""
+        with self._lock:
+            self._fetches = fetches
+
+    def page(self, key: str, records: int) -> None:
+        """One page of fetch `key` arrived with `records` records."""
+        with self._lock:
+            counts = self._counts.setdefault(key, [0, 0])
+            counts[0] += 1
+            counts[1] += records
+            self._draw(key)
+
+    def done(self, key: str) -> None:
+        """Fetch `key` finished (or failed)."""
+        with self._lock:
+            self._done += 1
+            self._draw(key, force=True)
+
+    def close(self) -> None:
+        """Erase the line."""
+        with self._lock:
+            if self._width:
+                self._stream.write("\r" + " " * self._width + "\r")
+                self._stream.flush()
+
+    def _draw(self, key: str, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._drawn < 0.1:
+            return  # at most ten redraws a second
+        self._drawn = now
+        pages, records = self._counts.get(key, [0, 0])
+        text = (f"fetching: {self._done}/{self._fetches} fetches done | {key}: {pages} pages, "
+                f"{records} records")
+        self._stream.write("\r" + text.ljust(self._width))
+        self._stream.flush()
+        self._width = max(self._width, len(text))
