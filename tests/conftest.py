@@ -9,13 +9,13 @@ from typing import Any, Protocol
 
 import pytest
 
-from auditor.testing.emulator import Emulator, Faults
+from auditor.testing.emulator import Emulator, EmulatorSettings, Faults
 
 _FAULTS = {f.name for f in dataclasses.fields(Faults)}
 
 
 class EmulatorFactory(Protocol):
-    """emulator(data, account_id=..., token=..., <any Faults field>=...) -> a running Emulator."""
+    """emulator(data, <any EmulatorSettings field>=..., <any Faults field>=...) -> a running Emulator."""
 
     def __call__(self, data: Path | Mapping[str, Iterable[dict]] | None = None, **options: Any) -> Emulator: ...
 
@@ -32,7 +32,7 @@ def emulator() -> Iterator[EmulatorFactory]:
         faults = {k: options.pop(k) for k in list(options) if k in _FAULTS}
         if faults:
             options["faults"] = dataclasses.replace(options.get("faults") or Faults(), **faults)
-        emu = Emulator({} if data is None else data, **options)
+        emu = Emulator({} if data is None else data, EmulatorSettings(**options))
         started.append(emu)
         return emu
 

@@ -6,9 +6,12 @@ import gzip
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -16,7 +19,8 @@ import pytest
 
 from auditor.core.timeutil import format_time, parse_time
 from auditor.sources.files import DataError
-from auditor.testing.emulator import Faults, is_loopback, parse_fail_pages, serve
+from auditor.testing.emulator import Emulator, EmulatorSettings, Faults, is_loopback, parse_fail_pages, serve
+from auditor.testing.httpserver import HANDLER_THREAD, ApiServer
 
 ACCOUNT = "acc-1"
 ACCESS_PATH = f"/accounts/{ACCOUNT}/access/logs/access_requests"
@@ -405,6 +409,24 @@ def test_bad_data_is_a_data_error(tmp_path, emulator):
         emulator(tmp_path)
 
 
+def test_a_record_without_time_is_named_by_number_never_by_content(emulator):
+    # Records hold personal data (e-mails, addresses): an error says where, not what.
+    broken = {k: v for k, v in ACCESS[2].items() if k != "created_at"}
+    with pytest.raises(ValueError, match=r"^access_requests record 3 has no valid created_at$") as raised:
+        emulator({"access_requests": [*ACCESS[:2], broken]})
+    assert broken["user_email"] not in str(raised.value) and broken["ip_address"] not in str(raised.value)
+
+
+def test_cli_data_error_shows_no_record(tmp_path):
+    (tmp_path / "access_requests.ndjson").write_text(
+        json.dumps(ACCESS[0]) + "\n" + json.dumps({**ACCESS[1], "created_at": 17.5}) + "\n")
+    result = subprocess.run([sys.executable, "-m", "auditor", "emulate", "--data", str(tmp_path), "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "access_requests.ndjson:2: error:" in result.stderr
+    assert ACCESS[1]["user_email"] not in result.stderr and ACCESS[1]["ip_address"] not in result.stderr
+
+
 def test_helpers():
     assert parse_fail_pages(["2:3", "5", "2:1"]) == {2: 4, 5: 1}
     with pytest.raises(ValueError, match="PAGE:TIMES"):
@@ -412,7 +434,7 @@ def test_helpers():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
     with pytest.raises(ValueError, match="not a loopback address"):
-        serve(Path("."), host="0.0.0.0")
+        serve(Path("."), EmulatorSettings(host="0.0.0.0"))
 
 
 def test_cli_serves_until_interrupted(tmp_path):
@@ -437,3 +459,57 @@ def test_cli_serves_until_interrupted(tmp_path):
         out, err = proc.communicate(timeout=5)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "tok-123" not in out + err + line
+
+
+# --- sockets: a burst of clients, and shutdown with idle keep-alive connections --------------------------
+
+def test_the_listen_backlog_holds_every_expected_client():
+    # Nobody accepts yet (the server is stopped): each connect completes in the kernel's queue, or it
+    # would wait for a SYN retransmission (1 s, then 3 s) and time out.
+    from auditor.testing.api import Api
+    from auditor.testing.store import load_logs
+
+    settings = EmulatorSettings(concurrency=64)
+    server = ApiServer(("127.0.0.1", 0), Api(load_logs(DATA), settings), settings.concurrency)
+    sockets = []
+    try:
+        for _ in range(64):
+            sock = socket.create_connection(server.server_address[:2], timeout=0.9)
+            sockets.append(sock)
+        assert len(sockets) == 64
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()
+
+
+def test_64_concurrent_clients_are_all_answered(emulator):
+    emu = emulator(DATA, account_id=ACCOUNT)
+    barrier = threading.Barrier(64)
+
+    def one(_: int) -> int:
+        with httpx.Client(base_url=emu.base_url, timeout=30) as c:
+            barrier.wait()
+            return len(ok(c.get(ACCESS_PATH, params={"per_page": 5})))
+
+    with ThreadPoolExecutor(64) as pool:
+        assert list(pool.map(one, range(64))) == [5] * 64
+    assert emu.requests_served == 64
+
+
+def test_close_ends_idle_keep_alive_connections():
+    emu = Emulator(DATA, EmulatorSettings(account_id=ACCOUNT))
+    clients = [httpx.Client(base_url=emu.base_url, timeout=30) for _ in range(3)]
+    try:
+        for c in clients:
+            ok(c.get(ACCESS_PATH))  # each leaves one idle keep-alive connection open
+        handlers = [t for t in threading.enumerate() if t.name == HANDLER_THREAD]
+        assert len(handlers) == 3
+        emu.close()  # returns only once every handler thread has ended
+        assert not any(t.is_alive() for t in handlers)
+        with pytest.raises(httpx.TransportError):
+            clients[0].get(ACCESS_PATH)
+    finally:
+        for c in clients:
+            c.close()
+        emu.close()

@@ -28,7 +28,7 @@ from auditor.run.runner import run as run_plan
 from auditor.sources.cloudflare import client as api
 from auditor.sources.cloudflare.source import CloudflareSource
 from auditor.sources.files import FileSource
-from auditor.testing.emulator import Emulator, Faults
+from auditor.testing.emulator import Emulator, EmulatorSettings, Faults
 from tests.helpers import write_ndjson
 from tests.integration.test_api_source import VirtualClock
 
@@ -230,7 +230,8 @@ class Workspace:
         if per_page is not None or limit is not None:
             plan = replace(plan, fetches=tuple(replace(f, per_page=per_page or f.per_page, limit=limit or f.limit)
                                                for f in plan.fetches))
-        with Emulator(self.data, account_id=ACCOUNT, token=TOKEN, faults=faults) as emu, client(emu, concurrency) as c:
+        settings = EmulatorSettings(account_id=ACCOUNT, token=TOKEN, faults=faults or Faults())
+        with Emulator(self.data, settings) as emu, client(emu, concurrency) as c:
             return answers(run_plan(plan, CloudflareSource(c), RunOptions()))
 
 

@@ -27,7 +27,7 @@ from auditor.cli import cli
 from auditor.run.runner import RunOptions
 from auditor.run.runner import run as run_plan
 from auditor.sources.cloudflare.source import CloudflareSource
-from auditor.testing.emulator import Emulator, Faults
+from auditor.testing.emulator import Emulator, EmulatorSettings, Faults
 from tests.property.model import ACCOUNT, AT, TOKEN, Workspace, answers, client, scenarios
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -103,7 +103,7 @@ def test_repeated_faulty_audits_stay_correct_and_leak_nothing(tmp_path, monkeypa
 
     def one_run(n: int) -> tuple[int, int]:
         ws, expected = spaces[n % len(spaces)]
-        with Emulator(ws.data, account_id=ACCOUNT, token=TOKEN, faults=_faults(rng)) as emu:
+        with Emulator(ws.data, EmulatorSettings(account_id=ACCOUNT, token=TOKEN, faults=_faults(rng))) as emu:
             if n % 10 == 9:
                 got = _cli_run(ws, emu)
             else:

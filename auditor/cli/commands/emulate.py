@@ -38,22 +38,26 @@ from auditor.core.exitcodes import ExitCode
               help="Silently return at most N entries per query, whatever limit asks.")
 @click.option("--result-info/--no-result-info", default=False, show_default=True,
               help="Add result_info to access_requests answers too.")
+@click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 4096),
+              help="Clients expected at once; the listen backlog holds them all.")
 @guard
 def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: bool, account_id: str | None,
             token: str | None, email: str | None, api_key: str | None, latency: float, rate_limit_first: int,
             retry_after: int, fail_pages: tuple[str, ...], fail_status: int, malformed_first: int,
-            cap_per_page: int | None, cap_limit: int | None, result_info: bool) -> int:
+            cap_per_page: int | None, cap_limit: int | None, result_info: bool, concurrency: int) -> int:
     """Serve both Cloudflare log endpoints locally from files, until Ctrl-C."""
     from auditor.sources.files import DataError
-    from auditor.testing.emulator import Faults, parse_fail_pages, serve
+    from auditor.testing.emulator import EmulatorSettings, Faults, parse_fail_pages, serve
 
     try:
         faults = Faults(latency=latency, rate_limit_first=rate_limit_first, retry_after=retry_after,
                         fail_pages=parse_fail_pages(fail_pages), fail_status=fail_status,
                         malformed_first=malformed_first, cap_per_page=cap_per_page, cap_limit=cap_limit,
                         result_info_access=result_info)
-        serve(data, source=source, host=host, port=port, account_id=account_id, token=token, email=email,
-              api_key=api_key, faults=faults, allow_remote=allow_remote, echo=lambda line: click.echo(line))
+        settings = EmulatorSettings(source=source, host=host, port=port, allow_remote=allow_remote,
+                                    account_id=account_id, token=token, email=email, api_key=api_key,
+                                    concurrency=concurrency, faults=faults)
+        serve(data, settings, echo=lambda line: click.echo(line))
     except DataError as exc:
         raise CommandError(str(exc)) from None
     except ValueError as exc:
