@@ -41,8 +41,10 @@ def load_logs(data: Path | Mapping[str, Iterable[dict]], source: str | None = No
                 keyed[name].append((time_us, number, record))
     else:
         for name, paths in find_source_files(Path(data), source).items():
+            entries = keyed[name]
             for path in paths:
-                keyed[name].extend((t, len(keyed[name]), r) for t, r in iter_timed(path, name))
+                for time_us, record in iter_timed(path, name):
+                    entries.append((time_us, len(entries), record))
     logs = {}
     for name, entries in keyed.items():
         entries.sort()  # equal times keep their order: the second key is the position read
