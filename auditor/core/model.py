@@ -6,8 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from auditor.core.diagnostics import SourceLocation
-
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+from auditor.core.status import Severity, Status
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class RuleTest:
     """One `tests:` case of a rule: fixture records, an optional reference time, the expected status."""
 
     name: str
-    expect: str  # pass | fail
+    expect: Status  # pass | fail
     location: SourceLocation
     # Inline records per source ({source: (record, ...)}); None when they come from `records_file`.
     records: dict[str, tuple[dict[str, Any], ...]] | None = None
@@ -145,7 +144,7 @@ class Rule:
     conditions: tuple[Condition, ...]
     expectations: tuple[Expectation, ...]
     location: SourceLocation
-    severity: str = "medium"
+    severity: Severity = Severity.MEDIUM
     description: str | None = None
     remediation: str | None = None
     tags: tuple[str, ...] = ()

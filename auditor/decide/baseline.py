@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from auditor.core.status import Status
 from auditor.evaluate.results import ResultsFileError, RunResult, load_results_file
 
 # A baseline is a results file; its problems are results-file problems, named for the option.
@@ -43,10 +44,10 @@ def mark_baseline(run: RunResult, baseline: dict[str, Any]) -> RunResult:
         rule_id = result.compiled.rule.id
         status, groups = before.get(rule_id, (None, set()))
         mark = None
-        if result.status == "fail":
+        if result.status is Status.FAIL:
             now = {_group_key(m.group) for m in result.measurements if not m.ok}
-            mark = "still" if status == "fail" and now <= groups else "new"
-        elif result.status == "pass" and status == "fail":
+            mark = "still" if status == Status.FAIL and now <= groups else "new"
+        elif result.status is Status.PASS and status == Status.FAIL:
             mark = "fixed"
         if mark:
             lists[mark].append(rule_id)

@@ -10,6 +10,7 @@ from typing import Any
 from auditor.compile.plan import Plan
 from auditor.core.model import Waiver
 from auditor.core.period import Period, zone
+from auditor.core.status import Status
 from auditor.core.timeutil import US, format_time
 from auditor.decide.waivers import apply_waivers
 from auditor.evaluate.periodic import badness
@@ -17,7 +18,6 @@ from auditor.evaluate.results import RuleResult, RunResult
 
 DAY_US = 86400 * US
 DEFAULT_RETENTION_DAYS = 30
-_RANK = {"pass": 0, "waived": 1, "fail": 2, "error": 3}
 
 
 def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None, *,
@@ -108,15 +108,15 @@ def _combine(result: RuleResult, steps: list[RuleResult], period: Period) -> Rul
     worst = max(range(len(steps)), key=lambda i: badness(steps[i].status, steps[i].violations,
                                                           steps[i].measurements, i))
     chosen = steps[worst]
-    which = "closest" if chosen.status == "pass" else "worst"
+    which = "closest" if chosen.status is Status.PASS else "worst"
     message = f"{_tally([s.status for s in steps])}; {which} at {_local(period, period.steps[worst])}: " \
               f"{chosen.message.removeprefix('passed: ')}"
     return dataclasses.replace(chosen, compiled=result.compiled, message=message, timeline=timeline, steps=())
 
 
-def _tally(statuses: list[str]) -> str:
+def _tally(statuses: list[Status]) -> str:
     n = len(statuses)
-    fail, waived = statuses.count("fail"), statuses.count("waived")
+    fail, waived = statuses.count(Status.FAIL), statuses.count(Status.WAIVED)
     if fail:
         return f"failed at {fail} of {n} steps" + (f" ({waived} more waived)" if waived else "")
     if waived:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditor.core.model import Waiver
+from auditor.core.status import Status
 from auditor.evaluate.results import RuleResult, RunResult
 
 
@@ -51,7 +52,7 @@ def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
     for result in run.results:
         rule_id = result.compiled.rule.id
         active = [i for i, w in enumerate(waivers) if w.rule == rule_id and reference < w.expires_us]
-        if result.status != "fail" or not active:
+        if result.status is not Status.FAIL or not active:
             results.append(result)
             continue
         violating = violating_groups(result)
@@ -71,7 +72,7 @@ def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
                 applied[i] = True
             primary = max(covered, key=lambda i: (covered[i], -i))
             waiver = {**waivers[primary].to_json(), "records": covered[primary]}
-            results.append(dataclasses.replace(result, status="waived", waiver=waiver))
+            results.append(dataclasses.replace(result, status=Status.WAIVED, waiver=waiver))
         else:
             results.append(result)
     statuses = {r.compiled.rule.id: r.status for r in results}
@@ -82,7 +83,7 @@ def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
         if reference >= w.expires_us:
             state = "expired"
             warnings.append(f"{_label(w)} expired {w.expires} and no longer applies")
-        elif status is None or status == "error":
+        elif status is None or status is Status.ERROR:
             state = "not_run"
         elif applied[i]:
             state = "applied"

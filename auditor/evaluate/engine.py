@@ -12,6 +12,7 @@ from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule
 from auditor.core.fields import SOURCES
 from auditor.core.model import Expectation
+from auditor.core.status import Status
 from auditor.language.conditions import compile_all, compile_gate
 
 
@@ -46,7 +47,7 @@ class Measurement:
 class Outcome:
     """What evaluation decided for one rule (pass/fail), before the runner adds errors and metadata."""
 
-    status: str
+    status: Status
     message: str
     measurements: tuple[Measurement, ...]
     violations: int
@@ -204,12 +205,12 @@ class RuleEvaluator:
             worst = next(m for m in violating[0][2] if not m.ok)
             message = self._describe(worst, len(violating))
             counts = tuple((ms[0].group if ms else None, g.count) for _, g, ms in violating)
-            return Outcome("fail", message, tuple(measurements), len(violating), tuple(evidence), self.matched,
+            return Outcome(Status.FAIL, message, tuple(measurements), len(violating), tuple(evidence), self.matched,
                            counts)
         # Ties between groups go to the first in sorted order, not arrival order: same data, same answer.
         measurements = self._closest(sorted(per_group, key=lambda x: _sort_key(x[0])))
         summary = "; ".join(self._text(m) for m in measurements)
-        return Outcome("pass", f"passed: {summary}", tuple(measurements), 0, (), self.matched)
+        return Outcome(Status.PASS, f"passed: {summary}", tuple(measurements), 0, (), self.matched)
 
     def _declared(self, groups: dict[tuple[Any, ...], _Group]) -> dict[tuple[Any, ...], _Group]:
         """`for_each`: every listed value (combination) is a group; one without records has count 0."""

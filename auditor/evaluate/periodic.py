@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditor.compile.plan import CompiledRule
+from auditor.core.status import Status
 from auditor.core.timeutil import US
 from auditor.evaluate.correlate import CorrelationEvaluator
 from auditor.evaluate.engine import Measurement, Outcome, RuleEvaluator
@@ -33,7 +34,6 @@ from auditor.language.conditions import Feed, compile_all
 
 DAY_US = 86400 * US
 DEFAULT_RETENTION_DAYS = 30
-_RANK = {"pass": 0, "waived": 1, "fail": 2, "error": 3}
 _FAR = 1 << 62  # beyond any timestamp in microseconds
 
 
@@ -96,9 +96,10 @@ def evaluator(compiled: CompiledRule) -> RuleEvaluator | StepEvaluator:
     return StepEvaluator(compiled) if compiled.windows else RuleEvaluator(compiled)
 
 
-def badness(status: str, violations: int, measurements: Sequence[Measurement], i: int) -> tuple[int, int, float, int]:
+def badness(status: Status, violations: int, measurements: Sequence[Measurement],
+            i: int) -> tuple[int, int, float, int]:
     """How bad one step is, for choosing the worst: status, violating groups, pressure, earlier first."""
-    return _RANK[status], violations, _pressure(measurements), -i
+    return status.rank, violations, _pressure(measurements), -i
 
 
 def _pressure(measurements: Sequence[Measurement]) -> float:

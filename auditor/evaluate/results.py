@@ -10,13 +10,11 @@ from typing import Any
 from auditor import __version__
 from auditor.compile.plan import CompiledRule
 from auditor.core.exitcodes import ExitCode
-from auditor.core.model import SEVERITIES
 from auditor.core.provenance import RequestRecord
+from auditor.core.status import Severity, Status
 from auditor.core.timeutil import format_time
 from auditor.evaluate.engine import Measurement, Outcome
 from auditor.load.schema import validator
-
-STATUSES = ("pass", "fail", "waived", "error")
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,7 @@ class RuleResult:
     """What happened to one rule."""
 
     compiled: CompiledRule
-    status: str
+    status: Status
     message: str
     fetch: str
     measurements: tuple[Measurement, ...] = ()
@@ -47,12 +45,12 @@ class RuleResult:
             "title": rule.title,
             "description": rule.description,
             "remediation": rule.remediation,
-            "severity": rule.severity,
+            "severity": rule.severity.value,
             "tags": list(rule.tags),
             "source": rule.source,
             "file": rule.location.path,
             "line": rule.location.line,
-            "status": self.status,
+            "status": self.status.value,
             "message": self.message,
             "window": {"since": format_time(self.compiled.since_us), "until": format_time(self.compiled.until_us)},
             "measurements": [m.to_json() for m in self.measurements],
@@ -78,7 +76,7 @@ class RunResult:
     account_id: str | None
     source: str  # api | files
     results: tuple[RuleResult, ...]
-    fail_on: str = "info"
+    fail_on: Severity = Severity.INFO
     api_requests: int = 0
     records_fetched: int = 0
     duration_s: float = 0.0
@@ -97,17 +95,17 @@ class RunResult:
     @property
     def exit_code(self) -> ExitCode:
         """2 if any rule errored, 1 if a rule at or above --fail-on failed, else 0."""
-        if any(r.status == "error" for r in self.results):
+        if any(r.status is Status.ERROR for r in self.results):
             return ExitCode.UNDECIDED
-        threshold = SEVERITIES.index(self.fail_on)
-        if any(r.status == "fail" and SEVERITIES.index(r.compiled.rule.severity) >= threshold
+        threshold = self.fail_on.rank
+        if any(r.status is Status.FAIL and r.compiled.rule.severity.rank >= threshold
                and (not self.fail_on_new or r.baseline == "new") for r in self.results):
             return ExitCode.FAILED
         return ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON document (SPEC section 4), stable key order."""
-        counts = {s: sum(1 for r in self.results if r.status == s) for s in STATUSES}
+        counts = {s.value: sum(1 for r in self.results if r.status is s) for s in Status}
         results = [r.to_json() for r in self.results]
         if self.baseline is not None:
             for item, r in zip(results, self.results, strict=True):

@@ -8,6 +8,7 @@ from typing import Any
 from auditor.core.diagnostics import Diagnostic, display_path
 from auditor.core.fields import SOURCES, FieldType, Source
 from auditor.core.model import Condition, Config, Correlation, Expectation, Rule, RuleTest, Side, TimeBound
+from auditor.core.status import Severity, Status
 from auditor.core.timeutil import parse_duration, parse_epoch, parse_time
 from auditor.language import conditions as ops
 from auditor.language.conditions import OPERATORS, ValueKind
@@ -68,7 +69,7 @@ class RuleChecker:
             conditions=tuple(conditions),
             expectations=tuple(expectations),
             location=self.doc.location(p),
-            severity=raw.get("severity", "medium"),
+            severity=Severity(raw.get("severity", Severity.MEDIUM)),
             description=raw.get("description"),
             remediation=raw.get("remediation"),
             tags=tuple(raw.get("tags", ())),
@@ -335,7 +336,7 @@ class RuleChecker:
                     self.problem("E323", f"test 'at' {case['at']!r} is not an RFC 3339 timestamp",
                                  pointer_join(at, "at"), "e.g. 2026-11-15T00:00:00Z")
                     continue
-            out.append(RuleTest(case["name"], case["expect"], self.doc.location(at), by_source,
+            out.append(RuleTest(case["name"], Status(case["expect"]), self.doc.location(at), by_source,
                                 str(path) if path is not None else None, at_us))
         return tuple(out)
 

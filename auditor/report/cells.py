@@ -10,7 +10,10 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-_SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+from auditor.core.status import Severity
+
+_SARIF_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "note",
+                Severity.INFO: "note"}
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
@@ -100,7 +103,7 @@ def _csv_cell(value: Any) -> str:
 
 def sarif_level(severity: str) -> str:
     """SARIF level for a rule severity: critical/high error, medium warning, low/info note."""
-    return _SARIF_LEVEL[severity]
+    return _SARIF_LEVEL[Severity(severity)]
 
 
 def uri(path: str) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-STATUSES = ("pass", "fail", "waived", "error")
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-_STATUS_RANK = {"error": 0, "fail": 1, "waived": 2, "pass": 3}
+from auditor.core.status import Severity, Status
 
 
 def format_number(value: Any) -> str:
@@ -102,7 +100,7 @@ def ordered(results: list[dict]) -> list[dict]:
 
     def rank(pair: tuple[int, dict]) -> tuple[int, int, int]:
         index, result = pair
-        return _STATUS_RANK[result["status"]], SEVERITIES.index(result["severity"]), index
+        return -Status(result["status"]).rank, -Severity(result["severity"]).rank, index
 
     return [result for _, result in sorted(enumerate(results), key=rank)]
 
@@ -110,12 +108,12 @@ def ordered(results: list[dict]) -> list[dict]:
 def by_severity(results: list[dict]) -> list[dict]:
     """Status counts per severity, most severe first: [{'severity', 'total', 'pass', 'fail', ...}]."""
     rows = []
-    for severity in SEVERITIES:
-        counts = {status: 0 for status in STATUSES}
+    for severity in Severity.most_severe_first():
+        counts = {status.value: 0 for status in Status}
         for result in results:
             if result["severity"] == severity:
                 counts[result["status"]] += 1
-        rows.append({"severity": severity, "total": sum(counts.values()), **counts})
+        rows.append({"severity": severity.value, "total": sum(counts.values()), **counts})
     return rows
 
 

@@ -15,6 +15,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from auditor.core.resources import templates_dir
+from auditor.core.status import Status
 from auditor.report.cells import cell, columns, csv_row, duration, field_lines, markdown_cell, oneline, sarif_level, uri
 from auditor.report.filters import (
     by_severity,
@@ -54,7 +55,7 @@ _BUILTIN: dict[str, _Format] = {
     "csv": _Format("csv.j2", autoescape=False, visible_controls=True),
 }
 
-_ANSI = {"pass": "32", "fail": "1;31", "error": "1;33", "waived": "36", "dim": "2", "bold": "1"}
+_ANSI = {Status.PASS: "32", Status.FAIL: "1;31", Status.ERROR: "1;33", Status.WAIVED: "36", "dim": "2", "bold": "1"}
 _AUTOESCAPE_SUFFIXES = (".html", ".htm", ".xml", ".svg", ".xhtml")
 
 # C0 controls except tab/LF/CR, DEL, C1 controls, surrogates, non-characters, bidi overrides/isolates.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from auditor.report.filters import STATUSES
+from auditor.core.status import Status
 
 
 def steps(results: list[dict]) -> list[str]:
@@ -26,7 +26,7 @@ def heatmap(results: list[dict], width: float = 1100) -> dict:
             continue
         by_at = {step["at"]: step for step in result["timeline"]}
         cells = [by_at.get(at) for at in instants]
-        bad = sum(1 for c in cells if c and c["status"] != "pass")
+        bad = sum(1 for c in cells if c and c["status"] != Status.PASS)
         rows.append({"id": result["id"], "status": result["status"], "cells": cells, "bad": bad})
     label = max((len(r["id"]) for r in rows), default=4) * 7 + 16
     n = max(len(instants), 1)
@@ -42,7 +42,7 @@ def heatmap(results: list[dict], width: float = 1100) -> dict:
             "width": label + cell * n + 56, "height": len(rows) * 20 + 24}
 
 
-_MARKS = {"pass": ".", "fail": "x", "waived": "w", "error": "!"}
+_MARKS = {Status.PASS: ".", Status.FAIL: "x", Status.WAIVED: "w", Status.ERROR: "!"}
 
 
 def step_marks(result: dict) -> str:
@@ -56,26 +56,27 @@ def step_summary(result: dict) -> str:
     n = len(timeline)
     if not n:
         return ""
-    count = {status: sum(1 for step in timeline if step["status"] == status) for status in STATUSES}
-    if count["error"]:
-        return f"error at {count['error']} of {n} steps"
-    if count["fail"]:
-        return f"failed at {count['fail']} of {n} steps" + (f", {count['waived']} waived" if count["waived"] else "")
-    if count["waived"]:
-        return f"waived at {count['waived']} of {n} steps"
+    count = {status: sum(1 for step in timeline if step["status"] == status) for status in Status}
+    error, fail, waived = count[Status.ERROR], count[Status.FAIL], count[Status.WAIVED]
+    if error:
+        return f"error at {error} of {n} steps"
+    if fail:
+        return f"failed at {fail} of {n} steps" + (f", {waived} waived" if waived else "")
+    if waived:
+        return f"waived at {waived} of {n} steps"
     return f"passed at all {n} steps"
 
 
 def failing_steps(result: dict) -> list[dict]:
     """The timeline steps that failed or errored."""
-    return [step for step in result.get("timeline") or () if step["status"] in ("fail", "error")]
+    return [step for step in result.get("timeline") or () if step["status"] in (Status.FAIL, Status.ERROR)]
 
 
 def step_list(timeline: Iterable[dict]) -> str:
     """Steps as text: '2026-11-03T00:00:00Z (2 groups), 2026-11-05T00:00:00Z (error)'."""
     parts = []
     for step in timeline:
-        if step["status"] == "error":
+        if step["status"] == Status.ERROR:
             parts.append(f"{step['at']} (error)")
         else:
             v = step["violations"]

@@ -20,6 +20,7 @@ from auditor.compile.compiler import compile_plan
 from auditor.core.diagnostics import Diagnostic, SourceLocation, display_path
 from auditor.core.fields import SOURCES
 from auditor.core.model import Config, Rule, RuleTest
+from auditor.core.status import Status
 from auditor.core.timeutil import US, format_time, parse_epoch, parse_time
 from auditor.run.runner import RunOptions, run
 from auditor.sources.base import DataError
@@ -33,7 +34,7 @@ class CaseResult:
 
     rule: Rule
     case: RuleTest
-    status: str  # pass | fail | error
+    status: Status  # pass | fail | error
     message: str
     reference_us: int
 
@@ -47,7 +48,7 @@ class CaseResult:
         head = f"{self.rule.id}: {self.case.name}"
         if self.held:
             return f"PASS {head}"
-        if self.status == "error":
+        if self.status is Status.ERROR:
             return f"ERROR {head}: {self.message} ({self.case.location})"
         return (f"FAIL {head}: expected {self.case.expect}, got {self.status} at {format_time(self.reference_us)}: "
                 f"{self.message} ({self.case.location})")

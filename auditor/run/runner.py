@@ -16,6 +16,7 @@ from typing import Any
 
 from auditor.compile.plan import CompiledRule, Fetch, Plan
 from auditor.core.model import Waiver
+from auditor.core.status import Severity, Status
 from auditor.decide.baseline import mark_baseline
 from auditor.decide.period import finish as finish_period
 from auditor.decide.waivers import apply_waivers
@@ -31,7 +32,7 @@ from auditor.sources.base import Source
 class RunOptions:
     """Run settings that are not part of the plan."""
 
-    fail_on: str = "info"
+    fail_on: Severity = Severity.INFO
     rules_sha256: str = ""
     config_sha256: str | None = None
     waivers: tuple[Waiver, ...] = ()
@@ -85,7 +86,7 @@ class _Units:
                     failed[key] = problem.rule_message()
                     correlations.finished(key, failed[key])
             if key in failed:
-                errors.extend(RuleResult(r, "error", failed[key], _describe(plan, r)) for r in rules)
+                errors.extend(RuleResult(r, Status.ERROR, failed[key], _describe(plan, r)) for r in rules)
             else:
                 units[key].rules.extend(r for r in rules if r not in units[key].rules)
         return list(units.values()), errors
@@ -166,7 +167,7 @@ def _correlation_results(plan: Plan, correlations: Correlations, described: dict
     for compiled, o, error in correlations.outcomes():
         query = described.get(compiled.rule.id) or _describe(plan, compiled)
         if o is None:
-            out.append(RuleResult(compiled, "error", error or "rule not evaluated", query))
+            out.append(RuleResult(compiled, Status.ERROR, error or "rule not evaluated", query))
         else:
             out.append(RuleResult(compiled, o.status, o.message, query, o.measurements,
                                   o.violations, o.evidence, groups=o.groups, steps=o.steps))
@@ -182,7 +183,7 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
         account_id=plan.account_id,
         source=source,
         results=tuple(results),
-        fail_on=options.fail_on,
+        fail_on=Severity(options.fail_on),
         api_requests=len(requests),
         records_fetched=records,
         duration_s=time.monotonic() - started,

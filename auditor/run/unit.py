@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.compile.plan import CompiledRule, Fetch
+from auditor.core.status import Status
 from auditor.evaluate import parallel
 from auditor.evaluate.periodic import evaluator
 from auditor.evaluate.results import RuleResult
@@ -71,7 +72,7 @@ def evaluate(unit: Unit) -> UnitOutcome:
             raise
         message = exc.rule_message()
         unit.done(message)
-        return UnitOutcome([RuleResult(r, "error", message, unit.describe(r)) for r in unit.rules], sum(tally[:1]))
+        return UnitOutcome([RuleResult(r, Status.ERROR, message, unit.describe(r)) for r in unit.rules], sum(tally[:1]))
     unit.done(None)
     results = []
     for e in evaluators:

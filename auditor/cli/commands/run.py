@@ -15,7 +15,8 @@ from auditor.cli.common import fail, guard, load_valid
 from auditor.cli.options import project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
 from auditor.compile.plan import Plan
-from auditor.core.model import SEVERITIES, Config
+from auditor.core.model import Config
+from auditor.core.status import Severity
 
 
 def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, concurrency: int | None,
@@ -48,7 +49,8 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
 @selection_options
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default="info", show_default=True,
+@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=Severity.INFO.value,
+              show_default=True,
               help="Lowest severity whose failure fails the gate (exit 1).")
 @click.option("--report", "reports", multiple=True, metavar="FORMAT[=PATH]",
               help="Render a report (text, markdown, html, junit, sarif, csv, json); repeatable.")
@@ -100,7 +102,8 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         compiled = selection.compile_saved(saved, project, account_id or project.config.account_id, plan_path)
     else:
         compiled = selection.compile_rules(project, selected, at, account_id or project.config.account_id, period)
-    options = RunOptions(fail_on=fail_on, rules_sha256=project.rules_sha256, config_sha256=project.config_sha256,
+    options = RunOptions(fail_on=Severity(fail_on), rules_sha256=project.rules_sha256,
+                         config_sha256=project.config_sha256,
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
                          fail_on_new=fail_on_new, retention_days=project.config.retention_days,
                          exact_plan=saved is not None)

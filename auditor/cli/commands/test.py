@@ -10,6 +10,7 @@ from auditor.cli import selection
 from auditor.cli.common import guard, load_valid, report_problems
 from auditor.cli.options import project_options
 from auditor.core.exitcodes import ExitCode
+from auditor.core.status import Status
 from auditor.core.timeutil import now_us
 
 
@@ -33,7 +34,7 @@ def test_rules(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tupl
         click.echo(case.line())
     report_problems(problems)
     held = sum(1 for c in results if c.held)
-    errors = sum(1 for c in results if c.status == "error") + len(problems)
+    errors = sum(1 for c in results if c.status is Status.ERROR) + len(problems)
     untested = [r.id for r in rules if not r.tests]
     tested = len(rules) - len(untested)
     summary = (f"{_plural(len(results), 'case')} in {_plural(tested, 'rule')}: "
