@@ -13,7 +13,7 @@ from auditor.core.period import Period, zone
 from auditor.core.status import Status
 from auditor.core.timeutil import US, format_time
 from auditor.decide.waivers import apply_waivers
-from auditor.evaluate.periodic import badness
+from auditor.evaluate.periodic import worst_step
 from auditor.evaluate.results import RuleResult, RunResult
 
 DAY_US = 86400 * US
@@ -105,8 +105,7 @@ def _combine(result: RuleResult, steps: list[RuleResult], period: Period) -> Rul
                      for t, s in zip(period.steps, steps, strict=True))
     if not result.steps:  # the rule could not be evaluated at all (fetch or data error)
         return dataclasses.replace(result, timeline=timeline)
-    worst = max(range(len(steps)), key=lambda i: badness(steps[i].status, steps[i].violations,
-                                                          steps[i].measurements, i))
+    worst = worst_step(steps)
     chosen = steps[worst]
     which = "closest" if chosen.status is Status.PASS else "worst"
     message = f"{_tally([s.status for s in steps])}; {which} at {_local(period, period.steps[worst])}: " \

@@ -11,9 +11,18 @@ from typing import Any
 from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule
 from auditor.core.fields import SOURCES
-from auditor.core.model import Expectation
 from auditor.core.status import Status
 from auditor.language.conditions import compile_all, compile_gate
+from auditor.language.expectations import (
+    KINDS,
+    Bounds,
+    bounds_text,
+    check,
+    evidence_key,
+    format_number,
+    pressure,
+    worst,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,10 @@ class Measurement:
         out["ok"] = self.ok
         return out
 
+    def bounds(self) -> Bounds:
+        """(ok, value, min, max): what auditor.language.expectations compares."""
+        return self.ok, self.value, self.min, self.max
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -67,22 +80,6 @@ class _Group:
     # Evidence: the earliest records, kept as a bounded max-heap of (-time, -seq) so the choice does not
     # depend on the order records arrive in.
     samples: dict[str, list[tuple[int, _Neg, int, dict[str, Any]]]] = field(default_factory=dict)
-
-
-def _check(e: Expectation, value: float | None) -> bool:
-    if value is None:
-        return True  # ratio over no records: not measured, passes
-    if e.min is not None and value < e.min:
-        return False
-    return not (e.max is not None and value > e.max)
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.4g}"
-    return str(int(value))
 
 
 class RuleEvaluator:
@@ -197,13 +194,14 @@ class RuleEvaluator:
         for key, group in groups.items():
             per_group.append((key, group, self._measure(key, group)))
         violating = [(k, g, ms) for k, g, ms in per_group if not all(m.ok for m in ms)]
-        violating.sort(key=lambda item: (-_severity(item[2]), _sort_key(item[0])))
+        # The worst group first (its worst measurement's pressure), ties in sorted order, not arrival order.
+        violating.sort(key=lambda item: (-_pressure(item[2]), _sort_key(item[0])))
         if violating:
             passing = sorted((x for x in per_group if all(m.ok for m in x[2])), key=lambda x: _sort_key(x[0]))
             measurements = [m for _, _, ms in violating + passing for m in ms]
             evidence = [rec for _, g, ms in violating for rec in self._evidence(g, ms)]
-            worst = next(m for m in violating[0][2] if not m.ok)
-            message = self._describe(worst, len(violating))
+            top = worst(violating[0][2], Measurement.bounds) or violating[0][2][0]
+            message = self._describe(top, len(violating))
             counts = tuple((ms[0].group if ms else None, g.count) for _, g, ms in violating)
             return Outcome(Status.FAIL, message, tuple(measurements), len(violating), tuple(evidence), self.matched,
                            counts)
@@ -234,15 +232,16 @@ class RuleEvaluator:
         out = []
         d = r = 0
         for e in rule.expectations:
-            if e.kind == "count":
-                value: float | None = group.count
-            elif e.kind == "distinct":
-                value = len(group.distinct[d])
+            kind = KINDS[e.kind]
+            if kind.keeps == "values":
+                value = kind.measure(group.count, values=len(group.distinct[d]))
                 d += 1
-            else:
-                value = (group.hits[r] / group.count) if group.count else None
+            elif kind.keeps == "hits":
+                value = kind.measure(group.count, hits=group.hits[r])
                 r += 1
-            out.append(Measurement(e.kind, shown_group, value, _check(e, value), e.field, e.min, e.max))
+            else:
+                value = kind.measure(group.count)
+            out.append(Measurement(e.kind, shown_group, value, check(value, e.min, e.max), e.field, e.min, e.max))
         return out
 
     def _closest(self, per_group: list[tuple[tuple[Any, ...], _Group, list[Measurement]]]) -> list[Measurement]:
@@ -256,33 +255,28 @@ class RuleEvaluator:
                 value = None if e.kind == "ratio" else 0
                 out.append(Measurement(e.kind, None, value, True, e.field, e.min, e.max))
                 continue
-            if e.max is not None:
-                best = max(candidates, key=lambda m: (m.value if m.value is not None else -1))
-            else:
-                best = min(candidates, key=lambda m: (m.value if m.value is not None else float("inf")))
-            out.append(best)
+            # The group nearest its bound (the first of equals, in sorted order).
+            out.append(max(candidates, key=lambda m: pressure(m.value, m.min, m.max)))
         return out
 
     def _evidence(self, group: _Group, ms: list[Measurement]) -> list[dict[str, Any]]:
         key = "all"
         r = 0
         for m in ms:
-            if m.expectation == "ratio":
+            if KINDS[m.expectation].keeps == "hits":
                 if not m.ok:
-                    too_high = m.max is not None and m.value is not None and m.value > m.max
-                    key = f"where{r}" if too_high else f"not{r}"
+                    key = evidence_key(r, m.value, m.max)
                     break
                 r += 1
         heap = group.samples.get(key, [])
         return [shown for *_, shown in sorted(heap, reverse=True)]
 
     def _text(self, m: Measurement) -> str:
-        name = f"distinct {m.field}" if m.field else m.expectation
-        bounds = ", ".join(f"{k} {_num(v)}" for k, v in (("min", m.min), ("max", m.max)) if v is not None)
+        name = KINDS[m.expectation].label(m.field)
         where = ""
         if m.group:
             where = " for " + ", ".join(f"{k}={v}" for k, v in m.group.items())
-        return f"{name} {_num(m.value)} ({bounds}){where}"
+        return f"{name} {format_number(m.value)} ({bounds_text(m.min, m.max)}){where}"
 
     def _describe(self, worst: Measurement, violations: int) -> str:
         if self.rule.group_by:
@@ -330,14 +324,7 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple("" if v is None else str(v) for v in key)
 
 
-def _severity(ms: list[Measurement]) -> float:
-    """How far a group's worst measurement is beyond its bound (for ordering violations)."""
-    worst = 0.0
-    for m in ms:
-        if m.ok or m.value is None:
-            continue
-        if m.max is not None and m.value > m.max:
-            worst = max(worst, m.value - m.max)
-        if m.min is not None and m.value < m.min:
-            worst = max(worst, m.min - m.value)
-    return worst
+def _pressure(ms: list[Measurement]) -> float:
+    """How far past its bound a group's worst measurement is (for ordering violating groups)."""
+    top = worst(ms, Measurement.bounds)
+    return pressure(top.value, top.min, top.max) if top is not None else float("-inf")

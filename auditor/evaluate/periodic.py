@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from auditor.compile.plan import CompiledRule
 from auditor.core.status import Status
@@ -31,6 +31,7 @@ from auditor.core.timeutil import US
 from auditor.evaluate.correlate import CorrelationEvaluator
 from auditor.evaluate.engine import Measurement, Outcome, RuleEvaluator
 from auditor.language.conditions import Feed, compile_all
+from auditor.language.expectations import pressure, worst
 
 DAY_US = 86400 * US
 DEFAULT_RETENTION_DAYS = 30
@@ -86,9 +87,7 @@ class StepEvaluator:
     def outcome(self) -> Outcome:
         """The worst step's outcome (before waivers), with every step's outcome in `steps`."""
         steps = tuple(e.outcome() for e in self._steps)
-        worst = max(range(len(steps)), key=lambda i: badness(steps[i].status, steps[i].violations,
-                                                              steps[i].measurements, i))
-        return dataclasses.replace(steps[worst], matched=self.matched, steps=steps)
+        return dataclasses.replace(steps[worst_step(steps)], matched=self.matched, steps=steps)
 
 
 def evaluator(compiled: CompiledRule) -> RuleEvaluator | StepEvaluator:
@@ -96,23 +95,26 @@ def evaluator(compiled: CompiledRule) -> RuleEvaluator | StepEvaluator:
     return StepEvaluator(compiled) if compiled.windows else RuleEvaluator(compiled)
 
 
-def badness(status: Status, violations: int, measurements: Sequence[Measurement],
-            i: int) -> tuple[int, int, float, int]:
-    """How bad one step is, for choosing the worst: status, violating groups, pressure, earlier first."""
-    return status.rank, violations, _pressure(measurements), -i
+class Step(Protocol):
+    """What the worst-step choice reads of a step's outcome or result."""
+
+    @property
+    def status(self) -> Status: ...
+    @property
+    def violations(self) -> int: ...
+    @property
+    def measurements(self) -> tuple[Measurement, ...]: ...
 
 
-def _pressure(measurements: Sequence[Measurement]) -> float:
-    """How far the measurements are past their bounds (negative: how close to them) relative to the bound."""
-    worst = float("-inf")
-    for m in measurements:
-        if m.value is None:
-            continue
-        if m.max is not None:
-            worst = max(worst, (m.value - m.max) / (abs(m.max) or 1))
-        if m.min is not None:
-            worst = max(worst, (m.min - m.value) / (abs(m.min) or 1))
-    return worst
+def worst_step(steps: Sequence[Step]) -> int:
+    """The index of the worst step: the worst status, then the most violating groups, then the highest pressure
+    of its worst measurement (auditor.language.expectations), then the earliest."""
+    return max(range(len(steps)), key=lambda i: _badness(steps[i], i))
+
+
+def _badness(step: Step, i: int) -> tuple[int, int, float, int]:
+    top = worst(step.measurements, Measurement.bounds)
+    return step.status.rank, step.violations, pressure(top.value, top.min, top.max) if top else float("-inf"), -i
 
 
 class StepCorrelationEvaluator(CorrelationEvaluator):
@@ -165,9 +167,7 @@ class StepCorrelationEvaluator(CorrelationEvaluator):
             self._then = then
             self.first_matched = bisect_left(self._first_times, until) - bisect_left(self._first_times, since)
             steps.append(super().outcome())
-        worst = max(range(len(steps)), key=lambda i: badness(steps[i].status, steps[i].violations,
-                                                              steps[i].measurements, i))
-        return dataclasses.replace(steps[worst], steps=tuple(steps))
+        return dataclasses.replace(steps[worst_step(steps)], steps=tuple(steps))
 
 
 def correlation_evaluator(compiled: CompiledRule) -> CorrelationEvaluator:

@@ -6,17 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from auditor.core.status import Severity, Status
-
-
-def format_number(value: Any) -> str:
-    """Number as a short string: integers plainly, fractions with up to 4 significant digits."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.4g}"
-    return str(int(value))
+from auditor.language import expectations
+from auditor.language.expectations import KINDS, Bounds, bounds_text, format_number
 
 
 def thousands(value: Any) -> str:
@@ -26,9 +17,7 @@ def thousands(value: Any) -> str:
 
 def measure(measurement: dict) -> str:
     """Measured vs threshold: 'count 47 > max 5', 'ratio 0.31 > max 0.2', 'count 3 (min 1, max 5)'."""
-    name = measurement["expectation"]
-    if measurement.get("field"):
-        name = f"{name}({measurement['field']})"
+    name = KINDS[measurement["expectation"]].label(measurement.get("field"), compact=True)
     value, low, high = measurement["value"], measurement.get("min"), measurement.get("max")
     if value is None:
         return f"{name} not measured" + _bounds(low, high)
@@ -41,9 +30,8 @@ def measure(measurement: dict) -> str:
 
 
 def _bounds(low: Any, high: Any) -> str:
-    bounds = (("min", low), ("max", high))
-    parts = [f"{label} {format_number(bound)}" for label, bound in bounds if bound is not None]
-    return f" ({', '.join(parts)})" if parts else ""
+    text = bounds_text(low, high)
+    return f" ({text})" if text else ""
 
 
 def group_label(group: dict | None) -> str:
@@ -54,22 +42,12 @@ def group_label(group: dict | None) -> str:
 
 
 def worst(result: dict) -> dict | None:
-    """The measurement to headline: the failing one furthest past its bound, else the first."""
-    measurements = result["measurements"]
-    failed = [m for m in measurements if not m["ok"]]
-    if failed:
-        return max(failed, key=_overshoot)
-    return measurements[0] if measurements else None
+    """The measurement to headline: the one the result message names (auditor.language.expectations.worst)."""
+    return expectations.worst(result["measurements"], _bounds_of)
 
 
-def _overshoot(measurement: dict) -> float:
-    value = measurement["value"]
-    if value is None:
-        return 0.0
-    for bound, sign in ((measurement.get("max"), 1), (measurement.get("min"), -1)):
-        if bound is not None and sign * (value - bound) > 0:
-            return sign * (value - bound) / (abs(bound) or 1)
-    return 0.0
+def _bounds_of(measurement: dict) -> Bounds:
+    return measurement["ok"], measurement["value"], measurement.get("min"), measurement.get("max")
 
 
 def failing(measurements: Iterable[dict]) -> list[dict]:

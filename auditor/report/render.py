@@ -16,11 +16,11 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from auditor.core.resources import templates_dir
 from auditor.core.status import Status
+from auditor.language.expectations import format_number
 from auditor.report.cells import cell, columns, csv_row, duration, field_lines, markdown_cell, oneline, sarif_level, uri
 from auditor.report.filters import (
     by_severity,
     failing,
-    format_number,
     group_label,
     headline,
     measure,
