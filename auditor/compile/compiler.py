@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from auditor.compile.plan import CompiledRule, CompiledSide, Fetch, Plan
 from auditor.compile.plan import Pushdown as Push
-from auditor.core.diagnostics import Diagnostic
+from auditor.core.diagnostics import Code, Diagnostic
 from auditor.core.fields import SOURCES, Field, Pushdown
 from auditor.core.model import Condition, Config, Rule
 from auditor.core.period import Period
@@ -161,13 +161,15 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
             windows = tuple((t, rule.since.resolve(t), rule.until.resolve(t)) for t in period.steps)
             empty = next((t for t, since, until in windows if since >= until), None)
             if empty is not None:
-                problems.append(Diagnostic("E309", f"rule '{rule.id}': its window is empty at the period's step "
+                problems.append(Diagnostic(Code.EMPTY_WINDOW,
+                                           f"rule '{rule.id}': its window is empty at the period's step "
                                            f"{format_time(empty)} (since is not before until)", rule.location))
                 continue
             since_us, until_us = windows[0][1], windows[-1][2]
             windows_of[rule.id] = windows
         if since_us >= until_us:
-            problems.append(Diagnostic("E309", f"rule '{rule.id}': its window is empty at the reference time "
+            problems.append(Diagnostic(Code.EMPTY_WINDOW,
+                                       f"rule '{rule.id}': its window is empty at the reference time "
                                        "(since is not before until)", rule.location))
             continue
         parts: list[tuple[str | None, Rule]] = (

@@ -3,7 +3,92 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+
+
+class Code(StrEnum):
+    """The stable diagnostic codes, referenced by name; MEANING says what each is about (docs/diagnostics.md).
+
+    E1xx: reading files and variables; E2xx: the schema; E3xx: rules; E4xx: waivers.
+    """
+
+    FILE_NOT_READ = "E100"
+    YAML_INVALID = "E101"
+    DUPLICATE_KEY = "E102"
+    VAR_FILE_INVALID = "E110"
+    VAR_OPTION_INVALID = "E111"
+    VAR_UNDEFINED = "E112"
+    SCHEMA = "E200"
+    UNKNOWN_KEY = "E201"
+    MISSING_KEY = "E202"
+    NOT_ONE_OF = "E203"
+    WRONG_TYPE = "E204"
+    WRONG_FORMAT = "E205"
+    EMPTY = "E206"
+    DUPLICATE_RULE_ID = "E301"
+    UNKNOWN_FIELD = "E302"
+    OPERATOR_NOT_FOR_FIELD = "E303"
+    OPERAND_TYPE = "E304"
+    VALUE_NEVER_MATCHES = "E305"
+    INVALID_REGEX = "E306"
+    INVALID_NETWORK = "E307"
+    INVALID_EXPECTATION = "E308"
+    EMPTY_WINDOW = "E309"
+    INVALID_TIME = "E310"
+    SCIM_NEEDS_IDP = "E311"
+    FOR_EACH_FIELD = "E320"
+    FOR_EACH_VALUES = "E321"
+    TEST_RECORDS = "E322"
+    TEST_AT = "E323"
+    TEST_RECORDS_UNREADABLE = "E324"
+    CORRELATION_SHAPE = "E330"
+    JOIN_NEVER_MATCHES = "E331"
+    ZERO_WITHIN = "E332"
+    WAIVER_UNKNOWN_RULE = "E400"
+    WAIVER_EXPIRES = "E401"
+    WAIVER_TOO_LONG = "E402"
+    WAIVER_MATCH = "E403"
+
+
+MEANING: dict[Code, str] = {
+    Code.FILE_NOT_READ: "a file or path was not found or cannot be read (config, rules, waivers)",
+    Code.YAML_INVALID: "a file is not valid YAML",
+    Code.DUPLICATE_KEY: "a YAML mapping repeats a key",
+    Code.VAR_FILE_INVALID: "a var file is not a mapping of NAME: value, or a variable name is invalid",
+    Code.VAR_OPTION_INVALID: "a --var is not NAME=VALUE, or its value is not valid YAML",
+    Code.VAR_UNDEFINED: "${var.NAME} names a variable defined nowhere",
+    Code.SCHEMA: "a value breaks the file's JSON Schema (the cases below are the common ones)",
+    Code.UNKNOWN_KEY: "an unknown key or operator",
+    Code.MISSING_KEY: "a required key is missing (or a rule file is empty)",
+    Code.NOT_ONE_OF: "a value is not one of the allowed ones",
+    Code.WRONG_TYPE: "a value has the wrong type (e.g. a list where a mapping belongs)",
+    Code.WRONG_FORMAT: "a text value has the wrong form (ids, durations, field names)",
+    Code.EMPTY: "a mapping that must not be empty is empty",
+    Code.DUPLICATE_RULE_ID: "two rules share an id",
+    Code.UNKNOWN_FIELD: "a field the rule's source does not have",
+    Code.OPERATOR_NOT_FOR_FIELD: "an operator that does not apply to the field's type",
+    Code.OPERAND_TYPE: "an operand of the wrong type for the field (e.g. a string for a boolean)",
+    Code.VALUE_NEVER_MATCHES: "a value the API never returns for that field (a closed set of values)",
+    Code.INVALID_REGEX: "an invalid regular expression",
+    Code.INVALID_NETWORK: "an invalid CIDR network",
+    Code.INVALID_EXPECTATION: "an expectation without bounds, with min above max, or a ratio without where",
+    Code.EMPTY_WINDOW: "a window that is empty or given twice (window and since/until)",
+    Code.INVALID_TIME: "since/until is neither an RFC 3339 timestamp nor a duration",
+    Code.SCIM_NEEDS_IDP: "a scim_updates rule without an idp_id (the API requires one)",
+    Code.FOR_EACH_FIELD: "a for_each field that is not a group_by field",
+    Code.FOR_EACH_VALUES: "a for_each field without a non-empty list of values",
+    Code.TEST_RECORDS: "a rule test's records are missing, given twice, of the wrong source or without times",
+    Code.TEST_AT: "a rule test's `at` is not an RFC 3339 timestamp",
+    Code.TEST_RECORDS_UNREADABLE: "a rule test's records_file cannot be read",
+    Code.CORRELATION_SHAPE: "correlate on a non-correlation rule, or filter on a correlation rule",
+    Code.JOIN_NEVER_MATCHES: "a correlation join on a time field or on fields of different types",
+    Code.ZERO_WITHIN: "a correlation `within` of zero, which never matches",
+    Code.WAIVER_UNKNOWN_RULE: "a waiver names a rule that does not exist",
+    Code.WAIVER_EXPIRES: "a waiver's expires is neither a date nor an RFC 3339 timestamp",
+    Code.WAIVER_TOO_LONG: "a waiver is valid for longer than max_waiver_days",
+    Code.WAIVER_MATCH: "a waiver matches on a field that is not a group_by field of its rule",
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -24,7 +109,7 @@ class SourceLocation:
 class Diagnostic:
     """One problem: stable code, message, where it is and an optional hint on what to do."""
 
-    code: str
+    code: Code
     message: str
     location: SourceLocation | None = None
     hint: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from auditor.core.diagnostics import Diagnostic
+from auditor.core.diagnostics import Code, Diagnostic
 from auditor.core.model import Config
 from auditor.load import schema
 from auditor.load.loader import load_yaml
@@ -17,7 +17,7 @@ def find_config(explicit: Path | None) -> tuple[Path | None, list[Diagnostic]]:
     """The config file: --config when given (it must exist), else auditor.yaml or auditor.yml here."""
     if explicit is not None:
         if not explicit.is_file():
-            return None, [Diagnostic("E100", f"config file not found: {explicit}")]
+            return None, [Diagnostic(Code.FILE_NOT_READ, f"config file not found: {explicit}")]
         return explicit, []
     for name in CONFIG_NAMES:
         candidate = Path(name)

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
-from auditor.core.diagnostics import Diagnostic, SourceLocation, display_path
+from auditor.core.diagnostics import Code, Diagnostic, SourceLocation, display_path
 
 # Guards against alias bombs ("billion laughs"): aliases are expanded while building plain data.
 MAX_NODES = 1_000_000
@@ -54,7 +54,7 @@ def pointer_join(base: str, part: str | int) -> str:
 
 
 class _LoadError(Exception):
-    def __init__(self, message: str, mark: yaml.Mark | None, code: str = "E101"):
+    def __init__(self, message: str, mark: yaml.Mark | None, code: Code = Code.YAML_INVALID):
         super().__init__(message)
         self.message = message
         self.mark = mark
@@ -95,7 +95,7 @@ class _Builder:
                 # YAML 1.1 reads `on`, `yes`, `1` as non-strings; keys here are always names.
                 key = key_node.value
             if key in out:
-                raise _LoadError(f"duplicate key '{key}'", key_node.start_mark, "E102")
+                raise _LoadError(f"duplicate key '{key}'", key_node.start_mark, Code.DUPLICATE_KEY)
             child = pointer_join(pointer, key)
             self.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, child, depth + 1)
@@ -108,10 +108,10 @@ def load_yaml(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None, [Diagnostic("E100", f"file not found: {path}", SourceLocation(shown))]
+        return None, [Diagnostic(Code.FILE_NOT_READ, f"file not found: {path}", SourceLocation(shown))]
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return None, [Diagnostic("E100", f"cannot read file: {reason}", SourceLocation(shown))]
+        return None, [Diagnostic(Code.FILE_NOT_READ, f"cannot read file: {reason}", SourceLocation(shown))]
     return load_yaml_text(text, path)
 
 
@@ -133,7 +133,7 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
             message = f"invalid YAML: {problem} ({context})"
             if problem.startswith("but "):  # PyYAML splits "expected X, but found Y" across the two parts
                 message = f"invalid YAML: {context}, {problem}"
-        return None, [Diagnostic("E101", message, SourceLocation(shown, line, col))]
+        return None, [Diagnostic(Code.YAML_INVALID, message, SourceLocation(shown, line, col))]
     except yaml.YAMLError as exc:
         line, col = 1, 1
         if isinstance(exc, yaml.reader.ReaderError):  # a character YAML forbids: point at it
@@ -143,7 +143,7 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
                 exc.character, int) else str(exc.reason)
         else:
             reason = " ".join(str(exc).split())
-        return None, [Diagnostic("E101", f"invalid YAML: {reason}", SourceLocation(shown, line, col))]
+        return None, [Diagnostic(Code.YAML_INVALID, f"invalid YAML: {reason}", SourceLocation(shown, line, col))]
     if node is None:
         return Document(path, None, {"": (1, 1)}, {}, text), []
     builder = _Builder()
@@ -157,5 +157,5 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         # A MarkedYAMLError's str() spans several lines (it quotes the source): keep only the problem.
         reason = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        return None, [Diagnostic("E101", f"invalid YAML value: {reason}", SourceLocation(shown, line, col))]
+        return None, [Diagnostic(Code.YAML_INVALID, f"invalid YAML value: {reason}", SourceLocation(shown, line, col))]
     return Document(path, data, builder.positions, builder.key_positions, text), []

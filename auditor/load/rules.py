@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from auditor.core.diagnostics import Diagnostic, display_path
+from auditor.core.diagnostics import Code, Diagnostic, display_path
 from auditor.core.fields import SOURCES, FieldType, Source
 from auditor.core.model import Condition, Config, Correlation, Expectation, Rule, RuleTest, Side, TimeBound
 from auditor.core.status import Severity, Status
@@ -28,7 +28,7 @@ class RuleChecker:
         self.problems: list[Diagnostic] = []
         self.context = ""  # appended to unknown-field messages
 
-    def problem(self, code: str, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
+    def problem(self, code: Code, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.append(Diagnostic(code, message, self.doc.location(pointer, key=key), hint))
 
     def build(self, raw: dict[str, Any]) -> Rule | None:
@@ -42,7 +42,8 @@ class RuleChecker:
             conditions: list[Condition] = []
         else:
             if "correlate" in raw:
-                self.problem("E330", f"'correlate' only applies to source: correlation, not {raw['source']}",
+                self.problem(Code.CORRELATION_SHAPE,
+                             f"'correlate' only applies to source: correlation, not {raw['source']}",
                              pointer_join(p, "correlate"), "write source: correlation, or remove correlate",
                              key=True)
             source = SOURCES[raw["source"]]
@@ -87,7 +88,7 @@ class RuleChecker:
         spec = raw["correlate"]
         at = pointer_join(p, "correlate")
         if "filter" in raw:
-            self.problem("E330", "a correlation rule does not use 'filter'", pointer_join(p, "filter"),
+            self.problem(Code.CORRELATION_SHAPE, "a correlation rule does not use 'filter'", pointer_join(p, "filter"),
                          "put the conditions in correlate.first.filter and correlate.then.filter", key=True)
         sides: dict[str, Side] = {}
         for name in ("first", "then"):
@@ -109,18 +110,20 @@ class RuleChecker:
             types = (first.fields[first_field].type, then.fields[then_field].type)
             if FieldType.TIME in types:
                 timed = first_field if types[0] == FieldType.TIME else then_field
-                self.problem("E331", f"cannot join on the time field '{timed}'", pair_at,
+                self.problem(Code.JOIN_NEVER_MATCHES, f"cannot join on the time field '{timed}'", pair_at,
                              "then always comes after first; bound the delay with within: DURATION",
                              key=True)
             elif types[0] != types[1]:
-                self.problem("E331", f"join {first_field} -> {then_field}: a {types[0]} field never equals a "
+                self.problem(Code.JOIN_NEVER_MATCHES,
+                             f"join {first_field} -> {then_field}: a {types[0]} field never equals a "
                              f"{types[1]} field", pair_at, key=True)
             else:
                 join.append((first_field, then_field))
         within = spec.get("within")
         within_us = parse_duration(within) if within is not None else None
         if within_us == 0:
-            self.problem("E332", "within: a zero duration never matches (then must come strictly after first)",
+            self.problem(Code.ZERO_WITHIN,
+                         "within: a zero duration never matches (then must come strictly after first)",
                          pointer_join(at, "within"), "e.g. within: 30d")
         return Correlation(sides["first"], sides["then"], tuple(join), within_us, within)
 
@@ -129,7 +132,7 @@ class RuleChecker:
             return True
         other = [s.name for s in SOURCES.values() if name in s.fields]
         hint = f"'{name}' is a field of {other[0]}" if other else schema.did_you_mean(name, source.fields)
-        self.problem("E302", f"unknown field '{name}' for source {source.name}{self.context}", pointer,
+        self.problem(Code.UNKNOWN_FIELD, f"unknown field '{name}' for source {source.name}{self.context}", pointer,
                      hint or f"fields: {', '.join(source.fields)}", key=key)
         return False
 
@@ -155,7 +158,8 @@ class RuleChecker:
         operator = OPERATORS[op]
         if fld.type not in operator.types:
             fits = [f.name for f in source.fields.values() if f.type in operator.types]
-            self.problem("E303", f"operator '{op}' does not apply to {fld.type} field '{name}'", at,
+            self.problem(Code.OPERATOR_NOT_FOR_FIELD,
+                         f"operator '{op}' does not apply to {fld.type} field '{name}'", at,
                          f"'{op}' applies to: {', '.join(fits)}" if fits else None, key=True)
             return False
         kind = operator.value
@@ -164,23 +168,24 @@ class RuleChecker:
             for i, item in enumerate(items):
                 item_at = pointer_join(at, i) if kind == ValueKind.SCALARS else at
                 if fld.type == FieldType.BOOL and not isinstance(item, bool):
-                    self.problem("E304", f"'{name}' is a boolean: compare it with true or false, not {item!r}",
+                    self.problem(Code.OPERAND_TYPE,
+                                 f"'{name}' is a boolean: compare it with true or false, not {item!r}",
                                  item_at)
                     return False
                 if fld.type != FieldType.BOOL and not isinstance(item, str):
-                    self.problem("E304", f"'{name}' holds text: {item!r} is not a string", item_at,
+                    self.problem(Code.OPERAND_TYPE, f"'{name}' holds text: {item!r} is not a string", item_at,
                                  f"quote it: \"{item}\"")
                     return False
                 if fld.enum and item not in fld.enum:
                     hint = f"write '{item.upper()}'" if item.upper() in fld.enum else None
-                    self.problem("E305", f"'{name}' is never {item!r}: the API only has "
+                    self.problem(Code.VALUE_NEVER_MATCHES, f"'{name}' is never {item!r}: the API only has "
                                  f"{', '.join(fld.enum)} (values are case-sensitive)", item_at, hint)
                     return False
         elif kind == ValueKind.REGEX:
             try:
                 re.compile(operand)
             except re.error as exc:
-                self.problem("E306", f"invalid regular expression {operand!r}: {exc}", at)
+                self.problem(Code.INVALID_REGEX, f"invalid regular expression {operand!r}: {exc}", at)
                 return False
         elif kind == ValueKind.NETWORKS:
             items = [(operand, at)] if isinstance(operand, str) else [
@@ -189,7 +194,8 @@ class RuleChecker:
                 try:
                     ops.parse_networks(item)
                 except ValueError as exc:
-                    self.problem("E307", f"invalid network: {exc}", item_at, "write a CIDR such as 203.0.113.0/24")
+                    self.problem(Code.INVALID_NETWORK,
+                                 f"invalid network: {exc}", item_at, "write a CIDR such as 203.0.113.0/24")
                     return False
         return True
 
@@ -199,10 +205,10 @@ class RuleChecker:
             at = pointer_join(pointer, kind)
             lo, hi = spec.get("min"), spec.get("max")
             if lo is None and hi is None:
-                self.problem("E308", f"expectation '{kind}' needs min or max", at)
+                self.problem(Code.INVALID_EXPECTATION, f"expectation '{kind}' needs min or max", at)
                 continue
             if lo is not None and hi is not None and lo > hi:
-                self.problem("E308", f"expectation '{kind}' has min {lo} greater than max {hi}", at)
+                self.problem(Code.INVALID_EXPECTATION, f"expectation '{kind}' has min {lo} greater than max {hi}", at)
                 continue
             if kind == "distinct":
                 if not self.field(source, spec["field"], pointer_join(at, "field")):
@@ -211,7 +217,7 @@ class RuleChecker:
             elif kind == "ratio":
                 where = self.conditions(source, spec["where"], pointer_join(at, "where"))
                 if not where and not spec["where"]:
-                    self.problem("E308", "ratio needs at least one condition in 'where'", at)
+                    self.problem(Code.INVALID_EXPECTATION, "ratio needs at least one condition in 'where'", at)
                     continue
                 out.append(Expectation("ratio", lo, hi, where=tuple(where)))
             else:
@@ -221,7 +227,8 @@ class RuleChecker:
     def window(self, raw: dict[str, Any]) -> tuple[TimeBound, TimeBound]:
         p = self.pointer
         if "window" in raw and ("since" in raw or "until" in raw):
-            self.problem("E309", "give either 'window' or 'since'/'until', not both", pointer_join(p, "window"),
+            self.problem(Code.EMPTY_WINDOW,
+                         "give either 'window' or 'since'/'until', not both", pointer_join(p, "window"),
                          key=True)
         if "since" not in raw and "until" not in raw:
             duration = parse_duration(raw.get("window", DEFAULT_WINDOW))
@@ -239,9 +246,9 @@ class RuleChecker:
             return TimeBound(before_us=0), TimeBound(before_us=0)  # already reported; no order to check
         # Both absolute or both relative: their order is known now; mixed pairs are checked by the compiler.
         if since.absolute_us is not None and until.absolute_us is not None and since.absolute_us >= until.absolute_us:
-            self.problem("E309", "'since' must be earlier than 'until'", pointer_join(p, "since"))
+            self.problem(Code.EMPTY_WINDOW, "'since' must be earlier than 'until'", pointer_join(p, "since"))
         if since.before_us is not None and until.before_us is not None and since.before_us <= until.before_us:
-            self.problem("E309", "'since' must be earlier than 'until'", pointer_join(p, "since"))
+            self.problem(Code.EMPTY_WINDOW, "'since' must be earlier than 'until'", pointer_join(p, "since"))
         return since, until
 
     def timepoint(self, text: Any, pointer: str) -> TimeBound | None:
@@ -253,7 +260,7 @@ class RuleChecker:
         try:
             return TimeBound(absolute_us=parse_time(text))
         except ValueError:
-            self.problem("E310", f"{text!r} is neither an RFC 3339 timestamp nor a duration", pointer,
+            self.problem(Code.INVALID_TIME, f"{text!r} is neither an RFC 3339 timestamp nor a duration", pointer,
                          "e.g. 2026-11-01T00:00:00Z or 7d")
             return None
 
@@ -267,7 +274,8 @@ class RuleChecker:
         ids = sorted(set(self.config.scim_idp_ids)
                      | {str(v) for name, values in for_each if name == "idp_id" for v in values})
         if not ids:
-            self.problem("E311", "scim_updates rules need an idp_id: the API requires it", pointer or self.pointer,
+            self.problem(Code.SCIM_NEEDS_IDP,
+                         "scim_updates rules need an idp_id: the API requires it", pointer or self.pointer,
                          "add filter: {idp_id: <IdP id>} or scim_idp_ids: [...] in auditor.yaml")
             return conditions
         return [*conditions, Condition("idp_id", "in", ids)]
@@ -281,11 +289,11 @@ class RuleChecker:
             if not self.field(source, name, at, key=True):
                 continue
             if name not in group_by:
-                self.problem("E320", f"for_each field '{name}' is not a group_by field", at,
+                self.problem(Code.FOR_EACH_FIELD, f"for_each field '{name}' is not a group_by field", at,
                              f"add it to group_by (now: {', '.join(group_by) or 'none'})", key=True)
                 continue
             if not isinstance(values, list) or not values:
-                self.problem("E321", f"for_each '{name}' needs a non-empty list of values", at)
+                self.problem(Code.FOR_EACH_VALUES, f"for_each '{name}' needs a non-empty list of values", at)
                 continue
             if all(self.operand(source, name, "in", [v], pointer_join(at, i)) for i, v in enumerate(values)):
                 out.append((name, tuple(dict.fromkeys(values))))
@@ -298,11 +306,12 @@ class RuleChecker:
             at = pointer_join(pointer, i)
             records, records_file = case.get("records"), case.get("records_file")
             if records is not None and records_file is not None:
-                self.problem("E322", f"test '{case['name']}' gives both 'records' and 'records_file': keep one",
+                self.problem(Code.TEST_RECORDS,
+                             f"test '{case['name']}' gives both 'records' and 'records_file': keep one",
                              pointer_join(at, "records_file"), key=True)
                 continue
             if records is None and records_file is None:
-                self.problem("E322", f"test '{case['name']}' needs 'records' or 'records_file'", at,
+                self.problem(Code.TEST_RECORDS, f"test '{case['name']}' needs 'records' or 'records_file'", at,
                              "records: [] is a case without records")
                 continue
             by_source: dict[str, tuple[dict[str, Any], ...]] | None = None
@@ -310,12 +319,13 @@ class RuleChecker:
             if records_file is not None:
                 path = self.doc.path.parent / records_file
                 if not path.exists():
-                    self.problem("E322", f"records_file not found: {display_path(path)}",
+                    self.problem(Code.TEST_RECORDS, f"records_file not found: {display_path(path)}",
                                  pointer_join(at, "records_file"), "the path is relative to the rule file")
                     continue
             elif isinstance(records, list):
                 if source not in SOURCES:
-                    self.problem("E322", f"a {source} rule's test records must be given per source", pointer_join(
+                    self.problem(Code.TEST_RECORDS,
+                                 f"a {source} rule's test records must be given per source", pointer_join(
                         at, "records"), f"records: {{{', '.join(f'{s}: [...]' for s in SOURCES)}}}")
                     continue
                 by_source = {source: tuple(records)}
@@ -323,7 +333,7 @@ class RuleChecker:
                 by_source = {name: tuple(items) for name, items in records.items()}
                 other = sorted(set(by_source) - {source}) if source in SOURCES else []
                 if other:
-                    self.problem("E322", f"this rule reads only {source} records, not {', '.join(other)}",
+                    self.problem(Code.TEST_RECORDS, f"this rule reads only {source} records, not {', '.join(other)}",
                                  pointer_join(pointer_join(at, "records"), other[0]), key=True)
                     continue
             if by_source is not None and not self.test_records(by_source, records, pointer_join(at, "records")):
@@ -333,7 +343,7 @@ class RuleChecker:
                 try:
                     at_us = parse_time(case["at"])
                 except ValueError:
-                    self.problem("E323", f"test 'at' {case['at']!r} is not an RFC 3339 timestamp",
+                    self.problem(Code.TEST_AT, f"test 'at' {case['at']!r} is not an RFC 3339 timestamp",
                                  pointer_join(at, "at"), "e.g. 2026-11-15T00:00:00Z")
                     continue
             out.append(RuleTest(case["name"], Status(case["expect"]), self.doc.location(at), by_source,
@@ -352,6 +362,6 @@ class RuleChecker:
                     parse_time(stamp) if isinstance(stamp, str) else parse_epoch(stamp)
                 except (ValueError, TypeError, OverflowError):
                     what = "has no" if stamp is None else f"has an invalid ({stamp!r})"
-                    self.problem("E322", f"test record {what} {time_field}", at, "e.g. 2026-11-15T09:00:00Z")
+                    self.problem(Code.TEST_RECORDS, f"test record {what} {time_field}", at, "e.g. 2026-11-15T09:00:00Z")
                     ok = False
         return ok

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from auditor.core import resources
-from auditor.core.diagnostics import Diagnostic
+from auditor.core.diagnostics import Code, Diagnostic
 from auditor.load.loader import Document, pointer_join
 
 
@@ -92,33 +92,34 @@ def _diagnostic(doc: Document, error: ValidationError, what: str) -> list[Diagno
             kind = "operator" if allowed >= {"eq", "neq", "in"} else "key"
             loc = doc.location(pointer_join(pointer, key), key=True)
             hint = did_you_mean(key, allowed) or f"allowed: {', '.join(sorted(allowed))}"
-            out.append(Diagnostic("E201", f"unknown {kind} '{key}' in {what} {where}", loc, hint))
+            out.append(Diagnostic(Code.UNKNOWN_KEY, f"unknown {kind} '{key}' in {what} {where}", loc, hint))
         return out
     loc = doc.location(pointer)
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [Diagnostic("E202", f"missing required key '{missing}' in {what} {where}", loc)]
+        return [Diagnostic(Code.MISSING_KEY, f"missing required key '{missing}' in {what} {where}", loc)]
     if v == "enum":
         choices = [str(c) for c in expected_value]
         close = did_you_mean(str(error.instance), choices)
-        return [Diagnostic("E203", f"{where}: {error.instance!r} is not one of {', '.join(choices)}", loc, close)]
+        return [Diagnostic(Code.NOT_ONE_OF,
+                           f"{where}: {error.instance!r} is not one of {', '.join(choices)}", loc, close)]
     if v == "type":
         names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
                  "number": "a number", "boolean": "a boolean", "null": "empty"}
         expected = expected_value
         expected = [expected] if isinstance(expected, str) else expected
         expected = " or ".join(names.get(e, e) for e in expected)
-        return [Diagnostic("E204", f"{where}: expected {expected}, got {_type_name(error.instance)}", loc)]
+        return [Diagnostic(Code.WRONG_TYPE, f"{where}: expected {expected}, got {_type_name(error.instance)}", loc)]
     if v == "pattern":
         described = {
             "^[a-z0-9][a-z0-9_.-]*$": "lowercase letters, digits, '_', '.', '-' (starting with a letter or digit)",
             "^[0-9]+[smhdw]$": "a duration: an integer and s, m, h, d or w (e.g. 90m, 24h, 30d)",
             "^[a-z_]+$": "a field name (lowercase letters and '_')",
         }.get(expected_value, f"the pattern {expected_value}")
-        return [Diagnostic("E205", f"{where}: {error.instance!r} must be {described}", loc)]
+        return [Diagnostic(Code.WRONG_FORMAT, f"{where}: {error.instance!r} must be {described}", loc)]
     if v == "minProperties":
-        return [Diagnostic("E206", f"{where}: must not be empty", loc)]
-    return [Diagnostic("E200", f"{where}: {error.message}", loc)]
+        return [Diagnostic(Code.EMPTY, f"{where}: must not be empty", loc)]
+    return [Diagnostic(Code.SCHEMA, f"{where}: {error.message}", loc)]
 
 
 def validate_document(doc: Document, schema_name: str, what: str) -> list[Diagnostic]:

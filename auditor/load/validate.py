@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.core.diagnostics import Diagnostic, SourceLocation, display_path
+from auditor.core.diagnostics import Code, Diagnostic, SourceLocation, display_path
 from auditor.core.model import Config, Rule, Waiver
 from auditor.core.timeutil import now_us
 from auditor.load import schema
@@ -82,12 +82,13 @@ def rule_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
         if path.is_dir():
             inside = sorted(p for p in path.rglob("*") if _is_rule_file(p, path))
             if not inside:
-                problems.append(Diagnostic("E100", f"no rule files (*.yaml, *.yml) in {display_path(path)}"))
+                problems.append(Diagnostic(Code.FILE_NOT_READ,
+                                           f"no rule files (*.yaml, *.yml) in {display_path(path)}"))
             found.extend(inside)
         elif path.is_file():
             found.append(path)
         else:
-            problems.append(Diagnostic("E100", f"rules path not found: {display_path(path)}", None,
+            problems.append(Diagnostic(Code.FILE_NOT_READ, f"rules path not found: {display_path(path)}", None,
                                        "pass rule files or directories, or set rules: in auditor.yaml"))
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return [Path(display_path(p)) for p in unique], problems
@@ -111,7 +112,7 @@ def load_project(inputs: Inputs) -> Project:
         file_rules, ids, found = _load_rule_file(path, variables, config)
         for rule_id, location in ids:
             if rule_id in first_seen:
-                found.append(Diagnostic("E301", f"duplicate rule id '{rule_id}' (first defined at "
+                found.append(Diagnostic(Code.DUPLICATE_RULE_ID, f"duplicate rule id '{rule_id}' (first defined at "
                                         f"{first_seen[rule_id]})", location, "rule ids must be unique in a run"))
             else:
                 first_seen.setdefault(rule_id, location)
@@ -145,7 +146,7 @@ def _load_rule_file(
     if doc is None:
         return [], [], problems
     if doc.data is None:
-        return [], [], [Diagnostic("E202", "empty rule file: expected a mapping with a 'rules:' list",
+        return [], [], [Diagnostic(Code.MISSING_KEY, "empty rule file: expected a mapping with a 'rules:' list",
                                    doc.location(""))]
     data, problems = substitute(doc, variables)
     resolved = Document(doc.path, data, doc.positions, doc.key_positions, doc.text)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from auditor.core.diagnostics import Diagnostic
+from auditor.core.diagnostics import Code, Diagnostic
 from auditor.load.loader import Document, load_yaml, pointer_join
 
 REFERENCE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -56,12 +56,13 @@ def collect(
         if doc is None:
             continue
         if not isinstance(doc.data, dict):
-            problems.append(Diagnostic("E110", "a var file must be a mapping of NAME: value", doc.location("")))
+            problems.append(Diagnostic(Code.VAR_FILE_INVALID,
+                                       "a var file must be a mapping of NAME: value", doc.location("")))
             continue
         for name, value in doc.data.items():
             if not NAME.match(name):
                 loc = doc.location(pointer_join("", name), key=True)
-                problems.append(Diagnostic("E110", f"invalid variable name '{name}'", loc,
+                problems.append(Diagnostic(Code.VAR_FILE_INVALID, f"invalid variable name '{name}'", loc,
                                            "use letters, digits and '_'"))
                 continue
             values[name], origins[name] = value, doc.display
@@ -84,7 +85,7 @@ def collect(
     for item in cli_vars:
         name, sep, raw = item.partition("=")
         if not sep or not NAME.match(name):
-            problems.append(Diagnostic("E111", f"--var {item!r} is not NAME=VALUE", None,
+            problems.append(Diagnostic(Code.VAR_OPTION_INVALID, f"--var {item!r} is not NAME=VALUE", None,
                                        "e.g. --var max_denied=5 or --var 'countries=[US, GB]'"))
             continue
         parsed, problem = _parse_value(raw, f"--var {name}")
@@ -100,7 +101,7 @@ def _parse_value(raw: str, what: str) -> tuple[Any, Diagnostic | None]:
         return yaml.safe_load(raw) if raw.strip() else "", None
     except yaml.YAMLError as exc:
         reason = getattr(exc, "problem", None) or "invalid YAML"
-        return None, Diagnostic("E111", f"{what}: value is not valid YAML ({reason})", None,
+        return None, Diagnostic(Code.VAR_OPTION_INVALID, f"{what}: value is not valid YAML ({reason})", None,
                                 "quote it, e.g. 'value'")
 
 
@@ -121,7 +122,7 @@ def substitute(doc: Document, variables: Variables) -> tuple[Any, list[Diagnosti
     problems: list[Diagnostic] = []
 
     def undefined(name: str, pointer: str) -> Diagnostic:
-        return Diagnostic("E112", f"undefined variable '{name}'", doc.location(pointer),
+        return Diagnostic(Code.VAR_UNDEFINED, f"undefined variable '{name}'", doc.location(pointer),
                           f"define it under variables: in auditor.yaml, in a --var-file, "
                           f"as {ENV_PREFIX}{name} or with --var {name}=...")
 

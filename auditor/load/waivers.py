@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from auditor.core.diagnostics import Diagnostic
+from auditor.core.diagnostics import Code, Diagnostic
 from auditor.core.model import Config, Rule, Waiver
 from auditor.core.timeutil import US, parse_time
 from auditor.load import schema
@@ -43,8 +43,8 @@ def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], conf
     """
     doc, problems = load_yaml(path)
     if doc is None:
-        if problems and problems[0].code == "E100" and not path.exists():
-            return [], [Diagnostic("E100", f"waivers file not found: {path}", None,
+        if problems and problems[0].code == Code.FILE_NOT_READ and not path.exists():
+            return [], [Diagnostic(Code.FILE_NOT_READ, f"waivers file not found: {path}", None,
                                    "fix waivers: in auditor.yaml or --waivers")]
         return [], problems
     if doc.data is None:
@@ -60,23 +60,24 @@ def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], conf
             continue  # its schema problems are reported already
         at = f"/waivers/{i}"
 
-        def problem(code: str, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
+        def problem(code: Code, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
             problems.append(Diagnostic(code, message, doc.location(pointer, key=key), hint))
 
         rule_id = entry["rule"]
         if rule_id not in rule_ids:
-            problem("E400", f"waiver names unknown rule '{rule_id}'", pointer_join(at, "rule"),
+            problem(Code.WAIVER_UNKNOWN_RULE, f"waiver names unknown rule '{rule_id}'", pointer_join(at, "rule"),
                     schema.did_you_mean(rule_id, rule_ids))
             continue
         try:
             expires_us = parse_expiry(entry["expires"])
         except ValueError:
-            problem("E401", f"expires {entry['expires']!r} is neither a date nor an RFC 3339 timestamp",
+            problem(Code.WAIVER_EXPIRES, f"expires {entry['expires']!r} is neither a date nor an RFC 3339 timestamp",
                     pointer_join(at, "expires"), "e.g. 2027-01-31 (00:00 UTC that day)")
             continue
         days = (expires_us - now_us) / DAY_US
         if days > config.max_waiver_days:
-            problem("E402", f"waiver is valid for {days:.0f} days from now (until {entry['expires']}), more than "
+            problem(Code.WAIVER_TOO_LONG,
+                    f"waiver is valid for {days:.0f} days from now (until {entry['expires']}), more than "
                     f"max_waiver_days ({config.max_waiver_days})", pointer_join(at, "expires"),
                     "pick an earlier expiry and renew the waiver when it is reviewed")
             continue
@@ -88,7 +89,7 @@ def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], conf
                 if name not in rule.group_by:
                     hint = (f"group_by fields of '{rule_id}': {', '.join(rule.group_by)}" if rule.group_by else
                             f"'{rule_id}' has no group_by: leave out match to waive the whole rule")
-                    problem("E403", f"match field '{name}' is not a group_by field of rule '{rule_id}'",
+                    problem(Code.WAIVER_MATCH, f"match field '{name}' is not a group_by field of rule '{rule_id}'",
                             pointer_join(pointer_join(at, "match"), name), hint, key=True)
                     bad = True
         if bad:

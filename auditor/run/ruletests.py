@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.compile.compiler import compile_plan
-from auditor.core.diagnostics import Diagnostic, SourceLocation, display_path
+from auditor.core.diagnostics import Code, Diagnostic, SourceLocation, display_path
 from auditor.core.fields import SOURCES
 from auditor.core.model import Config, Rule, RuleTest
 from auditor.core.status import Status
@@ -92,7 +92,8 @@ def run_case(rule: Rule, case: RuleTest, config: Config, now_us: int) -> tuple[C
         records = case_records(rule, case)
     except DataError as exc:
         location = SourceLocation(display_path(exc.path), exc.line or 0)
-        return None, [Diagnostic("E324", f"test '{case.name}' of rule '{rule.id}': {exc.message}", location)]
+        return None, [Diagnostic(Code.TEST_RECORDS_UNREADABLE,
+                                 f"test '{case.name}' of rule '{rule.id}': {exc.message}", location)]
     at = reference_time(rule, case, records, now_us)
     plan, problems = compile_plan([rule], config, at, None)
     if problems:
