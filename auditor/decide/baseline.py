@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from auditor.core.decisions import BaselineMarks, Mark
 from auditor.core.status import Status
 from auditor.evaluate.results import ResultsFileError, RunResult, load_results_file
 
@@ -39,22 +40,19 @@ def mark_baseline(run: RunResult, baseline: dict[str, Any]) -> RunResult:
         failing = {_group_key(m.get("group")) for m in item.get("measurements", []) if not m.get("ok", True)}
         before[item["id"]] = (item["status"], failing)
     marked = []
-    lists: dict[str, list[str]] = {"new": [], "still": [], "fixed": []}
+    lists: dict[Mark, list[str]] = {mark: [] for mark in Mark}
     for result in run.results:
         rule_id = result.compiled.rule.id
         status, groups = before.get(rule_id, (None, set()))
         mark = None
         if result.status is Status.FAIL:
             now = {_group_key(m.group) for m in result.measurements if not m.ok}
-            mark = "still" if status == Status.FAIL and now <= groups else "new"
+            mark = Mark.STILL if status == Status.FAIL and now <= groups else Mark.NEW
         elif result.status is Status.PASS and status == Status.FAIL:
-            mark = "fixed"
+            mark = Mark.FIXED
         if mark:
             lists[mark].append(rule_id)
         marked.append(dataclasses.replace(result, baseline=mark))
-    info = {
-        "reference_time": baseline["reference_time"],
-        "rules_sha256": baseline.get("provenance", {}).get("rules_sha256"),
-        **lists,
-    }
+    info = BaselineMarks(baseline["reference_time"], baseline.get("provenance", {}).get("rules_sha256"),
+                         new=tuple(lists[Mark.NEW]), still=tuple(lists[Mark.STILL]), fixed=tuple(lists[Mark.FIXED]))
     return dataclasses.replace(run, results=tuple(marked), baseline=info)

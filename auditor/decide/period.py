@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.compile.plan import Plan
+from auditor.core.decisions import TimelineStep, WaiverState, WaiverUse
 from auditor.core.model import Waiver
 from auditor.core.period import Period, zone
 from auditor.core.status import Status
 from auditor.core.timeutil import US, format_time
-from auditor.decide.waivers import apply_waivers
+from auditor.decide.waivers import apply_waivers, label
 from auditor.evaluate.periodic import worst_step
 from auditor.evaluate.results import RuleResult, RunResult
 
@@ -31,7 +32,7 @@ def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None, *,
         raise ValueError("finish() is for periodic plans")
     n = len(period.steps)
     per_step = [[_step_result(r, i) for r in run.results] for i in range(n)]
-    uses: list[tuple[dict[str, Any], ...]] = []
+    uses: list[tuple[WaiverUse, ...]] = []
     if waivers is not None:
         for i, t_us in enumerate(period.steps):
             step_run = dataclasses.replace(run, reference_us=t_us, results=tuple(per_step[i]), warnings=(),
@@ -49,8 +50,7 @@ def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None, *,
         warning = retention_warning(plan, retention_days, now_us)
         if warning:
             warnings.insert(0, warning)
-    return dataclasses.replace(run, results=results, warnings=tuple(warnings), waivers=entries,
-                               period=period.to_json())
+    return dataclasses.replace(run, results=results, warnings=tuple(warnings), waivers=entries, period=period)
 
 
 def retention_warning(plan: Plan, retention_days: int = DEFAULT_RETENTION_DAYS,
@@ -101,8 +101,7 @@ def _step_result(result: RuleResult, i: int) -> RuleResult:
 
 def _combine(result: RuleResult, steps: list[RuleResult], period: Period) -> RuleResult:
     """The rule's result over the period: its worst step, with the timeline of all steps."""
-    timeline = tuple({"at": format_time(t), "status": s.status, "violations": s.violations}
-                     for t, s in zip(period.steps, steps, strict=True))
+    timeline = tuple(TimelineStep(t, s.status, s.violations) for t, s in zip(period.steps, steps, strict=True))
     if not result.steps:  # the rule could not be evaluated at all (fetch or data error)
         return dataclasses.replace(result, timeline=timeline)
     worst = worst_step(steps)
@@ -133,42 +132,33 @@ def _local(period: Period, t_us: int) -> str:
 # ---- waivers over the period -----------------------------------------------------------------------------
 
 
-def _label(waiver: Waiver) -> str:
-    parts = [str(v) for _, v in waiver.match]
-    if waiver.ticket:
-        parts.append(waiver.ticket)
-    return f"waiver for {waiver.rule}" + (f" ({', '.join(parts)})" if parts else "")
-
-
-def _combine_waivers(waivers: Sequence[Waiver], uses: list[tuple[dict[str, Any], ...]],
-                     period: Period) -> tuple[tuple[dict[str, Any], ...], list[str]]:
+def _combine_waivers(waivers: Sequence[Waiver], uses: list[tuple[WaiverUse, ...]],
+                     period: Period) -> tuple[tuple[WaiverUse, ...], list[str]]:
     """One entry per waiver over all steps, and the warnings (expired, expiring inside the period, stale).
 
     State: expired when expired at every step; else the best state among the steps it was valid at
     (applied > partial > unused > not_run). Records and groups: the most it covered at any one step
     (steps' windows overlap, so a sum would count records twice).
     """
-    entries: list[dict[str, Any]] = []
+    entries: list[WaiverUse] = []
     warnings: list[str] = []
-    order = ("applied", "partial", "unused", "not_run")
+    order = list(WaiverState)  # applied, partial, unused, not_run: the best state first
     for j, waiver in enumerate(waivers):
         per_step = [use[j] for use in uses]
-        live = [e for e in per_step if e["state"] != "expired"]
-        entry = dict(per_step[-1])
+        live = [e for e in per_step if e.state is not WaiverState.EXPIRED]
         if not live:
-            entry["state"] = "expired"
-            warnings.append(f"{_label(waiver)} expired {waiver.expires} and no longer applies")
+            state = WaiverState.EXPIRED
+            warnings.append(f"{label(waiver)} expired {waiver.expires} and no longer applies")
         else:
-            entry["state"] = next(s for s in order if any(e["state"] == s for e in live))
+            state = next(s for s in order if any(e.state is s for e in live))
             if len(live) < len(per_step):
-                first = next(t for t, e in zip(period.steps, per_step, strict=True) if e["state"] == "expired")
-                warnings.append(f"{_label(waiver)} expired {waiver.expires}, within the period: it does not "
+                first = next(t for t, e in zip(period.steps, per_step, strict=True)
+                             if e.state is WaiverState.EXPIRED)
+                warnings.append(f"{label(waiver)} expired {waiver.expires}, within the period: it does not "
                                 f"apply from the step at {_local(period, first)} on")
-            if entry["state"] == "unused":
-                warnings.append(f"{_label(waiver)} matched nothing in this period: stale exception?")
-        entry["records"] = max(e["records"] for e in per_step)
-        entry["groups"] = max(e["groups"] for e in per_step)
-        entries.append(entry)
+            if state is WaiverState.UNUSED:
+                warnings.append(f"{label(waiver)} matched nothing in this period: stale exception?")
+        entries.append(WaiverUse(waiver, state, max(e.records for e in per_step), max(e.groups for e in per_step)))
     return tuple(entries), warnings
 
 

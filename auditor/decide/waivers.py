@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from auditor.core.decisions import AppliedWaiver, WaiverState, WaiverUse
 from auditor.core.model import Waiver
 from auditor.core.status import Status
 from auditor.evaluate.results import RuleResult, RunResult
@@ -35,7 +36,8 @@ def violating_groups(result: RuleResult) -> list[tuple[dict[str, Any] | None, in
     return list(seen.values())
 
 
-def _label(waiver: Waiver) -> str:
+def label(waiver: Waiver) -> str:
+    """How warnings name a waiver: 'waiver for RULE (match values, ticket)'."""
     parts = [str(v) for _, v in waiver.match]
     if waiver.ticket:
         parts.append(waiver.ticket)
@@ -71,27 +73,26 @@ def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
             for i in covered:
                 applied[i] = True
             primary = max(covered, key=lambda i: (covered[i], -i))
-            waiver = {**waivers[primary].to_json(), "records": covered[primary]}
+            waiver = AppliedWaiver(waivers[primary], covered[primary])
             results.append(dataclasses.replace(result, status=Status.WAIVED, waiver=waiver))
         else:
             results.append(result)
     statuses = {r.compiled.rule.id: r.status for r in results}
-    entries: list[dict[str, Any]] = []
+    entries: list[WaiverUse] = []
     warnings = list(run.warnings)
     for i, w in enumerate(waivers):
         status = statuses.get(w.rule)
         if reference >= w.expires_us:
-            state = "expired"
-            warnings.append(f"{_label(w)} expired {w.expires} and no longer applies")
+            state = WaiverState.EXPIRED
+            warnings.append(f"{label(w)} expired {w.expires} and no longer applies")
         elif status is None or status is Status.ERROR:
-            state = "not_run"
+            state = WaiverState.NOT_RUN
         elif applied[i]:
-            state = "applied"
+            state = WaiverState.APPLIED
         elif groups[i]:
-            state = "partial"
+            state = WaiverState.PARTIAL
         else:
-            state = "unused"
-            warnings.append(f"{_label(w)} matched nothing in this run: stale exception?")
-        entries.append({**w.to_json(), "state": state, "records": records[i], "groups": groups[i],
-                        "file": w.location.path, "line": w.location.line})
+            state = WaiverState.UNUSED
+            warnings.append(f"{label(w)} matched nothing in this run: stale exception?")
+        entries.append(WaiverUse(w, state, records[i], groups[i]))
     return dataclasses.replace(run, results=tuple(results), warnings=tuple(warnings), waivers=tuple(entries))

@@ -9,7 +9,9 @@ from typing import Any
 
 from auditor import __version__
 from auditor.compile.plan import CompiledRule
+from auditor.core.decisions import AppliedWaiver, BaselineMarks, Mark, TimelineStep, WaiverUse
 from auditor.core.exitcodes import ExitCode
+from auditor.core.period import Period
 from auditor.core.provenance import RequestRecord
 from auditor.core.status import Severity, Status
 from auditor.core.timeutil import format_time
@@ -28,13 +30,13 @@ class RuleResult:
     measurements: tuple[Measurement, ...] = ()
     violations: int = 0
     evidence: tuple[dict[str, Any], ...] = ()
-    waiver: dict[str, Any] | None = None
+    waiver: AppliedWaiver | None = None
     # Violating groups and their record counts (not serialised): what waivers cover.
     groups: tuple[tuple[dict[str, Any] | None, int], ...] = ()
-    baseline: str | None = None  # with --baseline: new | still | fixed | None
-    # Periodic runs: [{"at", "status", "violations"}] per step (serialised), and the per-step outcomes
-    # the evaluator produced before waivers (not serialised; auditor.evaluate.periodic turns them into the timeline).
-    timeline: tuple[dict[str, Any], ...] | None = None
+    baseline: Mark | None = None  # with --baseline: new | still | fixed | None
+    # Periodic runs: each step's status (serialised), and the per-step outcomes the evaluator produced before
+    # waivers (not serialised; auditor.decide.period turns them into the timeline).
+    timeline: tuple[TimelineStep, ...] | None = None
     steps: tuple[Outcome, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -56,7 +58,7 @@ class RuleResult:
             "measurements": [m.to_json() for m in self.measurements],
             "violations": self.violations,
             "evidence": list(self.evidence),
-            "waiver": self.waiver,
+            "waiver": self.waiver.to_json() if self.waiver is not None else None,
             "fetch": self.fetch,
         }
         if rule.correlation is not None:
@@ -64,7 +66,7 @@ class RuleResult:
             out["correlate"] = {"first": c.first.source, "then": c.then.source, "join": dict(c.join),
                                 "within": c.within}
         if self.timeline is not None:
-            out["timeline"] = [dict(step) for step in self.timeline]
+            out["timeline"] = [step.to_json() for step in self.timeline]
         return out
 
 
@@ -86,10 +88,10 @@ class RunResult:
     config_sha256: str | None = None
     requests: tuple[RequestRecord, ...] = field(default=())
     # Each waiver of the waivers file with its state and the records it covered (auditor.load.waivers).
-    waivers: tuple[dict[str, Any], ...] | None = None
+    waivers: tuple[WaiverUse, ...] | None = None
     # With --baseline: the earlier run and the rule ids marked new / still / fixed (auditor.decide.baseline).
-    baseline: dict[str, Any] | None = None
-    period: dict[str, Any] | None = None  # periodic runs: Period.to_json() (label, tz, start, end, step, steps)
+    baseline: BaselineMarks | None = None
+    period: Period | None = None  # periodic runs
     fail_on_new: bool = False  # the gate fails only on failures marked `new`
 
     @property
@@ -99,7 +101,7 @@ class RunResult:
             return ExitCode.UNDECIDED
         threshold = self.fail_on.rank
         if any(r.status is Status.FAIL and r.compiled.rule.severity.rank >= threshold
-               and (not self.fail_on_new or r.baseline == "new") for r in self.results):
+               and (not self.fail_on_new or r.baseline is Mark.NEW) for r in self.results):
             return ExitCode.FAILED
         return ExitCode.OK
 
@@ -109,7 +111,7 @@ class RunResult:
         results = [r.to_json() for r in self.results]
         if self.baseline is not None:
             for item, r in zip(results, self.results, strict=True):
-                item["baseline"] = r.baseline
+                item["baseline"] = r.baseline.value if r.baseline is not None else None
         document: dict[str, Any] = {
             "version": 1,
             "tool": {"name": "auditor", "version": __version__},
@@ -134,11 +136,11 @@ class RunResult:
             },
         }
         if self.waivers is not None:
-            document["waivers"] = list(self.waivers)
+            document["waivers"] = [use.to_json() for use in self.waivers]
         if self.period is not None:
-            document["period"] = dict(self.period)
+            document["period"] = self.period.to_json()
         if self.baseline is not None:
-            document["baseline"] = self.baseline
+            document["baseline"] = self.baseline.to_json()
         return document
 
 

@@ -178,10 +178,10 @@ def test_waiver_covering_every_violating_group_waives_the_rule(tmp_path):
     burst = result.results[0]
     assert burst.status == "waived"
     # the waiver shown is the one covering most records; each waiver's own count is in `waivers`
-    assert burst.waiver == {"rule": "denied-burst", "match": {"user_email": "bot@example.com"},
+    assert burst.waiver.to_json() == {"rule": "denied-burst", "match": {"user_email": "bot@example.com"},
                             "justification": "known", "owner": "secops@example.com", "ticket": "SEC-1",
                             "expires": "2027-01-31", "records": 4}
-    uses = [(w["state"], w["records"], w["groups"]) for w in result.waivers]
+    uses = [(w.state, w.records, w.groups) for w in result.waivers]
     assert uses == [("applied", 4, 1), ("applied", 3, 1)]
     assert result.warnings == ()
     assert result.exit_code == 0  # waived does not fail the gate
@@ -195,7 +195,7 @@ def test_a_violating_group_left_uncovered_keeps_the_rule_failing(tmp_path):
     result = run(tmp_path)
     assert statuses(result)["denied-burst"] == "fail"
     assert result.results[0].waiver is None
-    assert [(w["state"], w["records"]) for w in result.waivers] == [("partial", 4)]
+    assert [(w.state, w.records) for w in result.waivers] == [("partial", 4)]
     assert result.exit_code == 1
 
 
@@ -205,7 +205,7 @@ def test_waiver_without_match_covers_an_ungrouped_rule(tmp_path):
     setup(tmp_path, "waivers:\n" + waiver("any-foreign"), records)
     result = run(tmp_path)
     assert statuses(result)["any-foreign"] == "waived"
-    assert result.results[1].waiver["records"] == 2
+    assert result.results[1].waiver.records == 2
 
 
 @pytest.mark.parametrize(("expires", "status"), [
@@ -220,7 +220,7 @@ def test_expiry_is_compared_with_the_reference_time(tmp_path, expires, status):
     assert statuses(result)["denied-burst"] == status
     if status == "fail":
         assert result.warnings == (f"waiver for denied-burst (SEC-1) expired {expires} and no longer applies",)
-        assert result.waivers[0]["state"] == "expired"
+        assert result.waivers[0].state == "expired"
     else:
         assert result.warnings == ()
 
@@ -243,7 +243,7 @@ def test_stale_waiver_is_a_warning(tmp_path):
         "waiver for denied-burst (gone@example.com, SEC-1) matched nothing in this run: stale exception?",
         "waiver for quiet matched nothing in this run: stale exception?",
     )
-    assert [w["state"] for w in result.waivers] == ["unused", "unused"]
+    assert [w.state for w in result.waivers] == ["unused", "unused"]
     assert result.exit_code == 0
 
 
@@ -251,7 +251,7 @@ def test_waiver_of_a_rule_not_selected_is_not_stale(tmp_path):
     setup(tmp_path, "waivers:\n" + waiver("quiet"), denials("eve@example.com", 1))
     result = run(tmp_path, only=("denied-burst",))
     assert result.warnings == ()
-    assert result.waivers[0]["state"] == "not_run"
+    assert result.waivers[0].state == "not_run"
 
 
 def test_results_with_waivers_validate_against_the_schema(tmp_path):
