@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from auditor.compile.plan import CompiledRule, CompiledSide, Fetch, Plan
-from auditor.compile.plan import Pushdown as Push
+from auditor.compile.plan import CompiledRule, CompiledSide, Fetch, Plan, PushedFilter
 from auditor.core.diagnostics import Code, Diagnostic
-from auditor.core.fields import SOURCES, Field, Pushdown
-from auditor.core.model import Condition, Config, Rule
+from auditor.core.fields import SOURCES, Field, ParamStyle
+from auditor.core.model import Condition, Config, PushdownScope, Rule
 from auditor.core.period import Period
 from auditor.core.timeutil import US, format_time
 
@@ -24,7 +23,7 @@ def _api_text(value: object) -> str:
     return str(value)
 
 
-def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> Push | None:
+def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> PushedFilter | None:
     """The API parameters expressing one condition exactly, or None when only local evaluation can."""
     op, operand = cond.op, cond.operand
     if op in ("in", "not_in") and len(operand) == 1:
@@ -32,50 +31,50 @@ def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> Push | None
     param = fld.api_param
     if param is None:
         return None  # the API has no parameter for this field
-    if fld.pushdown is Pushdown.ARRAY:
+    if fld.param_style is ParamStyle.ARRAY:
         if op == "eq":
-            return Push(fld.name, ((param, _api_text(operand)),), array=True)
+            return PushedFilter(fld.name, ((param, _api_text(operand)),), array=True)
         if op == "in":
             values = sorted({_api_text(v) for v in operand})
-            return Push(fld.name, tuple((param, v) for v in values), array=True)
+            return PushedFilter(fld.name, tuple((param, v) for v in values), array=True)
         return None
     if documented_only and not fld.documented:
         return None
-    if fld.pushdown is Pushdown.EMAIL:
+    if fld.param_style is ParamStyle.EMAIL:
         if op == "eq":
-            return Push(fld.name, (("email", operand), ("email_exact", "true")))
+            return PushedFilter(fld.name, (("email", operand), ("email_exact", "true")))
         if op == "neq":
-            return Push(fld.name, (("email", operand), ("email_exact", "true"), ("emailOp", "neq")))
+            return PushedFilter(fld.name, (("email", operand), ("email_exact", "true"), ("emailOp", "neq")))
         if op == "contains":
-            return Push(fld.name, (("email", operand),))
+            return PushedFilter(fld.name, (("email", operand),))
         return None
-    if fld.pushdown is Pushdown.OP_PAIR and op in ("eq", "neq"):
-        return Push(fld.name, ((param, _api_text(operand)), (f"{param}Op", op)))
+    if fld.param_style is ParamStyle.OP_PAIR and op in ("eq", "neq"):
+        return PushedFilter(fld.name, ((param, _api_text(operand)), (f"{param}Op", op)))
     return None
 
 
 def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tuple[Fetch, list[Condition]]:
     source = SOURCES[rule.source]
-    documented_only = config.pushdown == "documented"
-    pushdowns: dict[str, Push] = {}
+    documented_only = config.pushdown is PushdownScope.DOCUMENTED
+    by_field: dict[str, PushedFilter] = {}
     pushed: list[Condition] = []
     for cond in rule.conditions:
-        if cond.field in pushdowns:
+        if cond.field in by_field:
             continue  # one condition per API parameter; the rest stay local
         push = _pushdown(source.fields[cond.field], cond, documented_only)
         if push is not None:
-            pushdowns[cond.field] = push
+            by_field[cond.field] = push
             pushed.append(cond)
-    if "idp_id" in source.requires and "idp_id" not in pushdowns:
+    if "idp_id" in source.requires and "idp_id" not in by_field:
         # The configured IdPs, plus any a `for_each: {idp_id: [...]}` heartbeat declares.
         ids = sorted(set(config.scim_idp_ids) | {str(v) for k, vs in rule.for_each if k == "idp_id" for v in vs})
-        pushdowns["idp_id"] = Push("idp_id", tuple(("idp_id", i) for i in ids), array=True)
+        by_field["idp_id"] = PushedFilter("idp_id", tuple(("idp_id", i) for i in ids), array=True)
     fetch = Fetch(
         source=rule.source,
         since_us=since_us - PAD_US,
         until_us=until_us + PAD_US,
-        pushdowns=tuple(sorted(pushdowns.values(), key=lambda p: p.params)),
-        per_page=config.per_page or 1000,
+        filters=tuple(sorted(by_field.values(), key=lambda p: p.params)),
+        per_page=config.per_page,
     )
     return fetch, pushed
 
@@ -87,7 +86,7 @@ def evidence_fields(rule: Rule) -> set[str]:
     return set(rule.needed_fields()) | shown | {source.time_field}
 
 
-def _broad(push: Push) -> bool:
+def _broad(push: PushedFilter) -> bool:
     """A filter that keeps most of an Access log: `allowed` true (allowed sign-ins are the bulk of it)."""
     return dict(push.params) in ({"allowed": "true", "allowedOp": "eq"}, {"allowed": "false", "allowedOp": "neq"})
 
@@ -106,15 +105,15 @@ def _coalesce(fetches: list[Fetch]) -> list[Fetch]:
     groups: dict[tuple, list[Fetch]] = {}
     for f in fetches:
         if f.source == "scim_updates":
-            idp = tuple(p for p in f.pushdowns if p.field == "idp_id")
+            idp = tuple(p for p in f.filters if p.field == "idp_id")
             groups.setdefault(idp, []).append(f)
     out = _widen([f for f in fetches if f.source != "scim_updates"])
     for idp, members in groups.items():
         longest = max(members, key=lambda f: (f.until_us - f.since_us, -f.since_us))
         nested = [f for f in members if longest.since_us <= f.since_us and f.until_us <= longest.until_us]
         if len(nested) > 1:
-            common = tuple(p for p in longest.pushdowns if all(p in f.pushdowns for f in nested))
-            out.append(replace(longest, pushdowns=tuple(dict.fromkeys(idp + common))))
+            common = tuple(p for p in longest.filters if all(p in f.filters for f in nested))
+            out.append(replace(longest, filters=tuple(dict.fromkeys(idp + common))))
             out.extend(f for f in members if f not in nested)
         else:
             out.extend(members)
@@ -127,8 +126,8 @@ def _widen(fetches: list[Fetch]) -> list[Fetch]:
     while True:
         pair = next(((g, f) for g in out for f in out
                      if f is not g and f.source == g.source and f.since_us <= g.until_us
-                     and g.since_us <= f.until_us and set(g.pushdowns) <= set(f.pushdowns)
-                     and all(_broad(p) for p in set(f.pushdowns) - set(g.pushdowns))), None)
+                     and g.since_us <= f.until_us and set(g.filters) <= set(f.filters)
+                     and all(_broad(p) for p in set(f.filters) - set(g.filters))), None)
         if pair is None:
             return out
         g, f = pair

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from auditor.core.fields import SOURCES
-from auditor.core.model import Condition, Config, Rule
+from auditor.core.model import Condition, Config, PushdownScope, Rule
 from auditor.core.period import Period
 from auditor.core.timeutil import format_time
 
@@ -16,14 +16,15 @@ API_PREFIX = "/client/v4"
 
 
 @dataclass(frozen=True)
-class Pushdown:
-    """One field's condition as API parameters, e.g. user_email eq -> email, email_exact."""
+class PushedFilter:
+    """One field's condition pushed down to the API as query parameters, e.g. user_email eq -> email,
+    email_exact."""
 
     field: str
     params: tuple[tuple[str, str], ...]
     array: bool = False  # SCIM repeated keys: a one-of, so a narrower value set implies a wider one
 
-    def implies(self, other: Pushdown) -> bool:
+    def implies(self, other: PushedFilter) -> bool:
         """True when every record passing self also passes other."""
         if self.field != other.field:
             return False
@@ -39,16 +40,17 @@ class Fetch:
     source: str
     since_us: int
     until_us: int
-    pushdowns: tuple[Pushdown, ...]
+    filters: tuple[PushedFilter, ...]
     fields: tuple[str, ...] = ()
-    per_page: int = 1000
+    per_page: int = Config.per_page
     limit: int = 10000
     direction: str = "asc"  # the client's completeness check also reads a range newest first
 
     @property
     def key(self) -> str:
         """Stable identity of the records this fetch returns (projection and paging excluded)."""
-        text = repr((self.source, self.since_us, self.until_us, self.pushdowns))
+        pushed = tuple((p.field, p.params, p.array) for p in self.filters)  # not the class: keys survive renames
+        text = repr((self.source, self.since_us, self.until_us, pushed))
         return f"{self.source}:{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
     def contains(self, other: Fetch) -> bool:
@@ -57,12 +59,12 @@ class Fetch:
             self.source == other.source
             and self.since_us <= other.since_us
             and other.until_us <= self.until_us
-            and all(any(o.implies(mine) for o in other.pushdowns) for mine in self.pushdowns)
+            and all(any(o.implies(mine) for o in other.filters) for mine in self.filters)
         )
 
     def filter_params(self) -> list[tuple[str, str]]:
         """The pushed-down filter parameters only."""
-        return [pair for p in self.pushdowns for pair in p.params]
+        return [pair for p in self.filters for pair in p.params]
 
     def query(self, *, page: int | None = None) -> list[tuple[str, str]]:
         """Every query parameter, in a stable order (repeated keys for SCIM arrays)."""
@@ -140,7 +142,7 @@ class Plan:
     account_id: str | None
     fetches: tuple[Fetch, ...]
     rules: tuple[CompiledRule, ...]
-    pushdown: str = "all"
+    pushdown: PushdownScope = PushdownScope.ALL
     notes: tuple[str, ...] = field(default=())
     period: Period | None = None  # periodic plans (--period): reference_us is the period's end
     # What the plan was compiled from, so a run can re-plan its correlation `then` sides (`narrows`).
@@ -171,7 +173,7 @@ class Plan:
             "reference_time": format_time(self.reference_us),
             **({"period": self.period.to_json()} if self.period is not None else {}),
             "account_id": self.account_id,
-            "pushdown": self.pushdown,
+            "pushdown": self.pushdown.value,
             "fetches": [
                 {
                     "key": f.key,

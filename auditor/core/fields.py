@@ -15,8 +15,8 @@ class FieldType(StrEnum):
     TIME = "time"
 
 
-class Pushdown(StrEnum):
-    """How a condition on a field can be sent to the API."""
+class ParamStyle(StrEnum):
+    """How the Cloudflare API takes a filter on a field (its query parameters), if at all."""
 
     NONE = "none"  # evaluated locally only
     OP_PAIR = "op_pair"  # access_requests: name=value&nameOp=eq|neq
@@ -30,7 +30,7 @@ class Field:
 
     name: str
     type: FieldType
-    pushdown: Pushdown = Pushdown.NONE
+    param_style: ParamStyle = ParamStyle.NONE
     api_param: str | None = None
     # False when the public OpenAPI schema does not declare the value parameter (working model only).
     documented: bool = True
@@ -72,17 +72,17 @@ ACCESS_REQUESTS = Source(
     projection=True,
     fields=_table(
         Field("action", S, logpush="Action", evidence=True),
-        Field("allowed", B, Pushdown.OP_PAIR, "allowed", documented=False, logpush="Allowed", evidence=True),
+        Field("allowed", B, ParamStyle.OP_PAIR, "allowed", documented=False, logpush="Allowed", evidence=True),
         Field("app_domain", S, logpush="AppDomain", evidence=True),
-        Field("app_uid", S, Pushdown.OP_PAIR, "app_uid", documented=False, logpush="AppUUID"),
+        Field("app_uid", S, ParamStyle.OP_PAIR, "app_uid", documented=False, logpush="AppUUID"),
         Field("connection", S, logpush="Connection", evidence=True),
         Field("created_at", T, logpush="CreatedAt", evidence=True),
         Field("ip_address", IP, logpush="IPAddress", evidence=True),
-        Field("ray_id", S, Pushdown.OP_PAIR, "ray_id", documented=False, logpush="RayID", evidence=True),
-        Field("user_email", S, Pushdown.EMAIL, "email", logpush="Email", evidence=True, email=True),
-        Field("country", S, Pushdown.OP_PAIR, "country_code", documented=False, logpush="Country",
+        Field("ray_id", S, ParamStyle.OP_PAIR, "ray_id", documented=False, logpush="RayID", evidence=True),
+        Field("user_email", S, ParamStyle.EMAIL, "email", logpush="Email", evidence=True, email=True),
+        Field("country", S, ParamStyle.OP_PAIR, "country_code", documented=False, logpush="Country",
               optional=True, evidence=True),
-        Field("app_type", S, Pushdown.OP_PAIR, "app_type", documented=False, optional=True),
+        Field("app_type", S, ParamStyle.OP_PAIR, "app_type", documented=False, optional=True),
     ),
 )
 
@@ -92,18 +92,18 @@ SCIM_UPDATES = Source(
     time_field="logged_at",
     requires=("idp_id",),
     fields=_table(
-        Field("cf_resource_id", S, Pushdown.ARRAY, "cf_resource_id"),
+        Field("cf_resource_id", S, ParamStyle.ARRAY, "cf_resource_id"),
         Field("error_description", S, evidence=True),
-        Field("idp_id", S, Pushdown.ARRAY, "idp_id", evidence=True),
-        Field("idp_resource_id", S, Pushdown.ARRAY, "idp_resource_id"),
+        Field("idp_id", S, ParamStyle.ARRAY, "idp_id", evidence=True),
+        Field("idp_resource_id", S, ParamStyle.ARRAY, "idp_resource_id"),
         Field("logged_at", T, evidence=True),
         Field("request_body", S),
-        Field("request_method", S, Pushdown.ARRAY, "request_method",
+        Field("request_method", S, ParamStyle.ARRAY, "request_method",
               enum=("DELETE", "PATCH", "POST", "PUT"), evidence=True),
-        Field("resource_group_name", S, Pushdown.ARRAY, "resource_group_name", evidence=True),
-        Field("resource_type", S, Pushdown.ARRAY, "resource_type", enum=("USER", "GROUP"), evidence=True),
-        Field("resource_user_email", S, Pushdown.ARRAY, "resource_user_email", evidence=True, email=True),
-        Field("status", S, Pushdown.ARRAY, "status", enum=("FAILURE", "SUCCESS"), evidence=True),
+        Field("resource_group_name", S, ParamStyle.ARRAY, "resource_group_name", evidence=True),
+        Field("resource_type", S, ParamStyle.ARRAY, "resource_type", enum=("USER", "GROUP"), evidence=True),
+        Field("resource_user_email", S, ParamStyle.ARRAY, "resource_user_email", evidence=True, email=True),
+        Field("status", S, ParamStyle.ARRAY, "status", enum=("FAILURE", "SUCCESS"), evidence=True),
     ),
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from auditor.core.diagnostics import SourceLocation
@@ -179,9 +180,17 @@ class Rule:
         return frozenset(names)
 
 
+class PushdownScope(StrEnum):
+    """`pushdown:` in auditor.yaml: which conditions may be sent to the API (the rest run locally)."""
+
+    ALL = "all"  # every condition the API can express
+    DOCUMENTED = "documented"  # only through parameters the public API schema documents
+
+
 @dataclass(frozen=True)
 class Config:
-    """`auditor.yaml`, validated; every key optional."""
+    """`auditor.yaml`, validated; every key optional. The defaults here are the only ones: the loader, the
+    compiler, the runner and the CLI's help read them (e.g. `Config.per_page`)."""
 
     path: str | None = None
     account_id: str | None = None
@@ -189,9 +198,9 @@ class Config:
     rules: tuple[str, ...] = ()
     waivers: str | None = None
     scim_idp_ids: tuple[str, ...] = ()
-    per_page: int | None = None
-    concurrency: int | None = None
-    pushdown: str = "all"
+    per_page: int = 1000  # records per page asked of the API (its maximum)
+    concurrency: int = 4  # requests in flight at once
+    pushdown: PushdownScope = PushdownScope.ALL
     max_waiver_days: int = 365
     retention_days: int = 30  # how far back the API serves logs; periodic runs over the API warn beyond it
     variables: dict[str, Any] = field(default_factory=dict)

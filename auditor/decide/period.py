@@ -9,7 +9,7 @@ from typing import Any
 
 from auditor.compile.plan import Plan
 from auditor.core.decisions import TimelineStep, WaiverState, WaiverUse
-from auditor.core.model import Waiver
+from auditor.core.model import Config, Waiver
 from auditor.core.period import Period, zone
 from auditor.core.status import Status
 from auditor.core.timeutil import US, format_time
@@ -18,11 +18,10 @@ from auditor.evaluate.periodic import worst_step
 from auditor.evaluate.results import RuleResult, RunResult
 
 DAY_US = 86400 * US
-DEFAULT_RETENTION_DAYS = 30
 
 
 def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None, *,
-           retention_days: int = DEFAULT_RETENTION_DAYS, now_us: int | None = None) -> RunResult:
+           retention_days: int = Config.retention_days, now_us: int | None = None) -> RunResult:
     """Turn per-step outcomes into results: waivers per step, worst step, timeline, period, warnings.
 
     `waivers` is None when no waivers file is in effect (then no waiver states are reported).
@@ -53,7 +52,7 @@ def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None, *,
     return dataclasses.replace(run, results=results, warnings=tuple(warnings), waivers=entries, period=period)
 
 
-def retention_warning(plan: Plan, retention_days: int = DEFAULT_RETENTION_DAYS,
+def retention_warning(plan: Plan, retention_days: int = Config.retention_days,
                       now_us: int | None = None) -> str | None:
     """A warning when a periodic plan reads further back than the API keeps logs, else None."""
     if plan.period is None or not plan.rules:

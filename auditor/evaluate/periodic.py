@@ -34,7 +34,6 @@ from auditor.language.conditions import Feed, compile_all
 from auditor.language.expectations import pressure, worst
 
 DAY_US = 86400 * US
-DEFAULT_RETENTION_DAYS = 30
 _FAR = 1 << 62  # beyond any timestamp in microseconds
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.core.diagnostics import Code, Diagnostic
-from auditor.core.model import Config
+from auditor.core.model import Config, PushdownScope
 from auditor.load import schema
 from auditor.load.loader import load_yaml
 
@@ -45,17 +45,15 @@ def load_config(path: Path | None) -> tuple[Config, list[Diagnostic]]:
     data: dict[str, Any] = doc.data
     rules = data.get("rules", ())
     base = path.parent
+    # Keys left out keep Config's defaults (the only place defaults are written).
+    plain = ("account_id", "api_base", "per_page", "concurrency", "max_waiver_days", "retention_days", "variables")
+    given: dict[str, Any] = {key: data[key] for key in plain if key in data}
+    if "pushdown" in data:
+        given["pushdown"] = PushdownScope(data["pushdown"])
     return Config(
         path=str(path),
-        account_id=data.get("account_id"),
-        api_base=data.get("api_base"),
         rules=tuple(str(base / r) for r in ([rules] if isinstance(rules, str) else rules)),
         waivers=str(base / data["waivers"]) if "waivers" in data else None,
         scim_idp_ids=tuple(data.get("scim_idp_ids", ())),
-        per_page=data.get("per_page"),
-        concurrency=data.get("concurrency"),
-        pushdown=data.get("pushdown", "all"),
-        max_waiver_days=data.get("max_waiver_days", 365),
-        retention_days=data.get("retention_days", 30),
-        variables=data.get("variables", {}),
+        **given,
     ), []

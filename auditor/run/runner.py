@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.compile.plan import CompiledRule, Fetch, Plan
-from auditor.core.model import Waiver
+from auditor.core.model import Config, Waiver
 from auditor.core.status import Severity, Status
 from auditor.decide.baseline import mark_baseline
 from auditor.decide.period import finish as finish_period
@@ -39,7 +39,7 @@ class RunOptions:
     waivers_sha256: str | None = None  # set when a waivers file is in effect (even an empty one)
     baseline: dict[str, Any] | None = None  # an earlier run's results JSON (--baseline)
     fail_on_new: bool = False
-    retention_days: int = 30  # periodic runs over the API warn when they read further back (config)
+    retention_days: int = Config.retention_days  # periodic runs over the API warn when they read further back
     exact_plan: bool = False  # `run --plan`: make exactly the plan's fetches, no narrowing of `then` sides
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from auditor.compile.compiler import compile_plan
-from auditor.compile.plan import Fetch, Pushdown
+from auditor.compile.plan import Fetch, PushedFilter
 from auditor.core.timeutil import parse_time
 from tests.helpers import T, access, compiled, outcomes, project, rule_yaml
 
@@ -210,10 +210,10 @@ def test_filters_must_imply_to_serve(tmp_path):
 
 
 def test_pushdown_implies_and_contains():
-    arr_small = Pushdown("idp_id", (("idp_id", "a"),), array=True)
-    arr_big = Pushdown("idp_id", (("idp_id", "a"), ("idp_id", "b")), array=True)
+    arr_small = PushedFilter("idp_id", (("idp_id", "a"),), array=True)
+    arr_big = PushedFilter("idp_id", (("idp_id", "a"), ("idp_id", "b")), array=True)
     assert arr_small.implies(arr_big) and not arr_big.implies(arr_small)
-    pair = Pushdown("allowed", (("allowed", "false"), ("allowedOp", "eq")))
+    pair = PushedFilter("allowed", (("allowed", "false"), ("allowedOp", "eq")))
     assert pair.implies(pair) and not pair.implies(arr_big)
     wide = Fetch("scim_updates", 0, 100, (arr_big,))
     inner = Fetch("scim_updates", 10, 90, (arr_small,))

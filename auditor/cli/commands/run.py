@@ -62,8 +62,10 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @click.option("--quiet", is_flag=True, help="No text report on stdout.")
 @click.option("--api-base", envvar="CLOUDFLARE_BASE_URL",
               help="API base URL (default https://api.cloudflare.com/client/v4; http:// only for loopback).")
-@click.option("--concurrency", type=click.IntRange(1, 32), help="Requests in flight at once (default 4).")
-@click.option("--per-page", type=click.IntRange(1, 1000), help="Records per page asked of the API (default 1000).")
+@click.option("--concurrency", type=click.IntRange(1, 32),
+              help=f"Requests in flight at once (default {Config.concurrency}).")
+@click.option("--per-page", type=click.IntRange(1, 1000),
+              help=f"Records per page asked of the API (default {Config.per_page}).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path),
               help="Run exactly this saved plan (from plan -o); refused (exit 2) when its inputs changed.")
