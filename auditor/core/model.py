@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from auditor.core.diagnostics import SourceLocation
 from auditor.core.status import Severity, Status
@@ -135,7 +135,10 @@ class Correlation:
 
 @dataclass(frozen=True)
 class Rule:
-    """One validated rule, ready to compile."""
+    """One validated rule, ready to compile. Its defaults (severity, evidence, `window`) are the only ones:
+    the loader reads them, and a test checks that rules.schema.json documents the same."""
+
+    window: ClassVar[str] = "24h"  # the window of a rule without window/since/until
 
     id: str
     title: str

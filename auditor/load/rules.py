@@ -15,8 +15,6 @@ from auditor.language.conditions import OPERATORS, ValueKind
 from auditor.load import schema
 from auditor.load.loader import Document, pointer_join
 
-DEFAULT_WINDOW = "24h"
-
 
 class RuleChecker:
     """Semantic checks of one schema-valid rule; builds the Rule when there is no problem."""
@@ -70,12 +68,12 @@ class RuleChecker:
             conditions=tuple(conditions),
             expectations=tuple(expectations),
             location=self.doc.location(p),
-            severity=Severity(raw.get("severity", Severity.MEDIUM)),
+            severity=Severity(raw.get("severity", Rule.severity)),
             description=raw.get("description"),
             remediation=raw.get("remediation"),
             tags=tuple(raw.get("tags", ())),
             group_by=group_by,
-            evidence=raw.get("evidence", 5),
+            evidence=raw.get("evidence", Rule.evidence),
             for_each=for_each,
             tests=tests,
             correlation=correlation,
@@ -231,14 +229,14 @@ class RuleChecker:
                          "give either 'window' or 'since'/'until', not both", pointer_join(p, "window"),
                          key=True)
         if "since" not in raw and "until" not in raw:
-            duration = parse_duration(raw.get("window", DEFAULT_WINDOW))
+            duration = parse_duration(raw.get("window", Rule.window))
             return TimeBound(before_us=duration), TimeBound(before_us=0)
         since = self.timepoint(raw.get("since"), pointer_join(p, "since"))
         until = self.timepoint(raw.get("until"), pointer_join(p, "until")) if "until" in raw else TimeBound(
             before_us=0)
         if "since" not in raw and until is not None:
             # `until` alone: the default window ending there, [until - 24h, until).
-            default = parse_duration(DEFAULT_WINDOW) or 0  # a valid duration: never None
+            default = parse_duration(Rule.window) or 0  # a valid duration: never None
             if until.absolute_us is not None:
                 return TimeBound(absolute_us=until.absolute_us - default), until
             return TimeBound(before_us=(until.before_us or 0) + default), until
