@@ -130,7 +130,7 @@ def run(plan: Plan, sources: Source | Sequence[Source], options: RunOptions) -> 
     results = [r for o in outcomes for r in o.results]
     results.extend(_correlation_results(plan, correlations, described))
     records = sum(o.records for o in outcomes)
-    notes = tuple(n for o in outcomes for n in o.notes)
+    notes = tuple(n for o in outcomes for n in o.notes) + tuple(n for s in chosen for n in s.notes())
     requests = tuple(q for s in chosen for q in s.requests())
     return _collect(plan, chosen[0].kind, results, records, options, started, requests, notes)
 

@@ -96,6 +96,9 @@ class Source(Protocol):
     def requests(self) -> tuple[RequestRecord, ...]:
         """Every request made, for provenance (none for local sources)."""
 
+    def notes(self) -> tuple[str, ...]:
+        """What the run's warnings should say about the data read (e.g. gaps in its coverage)."""
+
 
 class BaseSource:
     """Defaults of a local source: sequential, one pass per log source, nothing requested, nothing to cancel."""
@@ -128,4 +131,8 @@ class BaseSource:
 
     def requests(self) -> tuple[RequestRecord, ...]:
         """No requests."""
+        return ()
+
+    def notes(self) -> tuple[str, ...]:
+        """Nothing to say."""
         return ()

@@ -44,8 +44,9 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 
 @click.command()
 @project_options
-@click.option("--data", type=click.Path(path_type=Path),
-              help="Read exported logs from a directory or file instead of the API.")
+@click.option("--data", "data_args", multiple=True, metavar="PATH | LOG=PATH",
+              help="Read exported logs instead of the API: a directory (plain files, Logpush folders) or file; "
+                   "LOG=PATH names one log's file or Logpush folder (repeatable).")
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
 @selection_options
@@ -74,8 +75,8 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @click.option("--fail-on-new", is_flag=True, help="With --baseline: exit 1 only for failures marked new.")
 @guard
 def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
-        var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data: Path | None, source: str | None,
-        at: str | None, period_text: str | None, tz: str | None, step: str | None,
+        var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data_args: tuple[str, ...],
+        source: str | None, at: str | None, period_text: str | None, tz: str | None, step: str | None,
         account_id: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...], fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
         quiet: bool, api_base: str | None,
@@ -84,10 +85,14 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     """Fetch, evaluate, report; exit 0 pass, 1 fail, 2 undecided."""
     from auditor.run.runner import RunOptions
     from auditor.run.runner import run as run_plan
-    from auditor.sources.files import FileSource
+    from auditor.sources.locate import DataSource, parse_data_args
 
     report_specs = parse_reports(reports, results_path)
     template_specs = parse_templates(templates)
+    try:
+        data, named = parse_data_args(data_args)
+    except ValueError as exc:
+        fail(str(exc))
     if source and not data:
         fail("--source only applies with --data FILE")
     saved = selection.saved_plan(plan_path, at=at, rule_ids=rule_ids, tags=tags, per_page=per_page,
@@ -109,9 +114,9 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
                          fail_on_new=fail_on_new, retention_days=project.config.retention_days,
                          exact_plan=saved is not None)
-    if data is None:
+    if data is None and not named:
         result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
     else:
-        result = run_plan(compiled, FileSource(data, source), options)
+        result = run_plan(compiled, DataSource(data, source, named, compiled), options)
     write_reports(result.to_json(), report_specs, template_specs, quiet=quiet, redact=redact)
     return result.exit_code

@@ -1,0 +1,207 @@
+"""Where each log's records are under `--data`: plain export files, and Logpush destination folders.
+
+`--data DIR` may hold, per log, plain files named after it (`access_requests.ndjson.gz`, `scim_updates.json`)
+and a folder named after it in the Logpush layout (`access_requests/20261120/...log.gz`), or be a Logpush
+folder itself (then it holds access_requests, the one dataset Logpush exports). `--data LOG=PATH` names
+one log's location explicitly (a file, or a Logpush folder) and wins over what a directory holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.compile.plan import Fetch, Plan
+from auditor.core.diagnostics import display_path
+from auditor.core.fields import SOURCES
+from auditor.core.timeutil import format_time
+from auditor.sources.base import DataError, Part, SourceError, Timed
+from auditor.sources.files import FileSource, find_source_files, iter_timed
+from auditor.sources.logpush import (
+    LOGPUSH_SOURCE,
+    Batch,
+    LogpushError,
+    OutsideCounter,
+    covered,
+    find_batches,
+    gaps,
+    is_logpush_folder,
+    prune,
+)
+
+
+@dataclass(frozen=True)
+class LogData:
+    """One log's records: plain files, and Logpush batch objects (with their folder)."""
+
+    source: str
+    files: tuple[Path, ...] = ()
+    batches: tuple[Batch, ...] = ()
+    folder: Path | None = None  # the Logpush folder the batches came from
+
+    def pruned(self, windows: Sequence[tuple[int, int]]) -> LogData:
+        """Only the batch objects that may hold a record of some window (plain files are always read)."""
+        return LogData(self.source, self.files, tuple(prune(self.batches, windows)), self.folder)
+
+    def coverage(self) -> tuple[tuple[int, int], ...]:
+        """The times the Logpush objects' names cover (empty when there are none)."""
+        return covered(self.batches)
+
+    def paths(self) -> list[Path]:
+        """Every file to read: plain files, then batch objects in time order."""
+        return [*self.files, *(Path(b.location) for b in self.batches)]
+
+
+@dataclass
+class Located:
+    """Every log found under `--data`, and the problem with a log that was looked for and not found."""
+
+    logs: dict[str, LogData] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def parse_data_args(values: Sequence[str]) -> tuple[Path | None, dict[str, Path]]:
+    """`--data` values -> (the one unnamed PATH or None, {log: PATH}); ValueError with a one-line reason."""
+    plain: list[Path] = []
+    named: dict[str, Path] = {}
+    for value in values:
+        name, eq, rest = value.partition("=")
+        if eq and name in SOURCES:
+            if name in named:
+                raise ValueError(f"--data {name}= is given twice")
+            named[name] = Path(rest)
+        else:
+            plain.append(Path(value))
+    if len(plain) > 1:
+        raise ValueError("--data takes one PATH (and any LOG=PATH); name each log's location with LOG=PATH")
+    return (plain[0] if plain else None), named
+
+
+def locate(data: Path | None, source: str | None, named: Mapping[str, Path] | None = None) -> Located:
+    """Find each log's records; a problem (no files at all, a bad Logpush folder) is reported, not raised."""
+    found = Located()
+    try:
+        if data is not None:
+            found.logs.update(_in(data, source))
+        for name, path in (named or {}).items():
+            found.logs[name] = _named(name, path)
+    except (DataError, LogpushError) as exc:
+        found.problem = str(exc)
+    return found
+
+
+def _in(data: Path, source: str | None) -> dict[str, LogData]:
+    if data.is_dir() and is_logpush_folder(data):
+        if source not in (None, LOGPUSH_SOURCE):
+            raise DataError(data, None, f"a Logpush folder holds {LOGPUSH_SOURCE} records, not {source}")
+        return {LOGPUSH_SOURCE: _logpush(LOGPUSH_SOURCE, data)}
+    logs: dict[str, LogData] = {}
+    folders = {}
+    if data.is_dir():
+        folders = {name: data / name for name in SOURCES
+                   if (source is None or name == source) and (data / name).is_dir() and is_logpush_folder(data / name)}
+    try:
+        files = find_source_files(data, source)
+    except DataError:
+        if not folders:
+            raise
+        files = {}
+    for name in sorted(set(files) | set(folders)):
+        batches = _logpush(name, folders[name]) if name in folders else None
+        logs[name] = LogData(name, tuple(files.get(name, ())), batches.batches if batches else (),
+                             folders.get(name))
+    return logs
+
+
+def _named(name: str, path: Path) -> LogData:
+    if path.is_dir():
+        if not is_logpush_folder(path):
+            raise DataError(path, None, f"not a Logpush folder (for --data {name}=); expected {{DATE}} folders "
+                            "of batch objects")
+        return _logpush(name, path)
+    return LogData(name, tuple(find_source_files(path, name)[name]))
+
+
+def _logpush(name: str, folder: Path) -> LogData:
+    if name != LOGPUSH_SOURCE:
+        raise DataError(folder, None, f"Logpush exports only {LOGPUSH_SOURCE}; {name} has no Logpush dataset")
+    return LogData(name, (), tuple(find_batches(folder)), folder)
+
+
+def windows(plan: Plan, source: str) -> list[tuple[int, int]]:
+    """Every window a rule (or correlation side) reads `source` over: what Logpush objects are pruned by."""
+    out = []
+    for r in plan.rules:
+        if source in ({s.source for s in r.sides} if r.sides else {r.rule.source}):
+            out.extend([(since, until) for _, since, until in r.windows] or [(r.since_us, r.until_us)])
+    return out
+
+
+class DataSource(FileSource):
+    """`run --data`: plain export files and Logpush folders, per log, with the objects no window needs left
+    unread; its notes name the gaps in the objects' coverage and the records outside their batch's range."""
+
+    def __init__(self, data: Path | None, source: str | None = None, named: Mapping[str, Path] | None = None,
+                 plan: Plan | None = None) -> None:
+        self.data = Path(data) if data is not None else Path(next(iter((named or {}).values()), "."))
+        self._located = locate(data, source, named)
+        self._files = {name: log.paths() for name, log in self._located.logs.items()}
+        self._problem = None
+        self._outside = OutsideCounter()
+        self._plan = plan
+        if plan is not None:
+            self._located.logs = {name: log.pruned(windows(plan, name)) for name, log in self._located.logs.items()}
+            self._files = {name: log.paths() for name, log in self._located.logs.items()}
+
+    def problem(self, log_source: str) -> SourceError | None:
+        """The data's own problem, or no file or Logpush object of this log source."""
+        if log_source in self._located.logs:
+            return None
+        if self._located.problem:
+            return SourceError(self._located.problem)
+        return super().problem(log_source)
+
+    def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
+        """Plain files, then the (pruned) Logpush objects in time order."""
+        log = self._located.logs.get(fetch.source)
+        if log is None:
+            return
+        for path in log.files:
+            yield Part(display_path(path), iter_timed(path, fetch.source))
+        for batch in log.batches:
+            path = Path(batch.location)
+            yield Part(display_path(path), _checked(batch, display_path(path), iter_timed(path, fetch.source),
+                                                    self._outside))
+
+    def notes(self) -> tuple[str, ...]:
+        """Gaps in the Logpush objects' coverage of each rule's window, and records outside their batch."""
+        out = []
+        for r in self._plan.rules if self._plan is not None else ():
+            for name in ({s.source for s in r.sides} if r.sides else {r.rule.source}):
+                log = self._located.logs.get(name)
+                note = coverage_note(log, r.since_us, r.until_us) if log is not None else None
+                if note:
+                    out.append(f"{r.rule.id}: {note}")
+        return (*out, *self._outside.warnings())
+
+
+def _checked(batch: Batch, shown: str, records: Iterator[Timed], outside: OutsideCounter) -> Iterator[Timed]:
+    lo, hi = batch.start_us, batch.holds_until_us
+    for t_us, record in records:
+        if not lo <= t_us < hi:
+            outside.add(shown)
+        yield t_us, record
+
+
+def coverage_note(log: LogData, since_us: int, until_us: int) -> str | None:
+    """A one-line description of what the Logpush names leave uncovered of [since, until), or None."""
+    if not log.batches:
+        return None
+    missing = gaps(log.coverage(), since_us, until_us)
+    if not missing:
+        return None
+    shown = ", ".join(f"{format_time(a)}..{format_time(b)}" for a, b in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    return f"no {log.source} Logpush object covers {shown}{more}"
+
