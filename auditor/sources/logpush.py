@@ -26,7 +26,8 @@ LOGPUSH_SOURCE = "access_requests"
 _STAMP = r"\d{8}T\d{6}Z"
 _OBJECT = re.compile(rf"^(?P<start>{_STAMP})_(?P<end>{_STAMP})_(?P<hash>[0-9A-Za-z-]+)\.log(?:\.gz)?$")
 _DATE = re.compile(r"^\d{8}$")
-_EXPECTED = "expected {DATE}/{START}_{END}_{HASH}.log.gz, e.g. 20261120/20261120T110000Z_20261120T110500Z_0a1b2c3d.log.gz"
+_EXPECTED = ("expected {DATE}/{START}_{END}_{HASH}.log.gz, "
+             "e.g. 20261120/20261120T110000Z_20261120T110500Z_0a1b2c3d.log.gz")
 
 
 class LogpushError(ValueError):
