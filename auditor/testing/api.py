@@ -150,7 +150,8 @@ class Api:
                 "page": q.page,
                 "per_page": q.per_page,
                 "total_count": len(chosen),
-                "total_pages": math.ceil(len(chosen) / served),
+                "total_pages": (math.ceil(len(chosen) / served) if faults.lie_total_pages is None
+                                else faults.lie_total_pages),
             }
         return _dumps(body)
 

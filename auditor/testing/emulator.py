@@ -16,7 +16,10 @@ compiler. Documented choices:
   are ignored, as Cloudflare does.
 - With the `cap_per_page` fault, result_info echoes the requested `per_page` while `count` and
   `total_pages` follow what was really served; with `cap_limit`, `total_count` counts what the cap let
-  through, so nothing in an answer shows the cut.
+  through, so nothing in an answer shows the cut. A cap may have any size, 1 and 20 (SCIM's documented
+  default `limit`) included.
+- With `lie_total_pages`, result_info's `total_pages` says that number whatever the truth (e.g. 1 on a
+  short first page while more pages exist); `count` and `total_count` stay true.
 
 Modules: `store` (records and selections), `query` (parameters and filters), `api` (routes,
 credentials, pages), `faults`, `httpserver` (sockets); this one starts and stops them.

@@ -23,7 +23,8 @@ class Faults:
     fail_status: int = 503
     malformed_first: int = 0  # the first N successful bodies are cut in half (status 200)
     cap_per_page: int | None = None  # serve at most N records per page, silently
-    cap_limit: int | None = None  # return at most N entries per query whatever `limit` asks, silently
+    cap_limit: int | None = None  # return at most N entries per query whatever `limit` asks, silently (any N >= 1)
+    lie_total_pages: int | None = None  # result_info.total_pages always says N, however many pages there are
     result_info_access: bool = False  # access_requests answers carry result_info too
 
 

@@ -369,6 +369,36 @@ def test_cap_per_page_is_silent(emulator):
     assert (info["count"], info["per_page"], info["total_pages"]) == (7, 1000, 5)
 
 
+@pytest.mark.parametrize("cap", [1, 20, 45])
+def test_cap_limit_of_any_size_is_silent(emulator, cap):
+    emu = emulator(DATA, cap_limit=cap)
+    base = emu.base_url
+    params = {"limit": 1000, "per_page": 1000, "direction": "asc"}
+    assert rays(ok(httpx.get(base + ACCESS_PATH, params=params))) == rays(ACCESS[:cap])
+    # Pages after the cut are empty, as if the data ended there.
+    small = {"limit": 1000, "per_page": 10, "direction": "asc"}
+    pages = [rays(ok(httpx.get(base + ACCESS_PATH, params={**small, "page": p}))) for p in range(1, 8)]
+    assert [r for page in pages for r in page] == rays(ACCESS[:cap])
+    # SCIM, with or without a limit: SCIM's documented default of 20 applied silently is cap=20.
+    for extra in ({}, {"limit": 500}):
+        records, info = scim_ok(httpx.get(base + SCIM_PATH, params={"idp_id": ["idp-0", "idp-1"], "per_page": 1000,
+                                                                    "direction": "asc", **extra}))
+        assert records == SCIM[: min(cap, 30)]
+        assert (info["count"], info["total_count"], info["total_pages"]) == (min(cap, 30), min(cap, 30), 1)
+
+
+def test_lie_total_pages_on_a_short_first_page(emulator):
+    emu = emulator(DATA, cap_per_page=7, lie_total_pages=1)
+    params = {"idp_id": ["idp-0", "idp-1"], "per_page": 10, "direction": "asc"}
+    first, info = scim_ok(httpx.get(emu.base_url + SCIM_PATH, params=params))
+    assert first == SCIM[:7]  # short of per_page 10...
+    assert info == {"count": 7, "page": 1, "per_page": 10, "total_count": 30, "total_pages": 1}  # ...and "last"
+    second, info = scim_ok(httpx.get(emu.base_url + SCIM_PATH, params={**params, "page": 2}))
+    assert second == SCIM[7:14] and info["total_pages"] == 1  # while more pages exist
+    empty, info = scim_ok(httpx.get(emu.base_url + SCIM_PATH, params={**params, "page": 6}))
+    assert empty == [] and info["total_pages"] == 1
+
+
 def test_request_log_and_counter(emulator):
     emu = emulator(DATA)
     httpx.get(emu.base_url + ACCESS_PATH, params={"email": "a@b.c", "limit": 5})
@@ -459,6 +489,23 @@ def test_cli_serves_until_interrupted(tmp_path):
         out, err = proc.communicate(timeout=5)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "tok-123" not in out + err + line
+
+
+def test_cli_faults_cap_limit_and_lying_total_pages(tmp_path):
+    (tmp_path / "scim_updates.ndjson").write_text("".join(json.dumps(r) + "\n" for r in SCIM))
+    cmd = [sys.executable, "-m", "auditor", "emulate", "--data", str(tmp_path), "--port", "0", "--cap-limit", "1",
+           "--lie-total-pages", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("auditor emulator serving "), line + proc.stderr.read()
+        records, info = scim_ok(httpx.get(line.split()[-1] + SCIM_PATH, params={"idp_id": "idp-0", "limit": 100}))
+        assert len(records) == 1 and info["total_pages"] == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
 
 
 # --- sockets: a burst of clients, and shutdown with idle keep-alive connections --------------------------

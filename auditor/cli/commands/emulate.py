@@ -35,7 +35,9 @@ from auditor.core.exitcodes import ExitCode
               help="The first N successful bodies are truncated JSON.")
 @click.option("--cap-per-page", type=click.IntRange(1), help="Silently serve at most N records per page.")
 @click.option("--cap-limit", type=click.IntRange(1),
-              help="Silently return at most N entries per query, whatever limit asks.")
+              help="Silently return at most N entries per query, whatever limit asks (any N >= 1).")
+@click.option("--lie-total-pages", type=click.IntRange(0),
+              help="result_info.total_pages always says N, however many pages there are.")
 @click.option("--result-info/--no-result-info", default=False, show_default=True,
               help="Add result_info to access_requests answers too.")
 @click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 4096),
@@ -44,7 +46,8 @@ from auditor.core.exitcodes import ExitCode
 def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: bool, account_id: str | None,
             token: str | None, email: str | None, api_key: str | None, latency: float, rate_limit_first: int,
             retry_after: int, fail_pages: tuple[str, ...], fail_status: int, malformed_first: int,
-            cap_per_page: int | None, cap_limit: int | None, result_info: bool, concurrency: int) -> int:
+            cap_per_page: int | None, cap_limit: int | None, lie_total_pages: int | None, result_info: bool,
+            concurrency: int) -> int:
     """Serve both Cloudflare log endpoints locally from files, until Ctrl-C."""
     from auditor.sources.files import DataError
     from auditor.testing.emulator import EmulatorSettings, Faults, parse_fail_pages, serve
@@ -53,7 +56,7 @@ def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: 
         faults = Faults(latency=latency, rate_limit_first=rate_limit_first, retry_after=retry_after,
                         fail_pages=parse_fail_pages(fail_pages), fail_status=fail_status,
                         malformed_first=malformed_first, cap_per_page=cap_per_page, cap_limit=cap_limit,
-                        result_info_access=result_info)
+                        lie_total_pages=lie_total_pages, result_info_access=result_info)
         settings = EmulatorSettings(source=source, host=host, port=port, allow_remote=allow_remote,
                                     account_id=account_id, token=token, email=email, api_key=api_key,
                                     concurrency=concurrency, faults=faults)
