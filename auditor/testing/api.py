@@ -110,7 +110,7 @@ class Api:
                            f"Could not route to {path}, perhaps your object identifier is invalid?")
         source = ENDPOINTS[route.group(2)][0]
         params = parse_qs(query, keep_blank_values=True)
-        q = parse_query(source, params)
+        q = parse_query(source, params, self.settings.strict)
         self._state.fail(q.page)
         return self._state.malform(self._page(source, params, q))
 
@@ -143,7 +143,9 @@ class Api:
         records = [self._store.logs[source].records[i] for i in chosen[start : start + served]]
         if q.fields is not None:
             records = [{k: r[k] for k in q.fields if k in r} for r in records]
-        body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": records}
+        # The schema does not require `result`: strict sends null for an empty page, as the real API may.
+        result = None if self.settings.strict and not records else records
+        body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
         if source == "scim_updates" or faults.result_info_access:
             body["result_info"] = {
                 "count": len(records),

@@ -21,6 +21,12 @@ compiler. Documented choices:
 - With `lie_total_pages`, result_info's `total_pages` says that number whatever the truth (e.g. 1 on a
   short first page while more pages exist); `count` and `total_count` stay true.
 
+Strict mode (`strict`, `emulate --strict`) answers like the published schema instead: a 400 for any
+parameter it does not declare (access_requests' value parameters `allowed`, `country_code`, `app_uid`,
+`ray_id`, `app_type`, `idp`, `non_identity` included) and for `fields` names outside the 9 record fields;
+`emailOp` only eq (an exact match, the default) or neq; SCIM's documented default `limit` of 20 when none
+is sent; a null `result` on an empty page. Lenient mode stays the default working model.
+
 Modules: `store` (records and selections), `query` (parameters and filters), `api` (routes,
 credentials, pages), `faults`, `httpserver` (sockets); this one starts and stops them.
 """

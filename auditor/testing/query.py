@@ -41,6 +41,22 @@ SCIM_ENUMS: dict[str, frozenset[str] | None] = {
     "idp_resource_id": None,
 }
 
+# What the published schema declares (strict mode answers anything else with a 400).
+DECLARED_PARAMS = {
+    "access_requests": frozenset({
+        "limit", "direction", "since", "until", "page", "per_page", "email", "email_exact", "emailOp", "fields",
+        "allowedOp", "country_codeOp", "app_typeOp", "app_uidOp", "ray_idOp", "idpOp", "non_identityOp", "user_id",
+    }),
+    "scim_updates": frozenset({
+        "idp_id", "status", "resource_type", "request_method", "resource_user_email", "resource_group_name",
+        "cf_resource_id", "idp_resource_id", "limit", "direction", "since", "until", "page", "per_page",
+    }),
+}
+DECLARED_ACCESS_FIELDS = frozenset({
+    "action", "allowed", "app_domain", "app_uid", "connection", "created_at", "ip_address", "ray_id", "user_email",
+})
+SCIM_DEFAULT_LIMIT = 20  # documented; the lenient working model reads a missing limit as "all"
+
 Test = Callable[[dict], bool]
 
 
@@ -58,19 +74,30 @@ class Query:
     tests: tuple[Test, ...]
 
 
-def parse_query(source: str, params: Params) -> Query:
-    """The query of one list request to `source` (access_requests or scim_updates)."""
-    return access_query(params) if source == "access_requests" else scim_query(params)
+def parse_query(source: str, params: Params, strict: bool = False) -> Query:
+    """The query of one list request to `source` (access_requests or scim_updates); `strict` answers like
+    the published schema: a 400 for any parameter or `fields` name it does not declare."""
+    if strict:
+        undeclared = sorted(set(params) - DECLARED_PARAMS[source])
+        if undeclared:
+            raise bad_parameter(f"{undeclared[0]}: unknown query parameter")
+    return access_query(params, strict) if source == "access_requests" else scim_query(params, strict)
 
 
-def access_query(params: Params) -> Query:
-    """An access_requests query: e-mail, value/Op pairs and `fields`."""
+def access_query(params: Params, strict: bool = False) -> Query:
+    """An access_requests query: e-mail, value/Op pairs and `fields`.
+
+    Lenient: `email` is a substring unless `email_exact=true`, `emailOp` one of eq, neq, contains.
+    Strict follows the older schema, read the unforgiving way: `emailOp` is eq (default) or neq, and eq
+    means equal, so a client sending a substring as a bare `email=` gets nothing back.
+    """
     tests: list[Test] = []
     email = _one(params, "email")
     exact = _bool(params, "email_exact") or False
-    email_op = _choice(params, "emailOp", ("eq", "neq", "contains"), "eq")
+    email_op = _choice(params, "emailOp", ("eq", "neq") if strict else ("eq", "neq", "contains"), "eq")
     if email is not None:
-        tests.append(_email_test(email, exact and email_op != "contains", email_op == "neq"))
+        exact = strict or (exact and email_op != "contains")
+        tests.append(_email_test(email, exact, email_op == "neq"))
     for name, (record_field, is_bool) in ACCESS_PAIRS.items():
         op = _choice(params, f"{name}Op", ("eq", "neq"), "eq")
         if name not in params:
@@ -82,14 +109,14 @@ def access_query(params: Params) -> Query:
     text = _one(params, "fields")
     if text is not None:
         fields = tuple(f for f in (part.strip() for part in text.split(",")) if f)
-        unknown = [f for f in fields if f not in ACCESS_FIELDS]
+        unknown = [f for f in fields if f not in (DECLARED_ACCESS_FIELDS if strict else ACCESS_FIELDS)]
         if unknown:
             raise bad_parameter(f"fields: unknown field {unknown[0]!r}")
     return Query(**_common(params, 25, 25), fields=fields, tests=tuple(tests))
 
 
-def scim_query(params: Params) -> Query:
-    """A scim/updates query: `idp_id` (required) and the array filters."""
+def scim_query(params: Params, strict: bool = False) -> Query:
+    """A scim/updates query: `idp_id` (required) and the array filters; strict: `limit` defaults to 20."""
     if not any(params.get("idp_id", [])):
         raise bad_parameter("idp_id: required (the id of an IdP with SCIM enabled)")
     tests = []
@@ -102,7 +129,7 @@ def scim_query(params: Params) -> Query:
             if wrong:
                 raise bad_parameter(f"{name}: {wrong[0]!r} must be one of {', '.join(sorted(allowed))}")
         tests.append(_one_of_test(name, frozenset(values)))
-    return Query(**_common(params, None, 20), fields=None, tests=tuple(tests))
+    return Query(**_common(params, SCIM_DEFAULT_LIMIT if strict else None, 20), fields=None, tests=tuple(tests))
 
 
 # --- filters ------------------------------------------------------------------------------------------

@@ -19,5 +19,6 @@ class EmulatorSettings:
     token: str | None = field(default=None, repr=False)  # require this bearer token
     email: str | None = None  # with api_key: accept X-Auth-Email + X-Auth-Key
     api_key: str | None = field(default=None, repr=False)
+    strict: bool = False  # answer like the published schema, not the lenient working model (see `query`)
     concurrency: int = 64  # clients expected at once: the listen backlog holds them all
     faults: Faults = field(default_factory=Faults)

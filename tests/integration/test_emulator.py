@@ -213,6 +213,65 @@ def test_malformed_parameters_are_400(client, params, text):
     assert_error(client.get(ACCESS_PATH, params=params), 400, 10001, text)
 
 
+# --- strict mode: the published schema -----------------------------------------------------------------
+
+@pytest.fixture
+def strict(emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, strict=True)
+    with httpx.Client(base_url=emu.base_url, timeout=5) as c:
+        yield c
+
+
+@pytest.mark.parametrize("name", ["allowed", "country_code", "app_uid", "ray_id", "app_type", "idp", "non_identity",
+                                  "user_idOp", "frobnicate"])
+def test_strict_refuses_undeclared_parameters(strict, name):
+    assert_error(strict.get(ACCESS_PATH, params={name: "x"}), 400, 10001, f"{name}: unknown query parameter")
+
+
+def test_strict_accepts_every_declared_parameter(strict):
+    params = {"limit": 1000, "direction": "asc", "since": at(0), "until": at(59), "page": 1, "per_page": 1000,
+              "email": "user1@example.com", "email_exact": "true", "emailOp": "eq", "fields": "ray_id,user_email",
+              "allowedOp": "eq", "country_codeOp": "neq", "app_typeOp": "eq", "app_uidOp": "eq", "ray_idOp": "eq",
+              "idpOp": "eq", "non_identityOp": "eq", "user_id": "ignored"}
+    got = ok(strict.get(ACCESS_PATH, params=params))
+    assert got == [{"ray_id": r["ray_id"], "user_email": r["user_email"]} for r in ACCESS
+                   if r["user_email"] == "user1@example.com"]
+    scim_params = {"idp_id": "idp-0", "status": "SUCCESS", "resource_type": "GROUP", "request_method": "PATCH",
+                   "resource_user_email": "u1@example.com", "resource_group_name": "group-0", "cf_resource_id": "cf-1",
+                   "idp_resource_id": "r-1", "limit": 5, "direction": "asc", "since": at(0), "until": at(29), "page": 1,
+                   "per_page": 5}
+    assert strict.get(SCIM_PATH, params=scim_params).status_code == 200
+
+
+def test_strict_fields_are_the_nine_declared(strict):
+    declared = "action,allowed,app_domain,app_uid,connection,created_at,ip_address,ray_id,user_email"
+    got = ok(strict.get(ACCESS_PATH, params={"fields": declared, "limit": 3}))
+    assert [set(r) for r in got] == [set(declared.split(","))] * 3
+    for extra in ("country", "app_type"):
+        assert_error(strict.get(ACCESS_PATH, params={"fields": f"ray_id,{extra}"}), 400, 10001, repr(extra))
+    # Without `fields` every stored field comes back, country included.
+    assert any("country" in r for r in ok(strict.get(ACCESS_PATH)))
+
+
+def test_strict_email_is_eq_or_neq_and_eq_is_equal(strict):
+    exact = lambda r: r["user_email"] == "user1@example.com"  # noqa: E731
+    assert rays(get_all(strict, {"email": "user1@example.com"})) == asc(exact)
+    assert get_all(strict, {"email": "@svc."}) is None  # a substring sent as a bare email= finds nothing (null)
+    assert rays(get_all(strict, {"email": "user1@example.com", "emailOp": "neq"})) == asc(lambda r: not exact(r))
+    assert_error(strict.get(ACCESS_PATH, params={"email": "@svc.", "emailOp": "contains"}), 400, 10001, "emailOp")
+
+
+def test_strict_scim_limit_defaults_to_20_and_empty_pages_are_null(strict):
+    records, info = scim_ok(strict.get(SCIM_PATH, params={"idp_id": ["idp-0", "idp-1"], "per_page": 1000}))
+    assert len(records) == 20 and info["total_count"] == 20
+    records, _ = scim_ok(strict.get(SCIM_PATH, params={"idp_id": ["idp-0", "idp-1"], "per_page": 1000, "limit": 100}))
+    assert len(records) == 30
+    for path, params in ((SCIM_PATH, {"idp_id": "nobody"}), (ACCESS_PATH, {"page": 9})):
+        body = strict.get(path, params=params).json()
+        assert body["success"] is True and body["result"] is None
+    assert "result_info" not in strict.get(ACCESS_PATH).json()
+
+
 # --- scim/updates ------------------------------------------------------------------------------------
 
 def scim_ok(response: httpx.Response) -> tuple[list[dict], dict]:
@@ -491,10 +550,10 @@ def test_cli_serves_until_interrupted(tmp_path):
     assert "Traceback" not in err and "tok-123" not in out + err + line
 
 
-def test_cli_faults_cap_limit_and_lying_total_pages(tmp_path):
+def test_cli_strict_cap_limit_and_lying_total_pages(tmp_path):
     (tmp_path / "scim_updates.ndjson").write_text("".join(json.dumps(r) + "\n" for r in SCIM))
     cmd = [sys.executable, "-m", "auditor", "emulate", "--data", str(tmp_path), "--port", "0", "--cap-limit", "1",
-           "--lie-total-pages", "1"]
+           "--lie-total-pages", "1", "--strict"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -502,6 +561,7 @@ def test_cli_faults_cap_limit_and_lying_total_pages(tmp_path):
         assert line.startswith("auditor emulator serving "), line + proc.stderr.read()
         records, info = scim_ok(httpx.get(line.split()[-1] + SCIM_PATH, params={"idp_id": "idp-0", "limit": 100}))
         assert len(records) == 1 and info["total_pages"] == 1
+        assert httpx.get(line.split()[-1] + ACCESS_PATH, params={"allowed": "true"}).status_code == 400  # --strict
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)

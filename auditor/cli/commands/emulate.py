@@ -40,6 +40,9 @@ from auditor.core.exitcodes import ExitCode
               help="result_info.total_pages always says N, however many pages there are.")
 @click.option("--result-info/--no-result-info", default=False, show_default=True,
               help="Add result_info to access_requests answers too.")
+@click.option("--strict", is_flag=True,
+              help="Answer like the published schema: 400 for undeclared parameters and fields, SCIM limit 20 "
+                   "by default, null result on empty pages.")
 @click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 4096),
               help="Clients expected at once; the listen backlog holds them all.")
 @guard
@@ -47,7 +50,7 @@ def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: 
             token: str | None, email: str | None, api_key: str | None, latency: float, rate_limit_first: int,
             retry_after: int, fail_pages: tuple[str, ...], fail_status: int, malformed_first: int,
             cap_per_page: int | None, cap_limit: int | None, lie_total_pages: int | None, result_info: bool,
-            concurrency: int) -> int:
+            strict: bool, concurrency: int) -> int:
     """Serve both Cloudflare log endpoints locally from files, until Ctrl-C."""
     from auditor.sources.files import DataError
     from auditor.testing.emulator import EmulatorSettings, Faults, parse_fail_pages, serve
@@ -59,7 +62,7 @@ def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: 
                         lie_total_pages=lie_total_pages, result_info_access=result_info)
         settings = EmulatorSettings(source=source, host=host, port=port, allow_remote=allow_remote,
                                     account_id=account_id, token=token, email=email, api_key=api_key,
-                                    concurrency=concurrency, faults=faults)
+                                    strict=strict, concurrency=concurrency, faults=faults)
         serve(data, settings, echo=lambda line: click.echo(line))
     except DataError as exc:
         raise CommandError(str(exc)) from None
