@@ -164,6 +164,21 @@ class RuleEvaluator:
                 if where(record):
                     group.hits[i] += 1
 
+    def absorb(self, key: tuple[Any, ...], count: int, distinct: list[set[Any]], hits: list[int]) -> None:
+        """Add one group's aggregates computed elsewhere (a SQL engine, auditor.evaluate.sql) to what was fed."""
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios))
+        self.matched += count
+        group.count += count
+        for mine, theirs in zip(group.distinct, distinct, strict=True):
+            mine.update(theirs)
+        group.hits = [a + b for a, b in zip(group.hits, hits, strict=True)]
+
+    def offer_evidence(self, key: tuple[Any, ...], kind: str, record: dict[str, Any], t_us: int) -> None:
+        """Offer an evidence candidate of a group already absorbed (`kind`: all, where<i> or not<i>)."""
+        self._sample(self._groups[key], kind, record, t_us)
+
     def project(self, record: dict[str, Any]) -> dict[str, Any]:
         """A record as evidence shows it: its shown fields, in the source's order (correlation rules override
         this to show both sides of a match)."""

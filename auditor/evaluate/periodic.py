@@ -65,6 +65,11 @@ class StepEvaluator:
         self._open: tuple[Feed, ...] = ()
         self.matched = 0  # records matching the filter inside any step's window
 
+    @property
+    def step_evaluators(self) -> list[RuleEvaluator]:
+        """Each step's accumulator, in step order (a SQL engine fills them directly: auditor.evaluate.sql)."""
+        return self._steps
+
     def _segment(self, t_us: int) -> None:
         first = bisect_right(self._untils, t_us)  # steps before it ended at or before t
         after = bisect_right(self._sinces, t_us)  # steps from here on start after t

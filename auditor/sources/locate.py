@@ -154,6 +154,11 @@ class DataSource(FileSource):
             self._located.logs = {name: log.pruned(windows(plan, name)) for name, log in self._located.logs.items()}
             self._files = {name: log.paths() for name, log in self._located.logs.items()}
 
+    @property
+    def logs(self) -> dict[str, LogData]:
+        """Each log's files and (pruned) Logpush objects, for an engine reading them itself (auditor.run.sql)."""
+        return self._located.logs
+
     def problem(self, log_source: str) -> SourceError | None:
         """The data's own problem, or no file or Logpush object of this log source."""
         if log_source in self._located.logs:

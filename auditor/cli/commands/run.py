@@ -49,6 +49,8 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
                    "LOG=PATH names one log's file or Logpush folder (repeatable).")
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
+@click.option("--engine", type=click.Choice(["python", "duckdb"]), default="python", show_default=True,
+              help="What evaluates the rules over --data: the streaming Python pass, or DuckDB (large exports).")
 @selection_options
 @click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=Severity.INFO.value,
               show_default=True,
@@ -76,7 +78,7 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @guard
 def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
         var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data_args: tuple[str, ...],
-        source: str | None, at: str | None, period_text: str | None, tz: str | None, step: str | None,
+        source: str | None, engine: str, at: str | None, period_text: str | None, tz: str | None, step: str | None,
         account_id: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...], fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
         quiet: bool, api_base: str | None,
@@ -114,9 +116,17 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
                          fail_on_new=fail_on_new, retention_days=project.config.retention_days,
                          exact_plan=saved is not None)
+    if engine != "python" and data is None and not named:
+        fail(f"--engine {engine} reads --data; the API is read by the Python engine")
     if data is None and not named:
         result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
     else:
-        result = run_plan(compiled, DataSource(data, source, named, compiled), options)
+        files = DataSource(data, source, named, compiled)
+        if engine == "duckdb":
+            from auditor.run.sql import run_sql
+
+            result = run_sql(compiled, files, options)
+        else:
+            result = run_plan(compiled, files, options)
     write_reports(result.to_json(), report_specs, template_specs, quiet=quiet, redact=redact)
     return result.exit_code

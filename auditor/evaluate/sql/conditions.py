@@ -1,0 +1,128 @@
+"""Rule conditions -> SQL boolean expressions with Python's answers (auditor.language.conditions).
+
+Each condition becomes an expression that is exact for the rows it decides, and an `undecided` expression
+for the rows it cannot (they go to Python with the rule's other exact conditions applied first):
+- a missing or null field gives the operator's `when_missing` answer, as in Python (`CASE WHEN v IS NULL`);
+- operands of another type than the column's never match (Python compares `"5" == 5` as false);
+- `contains` is a 1-based position test, exact and case-sensitive in every engine (never sqlglot's
+  CONTAINS, which some dialects make case-insensitive);
+- `matches` goes through auditor.evaluate.sql.regex when the engine's regex is RE2; otherwise Python decides;
+- `cidr` is exact for values without `:` (strict dotted-quad IPv4 as Python's ipaddress reads it: no
+  leading zeros, octets up to 255; anything else is no address, inside no network); a value with `:` (IPv6,
+  IPv4-mapped, scoped) is undecided and goes to Python.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from auditor.core.fields import SOURCES, FieldType
+from auditor.core.model import Condition
+from auditor.evaluate.sql.dialects import Dialect
+from auditor.evaluate.sql.regex import to_re2
+from auditor.language.conditions import OPERATORS, parse_networks
+
+_OCTET = "(0|[1-9][0-9]{0,2})"
+DOTTED_QUAD = f"^{_OCTET}\\.{_OCTET}\\.{_OCTET}\\.{_OCTET}\\z"
+TRUE, FALSE = exp.true(), exp.false()
+
+
+@dataclass(frozen=True)
+class SqlCondition:
+    """A condition in SQL: `test` decides every row where `undecided` is false (None: never undecided);
+    `test` None: the engine decides no row (Python applies the condition)."""
+
+    condition: Condition
+    test: exp.Expression | None
+    undecided: exp.Expression | None = None
+
+    @property
+    def exact(self) -> bool:
+        """True when the engine decides every row."""
+        return self.test is not None and self.undecided is None
+
+
+def column(name: str) -> exp.Column:
+    """A quoted column reference (field names are identifiers from the fields table, never rule text)."""
+    return exp.column(name, quoted=True)
+
+
+def literal(value: Any) -> exp.Expression:
+    """A SQL literal of a string, boolean or integer value."""
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def compile_condition(cond: Condition, source: str, dialect: Dialect) -> SqlCondition:
+    """One condition of a rule on `source` -> its SQL form."""
+    field = SOURCES[source].fields[cond.field]
+    col = column(cond.field)
+    op, operand = cond.op, cond.operand
+    if op == "exists":
+        return SqlCondition(cond, exp.Not(this=exp.Is(this=col, expression=exp.Null())) if operand
+                            else exp.Is(this=col, expression=exp.Null()))
+    operator = OPERATORS[op]
+    positive = op.removeprefix("not_") if op.startswith("not_") else ("eq" if op == "neq" else op)
+    is_bool = field.type is FieldType.BOOL
+    test, undecided = _test(positive, operand, col, is_bool, dialect)
+    if test is None:
+        return SqlCondition(cond, None, TRUE)
+    if positive != op:
+        test = exp.Not(this=exp.paren(test))
+    when_missing = TRUE if operator.when_missing else FALSE
+    case = exp.Case(ifs=[exp.If(this=exp.Is(this=col, expression=exp.Null()), true=when_missing)], default=test)
+    return SqlCondition(cond, case, undecided)
+
+
+def _of_type(value: Any, is_bool: bool) -> bool:
+    return isinstance(value, bool) if is_bool else isinstance(value, str)
+
+
+def _test(op: str, operand: Any, col: exp.Column, is_bool: bool,
+          dialect: Dialect) -> tuple[exp.Expression | None, exp.Expression | None]:
+    """The positive operator's test of a present, non-null value, and the rows it leaves undecided."""
+    if op == "eq":
+        return (exp.EQ(this=col, expression=literal(operand)) if _of_type(operand, is_bool) else FALSE), None
+    if op == "in":
+        members = sorted({v for v in operand if _of_type(v, is_bool)}, key=repr)
+        if not members:
+            return FALSE, None
+        return exp.In(this=col, expressions=[literal(v) for v in members]), None
+    if is_bool:
+        return FALSE, None  # text operators on a boolean value: Python's isinstance(v, str) is false
+    if op == "contains":
+        return exp.GT(this=dialect.strpos(col, literal(operand)), expression=exp.Literal.number(0)), None
+    if op == "matches":
+        pattern = to_re2(operand) if dialect.regex is not None else None
+        if pattern is None or dialect.regex is None:
+            return None, TRUE
+        return dialect.regex(col, literal(pattern)), None
+    if op == "cidr":
+        return _cidr(operand, col, dialect), exp.GT(this=dialect.strpos(col, literal(":")),
+                                                   expression=exp.Literal.number(0))
+    raise ValueError(f"no SQL form for operator {op!r}")  # pragma: no cover - the operator table is covered
+
+
+def _cidr(operand: str | list[str], col: exp.Column, dialect: Dialect) -> exp.Expression:
+    """Dotted-quad IPv4 inside one of the operand's IPv4 networks (IPv6 networks hold no such address)."""
+    ranges = [(int(n.network_address), int(n.broadcast_address)) for n in parse_networks(operand)
+              if isinstance(n, ipaddress.IPv4Network)]
+    if not ranges:
+        return FALSE
+    octets = [exp.TryCast(this=dialect.split_part(col, literal("."), exp.Literal.number(i)),
+                          to=exp.DataType.build("BIGINT")) for i in range(1, 5)]
+    value: exp.Expression = octets[0]
+    for o in octets[1:]:
+        value = exp.Add(this=exp.Mul(this=exp.paren(value), expression=exp.Literal.number(256)), expression=o)
+    small = exp.and_(*(exp.LTE(this=o, expression=exp.Literal.number(255)) for o in octets))
+    inside = exp.or_(*(exp.Between(this=exp.paren(value), low=exp.Literal.number(lo), high=exp.Literal.number(hi))
+                       for lo, hi in ranges))
+    shape = dialect.ascii_match(col, literal(DOTTED_QUAD))
+    return exp.Case(ifs=[exp.If(this=shape, true=exp.and_(small, exp.paren(inside)))], default=FALSE)

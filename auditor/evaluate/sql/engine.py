@@ -1,0 +1,87 @@
+"""Evaluate compiled rules on a SQL engine; auditor's own decision code makes every outcome.
+
+The engine computes what is expensive (filtering and aggregating millions of rows); the Python
+accumulators (auditor.evaluate.engine.RuleEvaluator, one per step) receive its group aggregates, the rows it
+left undecided and the evidence candidates of the violating groups, and decide statuses, messages,
+measurements and evidence order exactly as a Python pass over the same records would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from auditor.compile.plan import CompiledRule
+from auditor.core.fields import SOURCES
+from auditor.core.timeutil import format_time
+from auditor.evaluate.engine import Outcome, RuleEvaluator
+from auditor.evaluate.periodic import StepEvaluator, evaluator
+from auditor.evaluate.sql.dialects import Dialect
+from auditor.evaluate.sql.query import RuleSql, compile_rule
+
+# execute(sql) -> (column names, rows): the one thing asked of an engine's connection.
+Execute = Callable[[str], tuple[list[str], Iterable[Sequence[Any]]]]
+
+
+def _record(names: Sequence[str], row: Sequence[Any], fields: Iterable[str], time_field: str) -> dict[str, Any]:
+    """A row as a record: its non-null fields (SQL cannot tell a missing field from a null one); a time given as
+    an epoch number (null in the relation, auditor.sources.relation) written from `t_us` as the Python reader does."""
+    values = dict(zip(names, row, strict=True))
+    record = {f: values[f] for f in fields if values.get(f) is not None}
+    if time_field in fields and time_field not in record:
+        record[time_field] = format_time(values["t_us"])
+    return record
+
+
+def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) -> tuple[Outcome, int]:
+    """One non-correlation rule's outcome (per step for a periodic rule), and the rows read into Python."""
+    rs = compile_rule(compiled, dialect)
+    ev = evaluator(compiled)
+    steps: list[RuleEvaluator] = ev.step_evaluators if isinstance(ev, StepEvaluator) else [ev]
+    returned = 0
+    residual = rs.residual()
+    if residual is not None:
+        names, rows = execute(residual.sql(dialect.sqlglot))
+        fields = [n for n in names if n != "t_us"]
+        time_field = SOURCES[compiled.rule.source].time_field
+        for row in rows:
+            record = _record(names, row, fields, time_field)
+            ev.feed(record, row[names.index("t_us")])
+            returned += 1
+    _absorb(rs, steps, execute)
+    returned += _evidence(rs, steps, execute)
+    return ev.outcome(), returned
+
+
+def _absorb(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> None:
+    _, rows = execute(rs.aggregate().sql(rs.dialect.sqlglot))
+    width = len(rs.compiled.rule.group_by)
+    nd, nh = len(rs.distinct), len(rs.wheres)
+    for row in rows:
+        key = tuple(row[1:1 + width])
+        at = 1 + width
+        count = int(row[at])
+        distinct = [set(row[at + 1 + i] or ()) for i in range(nd)]
+        hits = [int(row[at + 1 + nd + i] or 0) for i in range(nh)]
+        steps[int(row[0])].absorb(key, count, distinct, hits)
+
+
+def _evidence(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> int:
+    """Evidence candidates of the violating groups, offered to their accumulators; how many rows were read."""
+    group_by = rs.compiled.rule.group_by
+    wanted: list[tuple[int, tuple[Any, ...]]] = []
+    for i, step in enumerate(steps):
+        for group, count in step.outcome().groups:
+            if count:  # a declared (for_each) group without records has no evidence
+                wanted.append((i, tuple(group[g] for g in group_by) if group else ()))
+    query = rs.evidence(wanted)
+    if query is None:
+        return 0
+    names, rows = execute(query.sql(rs.dialect.sqlglot))
+    width = len(group_by)
+    read = 0
+    for row in rows:
+        record = _record(names, row, rs.shown, SOURCES[rs.compiled.rule.source].time_field)
+        steps[int(row[0])].offer_evidence(tuple(row[1:1 + width]), row[1 + width], record, row[2 + width])
+        read += 1
+    return read

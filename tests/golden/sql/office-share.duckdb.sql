@@ -1,0 +1,58 @@
+SELECT
+  steps.step,
+  "app_domain" AS g0,
+  COUNT(*) AS n,
+  LIST_DISTINCT(LIST("user_email")) AS d0,
+  SUM(
+    CASE
+      WHEN CASE
+        WHEN "ip_address" IS NULL
+        THEN FALSE
+        ELSE CASE
+          WHEN REGEXP_MATCHES(
+            "ip_address",
+            '^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\z'
+          )
+          THEN (
+            TRY_CAST(SPLIT_PART("ip_address", '.', 1) AS BIGINT) <= 255
+            AND TRY_CAST(SPLIT_PART("ip_address", '.', 2) AS BIGINT) <= 255
+            AND TRY_CAST(SPLIT_PART("ip_address", '.', 3) AS BIGINT) <= 255
+            AND TRY_CAST(SPLIT_PART("ip_address", '.', 4) AS BIGINT) <= 255
+          )
+          AND (
+            (
+              (
+                (
+                  (
+                    TRY_CAST(SPLIT_PART("ip_address", '.', 1) AS BIGINT)
+                  ) * 256 + TRY_CAST(SPLIT_PART("ip_address", '.', 2) AS BIGINT)
+                ) * 256 + TRY_CAST(SPLIT_PART("ip_address", '.', 3) AS BIGINT)
+              ) * 256 + TRY_CAST(SPLIT_PART("ip_address", '.', 4) AS BIGINT)
+            ) BETWEEN 167772160 AND 184549375
+          )
+          ELSE FALSE
+        END
+      END
+      THEN 1
+      ELSE 0
+    END
+  ) AS h0
+FROM records_access_requests
+JOIN (VALUES
+  (0, 1794657600000000, 1794744000000000)) AS steps(step, since_us, until_us)
+  ON "t_us" >= steps.since_us AND "t_us" < steps.until_us
+WHERE
+  CASE WHEN "allowed" IS NULL THEN FALSE ELSE "allowed" = TRUE END
+  AND CASE
+    WHEN "user_email" IS NULL
+    THEN TRUE
+    ELSE NOT (
+      STRPOS("user_email", '@svc.example.com') > 0
+    )
+  END
+  AND NOT (
+    STRPOS("ip_address", ':') > 0
+  )
+GROUP BY
+  steps.step,
+  "app_domain"

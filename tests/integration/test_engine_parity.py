@@ -1,0 +1,75 @@
+"""`run --engine duckdb` gives the Python engine's results JSON: the starter pack over the sample export, a
+periodic audit, a Logpush folder, errors on bad data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from auditor.cli import app
+from tests.helpers import write_ndjson
+from tests.integration.test_logpush_data import RULES, _logpush_folder, _records
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, cwd: Path) -> dict:
+    out = cwd / "results.json"
+    result = CliRunner().invoke(app.cli, ["run", *args, "--quiet", "--results", str(out)])
+    assert result.exit_code in (0, 1, 2), result.output
+    document = json.loads(out.read_text())
+    document["summary"].pop("duration_s")
+    return document
+
+
+@pytest.mark.parametrize("when", [["--at", "2026-11-15T00:00:00Z"], ["--period", "2026-11-01T00:00:00Z/2026-11-08T00:00:00Z"]])
+def test_the_starter_pack_over_the_sample_is_identical_on_duckdb(tmp_path, monkeypatch, when):
+    monkeypatch.chdir(REPO)
+    args = ["--data", "examples/data", *when]
+    python = _run(*args, cwd=tmp_path)
+    duck = _run(*args, "--engine", "duckdb", cwd=tmp_path)
+    assert duck == python
+    assert {"pass", "fail"} <= {r["status"] for r in python["results"]}
+
+
+def test_a_logpush_folder_on_duckdb_equals_ndjson_on_python(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yaml").write_text(RULES)
+    records = _records()
+    _logpush_folder(tmp_path / "lp" / "access_requests", records, "unixnano")
+    write_ndjson(tmp_path / "lp" / "scim_updates.ndjson", [])
+    write_ndjson(tmp_path / "plain" / "access_requests.ndjson", records)
+    write_ndjson(tmp_path / "plain" / "scim_updates.ndjson", [])
+    at = ["rules", "--at", "2026-11-20T12:00:00Z"]
+    duck = _run(*at, "--data", "lp", "--engine", "duckdb", cwd=tmp_path)
+    python = _run(*at, "--data", "plain", cwd=tmp_path)
+    assert duck["results"] == python["results"]
+    assert [r["status"] for r in duck["results"]] == ["fail", "fail", "fail"]
+
+
+def test_a_malformed_line_errors_the_rules_of_its_log_on_duckdb(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yaml").write_text(RULES)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "access_requests.ndjson").write_text('{"created_at": "2026-11-20T11:00:00Z"}\n{oops\n')
+    write_ndjson(tmp_path / "data" / "scim_updates.ndjson", [])
+    document = _run("rules", "--at", "2026-11-20T12:00:00Z", "--data", "data", "--engine", "duckdb", cwd=tmp_path)
+    statuses = {r["id"]: (r["status"], r["message"]) for r in document["results"]}
+    assert statuses["denied-burst"][0] == "error"
+    assert statuses["denied-burst"][1].startswith("data error, rule not evaluated:")
+    assert statuses["scim-heartbeat"][0] == "fail"  # the other log is still decided
+
+
+def test_a_record_without_a_valid_time_errors_its_rules_on_duckdb(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yaml").write_text(RULES)
+    write_ndjson(tmp_path / "data" / "access_requests.ndjson", [{"created_at": "2026-11-20 11:00:00"}])
+    write_ndjson(tmp_path / "data" / "scim_updates.ndjson", [])
+    document = _run("rules", "--at", "2026-11-20T12:00:00Z", "--data", "data", "--engine", "duckdb", cwd=tmp_path)
+    assert "1 access_requests record(s) have no valid time" in document["results"][0]["message"]
