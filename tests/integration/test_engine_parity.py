@@ -25,7 +25,8 @@ def _run(*args: str, cwd: Path) -> dict:
     return document
 
 
-@pytest.mark.parametrize("when", [["--at", "2026-11-15T00:00:00Z"], ["--period", "2026-11-01T00:00:00Z/2026-11-08T00:00:00Z"]])
+@pytest.mark.parametrize("when", [["--at", "2026-11-15T00:00:00Z"],
+                                  ["--period", "2026-11-01T00:00:00Z/2026-11-08T00:00:00Z"]])
 def test_the_starter_pack_over_the_sample_is_identical_on_duckdb(tmp_path, monkeypatch, when):
     monkeypatch.chdir(REPO)
     args = ["--data", "examples/data", *when]
