@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -13,6 +14,7 @@ import click
 
 from auditor.core.diagnostics import Diagnostic
 from auditor.core.exitcodes import ExitCode
+from auditor.core.visible import visible
 from auditor.load.validate import Inputs, Project, load_project
 
 
@@ -42,15 +44,18 @@ def guard(func: Callable[..., int]) -> Callable[..., int]:
         try:
             return int(func(*args, **kwargs))
         except CommandError as exc:
-            for line in exc.lines:
-                click.echo(line, err=True)
+            for line in exc.lines:  # they may quote rule keys, names and values: one line each, visible
+                click.echo(visible(line, one_line=True), err=True)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
         except Exception as exc:
+            reason = f"{type(exc).__name__}: {visible(str(exc), one_line=True)}"
             if kwargs.get("debug"):
-                raise
-            click.echo(f"error: internal error ({type(exc).__name__}: {exc}); rerun with --debug for details",
-                       err=True)
+                # The traceback, and still exit 2: Python's own exit 1 would read as "a rule failed".
+                traceback.print_exc(file=sys.stderr)
+                click.echo(f"error: internal error ({reason})", err=True)
+            else:
+                click.echo(f"error: internal error ({reason}); rerun with --debug for details", err=True)
         return int(ExitCode.UNDECIDED)
 
     return wrapper
@@ -61,7 +66,9 @@ def load(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     """The project from the command line's inputs (diagnostics are in the project, not raised)."""
     inputs = Inputs(paths=paths, config_path=config_path, var_files=var_files, cli_vars=cli_vars,
                     env=dict(os.environ), waivers_path=waivers_path)
-    return load_project(inputs)
+    project = load_project(inputs)
+    report_problems(project.warnings)  # e.g. a regex that may backtrack: said, but not a stop
+    return project
 
 
 def load_valid(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
@@ -85,12 +92,13 @@ def use_color() -> bool:
 
 
 def emit(text: str, path: Path | None) -> None:
-    """Write text to path (parents created) or to stdout."""
+    """Write text to path (parents created; a temporary file renamed into place) or to stdout."""
+    from auditor.report.outputs import encodable, write_atomic
+
     if path is None:
-        click.echo(text, nl=not text.endswith("\n"))
+        click.echo(encodable(text), nl=not text.endswith("\n"))
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
     except OSError as exc:
         fail(f"cannot write report {path}: {exc.strerror or exc}")

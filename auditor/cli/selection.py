@@ -9,7 +9,7 @@ from auditor.cli.common import fail, fail_with
 from auditor.compile.compiler import compile_plan
 from auditor.compile.plan import Plan
 from auditor.core.period import Period
-from auditor.core.timeutil import now_us, parse_time
+from auditor.core.timeutil import TimeRangeError, now_us, parse_time
 from auditor.load.validate import Project
 
 
@@ -19,6 +19,8 @@ def reference_time(at: str | None) -> int:
         return now_us()
     try:
         t = parse_time(at)
+    except TimeRangeError as exc:
+        fail(f"--at: {exc}")
     except ValueError:
         fail(f"--at {at!r} is not an RFC 3339 timestamp (e.g. 2026-11-15T00:00:00Z)")
     return t - t % 1_000_000  # whole seconds, as the SPEC says

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from auditor.core.visible import visible
+
 
 class Code(StrEnum):
     """The stable diagnostic codes, referenced by name; MEANING says what each is about (docs/diagnostics.md).
 
-    E1xx: reading files and variables; E2xx: the schema; E3xx: rules; E4xx: waivers.
+    E1xx: reading files and variables; E2xx: the schema; E3xx: rules; E4xx: waivers; W: warnings (still valid).
     """
 
     FILE_NOT_READ = "E100"
@@ -37,11 +39,13 @@ class Code(StrEnum):
     EMPTY_WINDOW = "E309"
     INVALID_TIME = "E310"
     SCIM_NEEDS_IDP = "E311"
+    TIME_RANGE = "E312"
     FOR_EACH_FIELD = "E320"
     FOR_EACH_VALUES = "E321"
     TEST_RECORDS = "E322"
     TEST_AT = "E323"
     TEST_RECORDS_UNREADABLE = "E324"
+    NESTED_QUANTIFIER = "W306"
     CORRELATION_SHAPE = "E330"
     JOIN_NEVER_MATCHES = "E331"
     ZERO_WITHIN = "E332"
@@ -76,11 +80,13 @@ MEANING: dict[Code, str] = {
     Code.EMPTY_WINDOW: "a window that is empty or given twice (window and since/until)",
     Code.INVALID_TIME: "since/until is neither an RFC 3339 timestamp nor a duration",
     Code.SCIM_NEEDS_IDP: "a scim_updates rule without an idp_id (the API requires one)",
+    Code.TIME_RANGE: "a time outside 1970..8999 or a duration over 36500d (window, since, until, within, at)",
     Code.FOR_EACH_FIELD: "a for_each field that is not a group_by field",
     Code.FOR_EACH_VALUES: "a for_each field without a non-empty list of values",
     Code.TEST_RECORDS: "a rule test's records are missing, given twice, of the wrong source or without times",
     Code.TEST_AT: "a rule test's `at` is not an RFC 3339 timestamp",
     Code.TEST_RECORDS_UNREADABLE: "a rule test's records_file cannot be read",
+    Code.NESTED_QUANTIFIER: "warning: a regex repeats a group that itself repeats, so it can backtrack exponentially",
     Code.CORRELATION_SHAPE: "correlate on a non-correlation rule, or filter on a correlation rule",
     Code.JOIN_NEVER_MATCHES: "a correlation join on a time field or on fields of different types",
     Code.ZERO_WITHIN: "a correlation `within` of zero, which never matches",
@@ -113,13 +119,15 @@ class Diagnostic:
     message: str
     location: SourceLocation | None = None
     hint: str | None = None
+    level: str = "error"  # or "warning": reported, but the input is still valid
 
     def format(self) -> str:
         """`PATH:LINE:COL: error: MESSAGE (HINT)`, or `error: MESSAGE` when there is no file."""
-        text = self.message + (f"; {self.hint}" if self.hint else "")
+        # Messages quote rule keys and values: one line, no control characters, never a workflow command.
+        text = visible(self.message + (f"; {self.hint}" if self.hint else ""), one_line=True)
         if self.location is None:
-            return f"error: {text}"
-        return f"{self.location}: error: {text}"
+            return f"{self.level}: {text}"
+        return f"{self.location}: {self.level}: {text}"
 
 
 class DiagnosticsError(Exception):

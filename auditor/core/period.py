@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from auditor.core.timeutil import US, format_time, parse_duration, parse_time
+from auditor.core.timeutil import EARLIEST_US, LATEST_US, US, TimeRangeError, format_time, parse_duration, parse_time
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -101,7 +101,10 @@ def step_times(start_us: int, end_us: int, step: str, zone: tzinfo) -> list[int]
     Steps in days or weeks advance the local calendar (a day across a DST change is 23 or 25 hours,
     so each T_i stays at the same wall-clock time); steps in seconds, minutes or hours are exact.
     """
-    duration = parse_duration(step)
+    try:
+        duration = parse_duration(step)
+    except TimeRangeError as exc:
+        raise PeriodError(f"--step: {exc}") from None
     if duration is None or duration <= 0:
         raise PeriodError(f"--step {step!r} is not a duration such as 1d, 6h, 1w")
     calendar = step[-1] in "dw"
@@ -126,7 +129,14 @@ def step_times(start_us: int, end_us: int, step: str, zone: tzinfo) -> list[int]
 def parse_period(text: str, tz: str = "UTC", step: str = "1d") -> Period:
     """Parse `--period`, `--tz` and `--step` into the steps' reference times."""
     tz_info = zone(tz)
-    start_us, end_us = _bounds(text.strip(), tz_info)
+    try:
+        start_us, end_us = _bounds(text.strip(), tz_info)
+    except PeriodError:
+        raise
+    except (ValueError, OverflowError):  # year 9999's end is in year 10000
+        start_us, end_us = LATEST_US, LATEST_US + 1
+    if not (EARLIEST_US <= start_us and end_us <= LATEST_US):
+        raise PeriodError(f"--period {text!r} is outside the supported times (years 1970 to 8999)")
     if start_us >= end_us:
         raise PeriodError(f"--period {text!r}: START must be before END")
     steps = step_times(start_us, end_us, step, tz_info)

@@ -16,18 +16,34 @@ EPOCH = _EPOCH
 MICROSECOND = timedelta(microseconds=1)
 
 
+# The supported span of times and the longest duration: every time a rule, a period or --at can name, moved by
+# any duration, still fits a datetime (years 1..9999), so no window arithmetic can overflow.
+EARLIEST_US = 0  # 1970-01-01T00:00:00Z: no log is older
+LATEST_US = 221845392000 * US  # 9000-01-01T00:00:00Z (exclusive)
+MAX_DURATION_US = 36500 * 86400 * US  # 36500d, about 100 years
+_RANGE = "1970-01-01T00:00:00Z to 8999-12-31T23:59:59Z"
+
+
+class TimeRangeError(ValueError):
+    """A well-formed time or duration outside what auditor supports; the message says the limits."""
+
+
 def parse_duration(text: str) -> int | None:
-    """`90m` -> microseconds, or None when the text is not a duration."""
+    """`90m` -> microseconds, or None when the text is not a duration; TimeRangeError beyond MAX_DURATION_US."""
     m = _DURATION.match(text) if isinstance(text, str) else None
     if m is None:
         return None
-    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)] * US
+    us = int(m.group(1)) * _UNIT_SECONDS[m.group(2)] * US
+    if us > MAX_DURATION_US:
+        raise TimeRangeError(f"duration {text} is too long (at most 36500d, about 100 years)")
+    return us
 
 
 def parse_time(text: str) -> int:
     """RFC 3339 text (fractional seconds of any length, `Z` or offset) -> epoch microseconds.
 
-    Raises ValueError on anything else, including a timestamp without a UTC offset.
+    Raises ValueError on anything else, including a timestamp without a UTC offset, and TimeRangeError (a
+    ValueError) outside years 1970 to 8999.
     """
     if not isinstance(text, str):
         raise ValueError(f"expected an RFC 3339 timestamp, got {text!r}")
@@ -35,8 +51,14 @@ def parse_time(text: str) -> int:
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no UTC offset (add Z)")
-    delta = dt - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * US + delta.microseconds
+    try:
+        delta = dt - _EPOCH
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        delta = timedelta.min
+    us = (delta.days * 86400 + delta.seconds) * US + delta.microseconds
+    if not EARLIEST_US <= us < LATEST_US:
+        raise TimeRangeError(f"{text!r} is outside the supported times ({_RANGE})")
+    return us
 
 
 def parse_epoch(value: object) -> int:

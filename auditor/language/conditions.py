@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import re._constants as sre_constants  # type: ignore[import-not-found]  # the stdlib regex parser: only to
+import re._parser as sre_parse  # type: ignore[import-not-found]  # spot nested quantifiers (W306)
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import regex
 
 from auditor.core.fields import FieldType
 
@@ -66,9 +70,69 @@ def _contains(operand: str) -> Test:
     return lambda v: isinstance(v, str) and operand in v
 
 
+# Each regex match may take this long; a pattern that backtracks exponentially on a crafted log value
+# (`^(a+)+$` on "aaaa...b") then fails its rule instead of stalling the run. Matched by `regex`, whose
+# matches can time out, over the same syntax `re` accepts.
+MATCH_TIMEOUT_S = 0.25
+_MATCH_CACHE = 1 << 16  # answers remembered per regex condition (log values repeat)
+
+
+class MatchTimeout(Exception):
+    """A regex match ran out of time (MATCH_TIMEOUT_S) on a value: the rule cannot be decided."""
+
+    def __init__(self, pattern: str, value: str):
+        super().__init__(f"regex {pattern!r} ran out of time (over {MATCH_TIMEOUT_S} s) on {value[:80]!r}")
+        self.pattern = pattern
+        self.value = value
+
+
+def nested_quantifier(pattern: str) -> bool:
+    """True when a repeated part of the regex repeats itself (`(a+)+`, `([a-z]+\\.?)*`): the shape that can
+    backtrack exponentially. Possessive and atomic parts never backtrack and are left out."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except (re.error, OverflowError, RecursionError):
+        return False
+    stack: list[tuple[Any, bool]] = [(parsed, False)]
+    while stack:
+        items, repeated = stack.pop()
+        for op, av in items:
+            if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+                _, hi, sub = av
+                if hi > 1 and repeated:
+                    return True
+                stack.append((sub, repeated or hi > 1))
+            elif op == sre_constants.SUBPATTERN:
+                stack.append((av[3], repeated))
+            elif op == sre_constants.BRANCH:
+                stack.extend((branch, repeated) for branch in av[1])
+            elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+                stack.append((av[1], repeated))
+    return False
+
+
 def _matches(operand: str) -> Test:
-    search = re.compile(operand).search
-    return lambda v: isinstance(v, str) and search(v) is not None
+    search = regex.compile(operand).search
+    # The timeout costs microseconds per match, and logs repeat their values: remember the answers.
+    answers: dict[str, bool] = {}
+
+    def test(v: Any) -> bool:
+        if v.__class__ is not str:
+            return isinstance(v, str) and _match(v)
+        answer = answers.get(v)
+        if answer is None:
+            if len(answers) >= _MATCH_CACHE:
+                answers.clear()
+            answer = answers[v] = _match(v)
+        return answer
+
+    def _match(v: str) -> bool:
+        try:
+            return search(v, timeout=MATCH_TIMEOUT_S) is not None
+        except TimeoutError:
+            raise MatchTimeout(operand, v) from None
+
+    return test
 
 
 _CIDR_CACHE = 1 << 16  # addresses remembered per cidr condition

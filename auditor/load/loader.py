@@ -14,6 +14,7 @@ from auditor.core.diagnostics import Code, Diagnostic, SourceLocation, display_p
 # Guards against alias bombs ("billion laughs"): aliases are expanded while building plain data.
 MAX_NODES = 1_000_000
 MAX_DEPTH = 200
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -82,24 +83,38 @@ class _Builder:
         if node.tag == "tag:yaml.org,2002:timestamp":
             # Keep dates and times as the text the user wrote; the rule language parses them itself.
             return node.value
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits: reported where it is written
+            reason = " ".join(str(exc).split())
+            if "integer string conversion" in reason:
+                reason = f"an integer of {len(node.value):,} characters is too long (quote it if it is text)"
+            raise _LoadError(f"invalid YAML value: {reason}", node.start_mark) from None
 
     def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[str, Any]:
-        self._constructor.flatten_mapping(node)
+        explicit = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
+        self._constructor.flatten_mapping(node)  # `<<: *base` pairs first, then the mapping's own
+        merged = len(node.value) - explicit
+        pairs = [(self._key(key_node), key_node, value_node) for key_node, value_node in node.value]
+        own = {key for key, _, _ in pairs[merged:]}
+        last_merged = {key: i for i, (key, _, _) in enumerate(pairs[:merged])}
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _LoadError("a mapping key must be a plain value", key_node.start_mark)
-            key = self._constructor.construct_object(key_node)
-            if not isinstance(key, str):
-                # YAML 1.1 reads `on`, `yes`, `1` as non-strings; keys here are always names.
-                key = key_node.value
+        for i, (key, key_node, value_node) in enumerate(pairs):
+            if i < merged and (key in own or last_merged[key] != i):
+                continue  # YAML merge: a key of the mapping itself wins over a merged one, as does a later merge
             if key in out:
                 raise _LoadError(f"duplicate key '{key}'", key_node.start_mark, Code.DUPLICATE_KEY)
             child = pointer_join(pointer, key)
             self.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, child, depth + 1)
         return out
+
+    def _key(self, key_node: yaml.Node) -> str:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _LoadError("a mapping key must be a plain value", key_node.start_mark)
+        key = self._constructor.construct_object(key_node)
+        # YAML 1.1 reads `on`, `yes`, `1` as non-strings; keys here are always names.
+        return key if isinstance(key, str) else key_node.value
 
 
 def load_yaml(path: Path) -> tuple[Document | None, list[Diagnostic]]:
@@ -120,6 +135,10 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
     shown = display_path(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # PyYAML composes recursively: find the nesting that was too deep, iteratively
+        line, col = _too_deep(text)
+        return None, [Diagnostic(Code.YAML_INVALID, f"document nested more than {MAX_DEPTH} levels deep",
+                                 SourceLocation(shown, line, col))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -146,6 +165,9 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
         return None, [Diagnostic(Code.YAML_INVALID, f"invalid YAML: {reason}", SourceLocation(shown, line, col))]
     if node is None:
         return Document(path, None, {"": (1, 1)}, {}, text), []
+    if _expanded_size(node, {}) > MAX_NODES:  # counted over shared nodes first: an alias bomb fails at once
+        return None, [Diagnostic(Code.YAML_INVALID, "document too large or too deeply nested (alias expansion?)",
+                                 SourceLocation(shown, node.start_mark.line + 1, node.start_mark.column + 1))]
     builder = _Builder()
     try:
         data = builder.build(node, "", 0)
@@ -159,3 +181,39 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
         reason = getattr(exc, "problem", None) or " ".join(str(exc).split())
         return None, [Diagnostic(Code.YAML_INVALID, f"invalid YAML value: {reason}", SourceLocation(shown, line, col))]
     return Document(path, data, builder.positions, builder.key_positions, text), []
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes the document has once every alias is expanded; a node is counted once however often it
+    is shared, so this costs one visit per written node. A node inside itself counts as too many."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = MAX_NODES + 1  # while being counted: a recursive alias reaching it again is too large
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            total += _expanded_size(item, sizes)
+            if total > MAX_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            total += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+            if total > MAX_NODES:
+                break
+    sizes[id(node)] = total
+    return total
+
+
+def _too_deep(text: str) -> tuple[int, int]:
+    """Line and column where nesting first goes deeper than MAX_DEPTH (PyYAML's parser is not recursive)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            mark = event.start_mark
+            if depth > MAX_DEPTH and mark is not None:
+                return mark.line + 1, mark.column + 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return 1, 1

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import regex
+
 from auditor.core.diagnostics import Code, Diagnostic, display_path
 from auditor.core.fields import SOURCES, FieldType, Source
 from auditor.core.model import Condition, Config, Correlation, Expectation, Rule, RuleTest, Side, TimeBound
 from auditor.core.status import Severity, Status
-from auditor.core.timeutil import parse_duration, parse_epoch, parse_time
+from auditor.core.timeutil import TimeRangeError, parse_duration, parse_epoch, parse_time
 from auditor.language import conditions as ops
-from auditor.language.conditions import OPERATORS, ValueKind
+from auditor.language.conditions import MATCH_TIMEOUT_S, OPERATORS, ValueKind, nested_quantifier
 from auditor.load import schema
 from auditor.load.loader import Document, pointer_join
 
@@ -24,6 +26,7 @@ class RuleChecker:
         self.pointer = pointer
         self.config = config
         self.problems: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []  # reported, but the rule is still built
         self.context = ""  # appended to unknown-field messages
 
     def problem(self, code: Code, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
@@ -118,7 +121,7 @@ class RuleChecker:
             else:
                 join.append((first_field, then_field))
         within = spec.get("within")
-        within_us = parse_duration(within) if within is not None else None
+        within_us = self.duration(within, pointer_join(at, "within")) if within is not None else None
         if within_us == 0:
             self.problem(Code.ZERO_WITHIN,
                          "within: a zero duration never matches (then must come strictly after first)",
@@ -182,9 +185,17 @@ class RuleChecker:
         elif kind == ValueKind.REGEX:
             try:
                 re.compile(operand)
-            except re.error as exc:
+                regex.compile(operand)  # evaluation matches with `regex` (its matches can time out)
+            except (re.error, regex.error) as exc:
                 self.problem(Code.INVALID_REGEX, f"invalid regular expression {operand!r}: {exc}", at)
                 return False
+            if nested_quantifier(operand):
+                self.warnings.append(Diagnostic(
+                    Code.NESTED_QUANTIFIER, f"regular expression {operand!r} repeats a group that itself repeats: "
+                    f"it can backtrack exponentially, and a match that runs out of time ({MATCH_TIMEOUT_S} s) "
+                    "makes the rule error",
+                    self.doc.location(at), "write it without nesting, e.g. ^[a-z0-9.]+@example\\.com$",
+                    level="warning"))
         elif kind == ValueKind.NETWORKS:
             items = [(operand, at)] if isinstance(operand, str) else [
                 (item, pointer_join(at, i)) for i, item in enumerate(operand)]
@@ -229,8 +240,8 @@ class RuleChecker:
                          "give either 'window' or 'since'/'until', not both", pointer_join(p, "window"),
                          key=True)
         if "since" not in raw and "until" not in raw:
-            duration = parse_duration(raw.get("window", Rule.window))
-            return TimeBound(before_us=duration), TimeBound(before_us=0)
+            duration = self.duration(raw.get("window", Rule.window), pointer_join(p, "window"))
+            return TimeBound(before_us=duration or 0), TimeBound(before_us=0)
         since = self.timepoint(raw.get("since"), pointer_join(p, "since"))
         until = self.timepoint(raw.get("until"), pointer_join(p, "until")) if "until" in raw else TimeBound(
             before_us=0)
@@ -249,14 +260,25 @@ class RuleChecker:
             self.problem(Code.EMPTY_WINDOW, "'since' must be earlier than 'until'", pointer_join(p, "since"))
         return since, until
 
+    def duration(self, text: str, pointer: str) -> int | None:
+        """A schema-checked duration in microseconds; None (and a problem) when it is too long."""
+        try:
+            return parse_duration(text)
+        except TimeRangeError as exc:
+            self.problem(Code.TIME_RANGE, str(exc), pointer)
+            return None
+
     def timepoint(self, text: Any, pointer: str) -> TimeBound | None:
         if text is None:
             return TimeBound(before_us=0)
-        duration = parse_duration(text)
-        if duration is not None:
-            return TimeBound(before_us=duration)
         try:
+            duration = parse_duration(text)
+            if duration is not None:
+                return TimeBound(before_us=duration)
             return TimeBound(absolute_us=parse_time(text))
+        except TimeRangeError as exc:
+            self.problem(Code.TIME_RANGE, str(exc), pointer)
+            return None
         except ValueError:
             self.problem(Code.INVALID_TIME, f"{text!r} is neither an RFC 3339 timestamp nor a duration", pointer,
                          "e.g. 2026-11-01T00:00:00Z or 7d")
@@ -340,6 +362,9 @@ class RuleChecker:
             if "at" in case:
                 try:
                     at_us = parse_time(case["at"])
+                except TimeRangeError as exc:
+                    self.problem(Code.TIME_RANGE, f"test 'at': {exc}", pointer_join(at, "at"))
+                    continue
                 except ValueError:
                     self.problem(Code.TEST_AT, f"test 'at' {case['at']!r} is not an RFC 3339 timestamp",
                                  pointer_join(at, "at"), "e.g. 2026-11-15T00:00:00Z")

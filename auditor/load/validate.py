@@ -45,6 +45,7 @@ class Project:
     diagnostics: tuple[Diagnostic, ...]
     waivers: tuple[Waiver, ...] = ()
     waivers_sha256: str | None = None
+    warnings: tuple[Diagnostic, ...] = ()  # problems that do not stop a run (e.g. a regex that may backtrack)
 
     @property
     def ok(self) -> bool:
@@ -132,7 +133,8 @@ def load_project(inputs: Inputs) -> Project:
         variables=variables,
         rules_sha256=_sha256_files(files),
         config_sha256=_sha256_files([config_path]) if config_path else None,
-        diagnostics=tuple(problems),
+        diagnostics=tuple(d for d in problems if d.level == "error"),
+        warnings=tuple(d for d in problems if d.level != "error"),
         waivers=tuple(waivers),
         waivers_sha256=_sha256_files([waivers_path]) if waivers_path else None,
     )
@@ -172,6 +174,7 @@ def _load_rule_file(
         checker = RuleChecker(resolved, f"/rules/{index}", config)
         rule = checker.build(raw)
         problems.extend(checker.problems)
+        problems.extend(checker.warnings)
         if rule is not None:
             rules.append(rule)
     return rules, ids, problems

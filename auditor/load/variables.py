@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from auditor.core.diagnostics import Code, Diagnostic
-from auditor.load.loader import Document, load_yaml, pointer_join
+from auditor.load.loader import Document, load_yaml, load_yaml_text, pointer_join
 
 REFERENCE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -97,12 +95,15 @@ def collect(
 
 
 def _parse_value(raw: str, what: str) -> tuple[Any, Diagnostic | None]:
-    try:
-        return yaml.safe_load(raw) if raw.strip() else "", None
-    except yaml.YAMLError as exc:
-        reason = getattr(exc, "problem", None) or "invalid YAML"
+    # The rule files' loader, with its limits on nodes (alias bombs) and depth, and timestamps kept as text.
+    if not raw.strip():
+        return "", None
+    doc, problems = load_yaml_text(raw, Path(what))
+    if doc is None:
+        reason = problems[0].message.removeprefix("invalid YAML: ") if problems else "invalid YAML"
         return None, Diagnostic(Code.VAR_OPTION_INVALID, f"{what}: value is not valid YAML ({reason})", None,
                                 "quote it, e.g. 'value'")
+    return doc.data, None
 
 
 def _as_text(value: Any) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
-import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from auditor.core.resources import templates_dir
 from auditor.core.status import Status
+from auditor.core.visible import visible
 from auditor.language.expectations import format_number
 from auditor.report.cells import cell, columns, csv_row, duration, field_lines, markdown_cell, oneline, sarif_level, uri
 from auditor.report.filters import (
@@ -30,6 +30,7 @@ from auditor.report.filters import (
     worst,
 )
 from auditor.report.redact import redact_results
+from auditor.report.sandbox import LimitedSandbox, limited_output
 from auditor.report.timeline import failing_steps, heatmap, step_list, step_marks, step_summary, steps
 
 __all__ = ["FORMATS", "ReportError", "redact_results", "render", "render_template_file"]
@@ -57,9 +58,7 @@ _BUILTIN: dict[str, _Format] = {
 
 _ANSI = {Status.PASS: "32", Status.FAIL: "1;31", Status.ERROR: "1;33", Status.WAIVED: "36", "dim": "2", "bold": "1"}
 _AUTOESCAPE_SUFFIXES = (".html", ".htm", ".xml", ".svg", ".xhtml")
-
-# C0 controls except tab/LF/CR, DEL, C1 controls, surrogates, non-characters, bidi overrides/isolates.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]")
+_TEMPLATE_SUFFIXES = (".j2", ".jinja2", ".jinja")
 
 
 class ReportError(Exception):
@@ -91,12 +90,20 @@ def render_template_file(template: Path, results: dict, *, redact: bool = False)
         raise ReportError(f"{template}: error: template not found")
     if redact:
         results = redact_results(results)
-    # report.html.j2 escapes like the built-in HTML; report.txt.j2 does not.
-    output_name = template.name.lower().removesuffix(".j2").removesuffix(".jinja")
-    autoescape = output_name.endswith(_AUTOESCAPE_SUFFIXES)
-    env = _environment(SandboxedEnvironment, template.parent, autoescape=autoescape, color=False)
-    context = _visible(results) if autoescape else results
+    autoescape = escapes(template.name)
+    env = _environment(LimitedSandbox, template.parent, autoescape=autoescape, color=False)
+    # Each template gets its own copy: one that changes the results cannot change what other outputs show.
+    context = _visible(results) if autoescape else copy.deepcopy(results)
     return _render(env, template.name, context, template.parent, label=str(template))
+
+
+def escapes(name: str) -> bool:
+    """Whether a template of this file name is autoescaped: report.html.j2 and x.svg.jinja2 are; report.txt.j2
+    is not (the output's own suffix, after any of .j2, .jinja, .jinja2)."""
+    output_name = name.lower()
+    for suffix in _TEMPLATE_SUFFIXES:
+        output_name = output_name.removesuffix(suffix)
+    return output_name.endswith(_AUTOESCAPE_SUFFIXES)
 
 
 def _environment(
@@ -122,7 +129,10 @@ def _builtin_environment(autoescape: bool, color: bool) -> jinja2.Environment:
 
 def _render(env: jinja2.Environment, name: str, results: dict, directory: Path, *, label: str) -> str:
     try:
-        return env.get_template(name).render(results=results)
+        template = env.get_template(name)
+        if isinstance(env, LimitedSandbox):
+            return limited_output(template.generate(results=results), label)
+        return template.render(results=results)
     except jinja2.TemplateSyntaxError as exc:
         where = label if exc.name in (None, name) else exc.name
         raise ReportError(f"{where}:{exc.lineno}: error: {_one_line(exc.message or str(exc))}") from None
@@ -168,13 +178,8 @@ def _visible(value: Any) -> Any:
     if isinstance(value, list):
         return [_visible(item) for item in value]
     if isinstance(value, str):
-        return _CONTROL.sub(_escape_control, value)
+        return visible(value)
     return value
-
-
-def _escape_control(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 # ---- filters available to every template (built-in and user) ----------------------------------------

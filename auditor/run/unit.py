@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.compile.plan import CompiledRule, Fetch
+from auditor.core.fields import SOURCES
 from auditor.core.status import Status
 from auditor.evaluate import parallel
+from auditor.evaluate.guard import filter_fields, guard
 from auditor.evaluate.periodic import evaluator
 from auditor.evaluate.results import RuleResult
 from auditor.evaluate.router import Router
+from auditor.language.conditions import MatchTimeout
 from auditor.sources.base import Part, Source, SourceError
+from auditor.sources.typecheck import TypeTally
 
 Feed = Callable[[dict[str, Any], int], None]
 Window = tuple[int, int, Feed]  # (since, until, feed): a feed reads the records in [since, until)
@@ -46,7 +50,9 @@ class UnitOutcome:
 
 def evaluate(unit: Unit) -> UnitOutcome:
     """One pass over a unit's records feeding every rule; a source error makes all its rules `error`."""
-    evaluators = [evaluator(r) for r in unit.rules]  # per step for a periodic plan
+    # Per step for a periodic plan; a rule matching regexes is guarded: a match out of time errors it alone.
+    evaluators = [guard(evaluator(r)) for r in unit.rules]
+    types = TypeTally(SOURCES[unit.fetch.source], (f for r in unit.rules for f in filter_fields(r.rule)))
     # Large exported logs: a forked helper evaluates some of the rules in its own pass (auditor.evaluate.parallel).
     ctx = parallel.context(unit.source.size(unit.fetch))
     handed = [evaluators[i] for i in parallel.share([_span(e.since_us, e.until_us) for e in evaluators],
@@ -58,7 +64,7 @@ def evaluate(unit: Unit) -> UnitOutcome:
     started = time.monotonic()
     try:
         feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in kept] + unit.extra,
-             tally)
+             tally, types)
         outcomes = {id(e): e.outcome() for e in kept}
         if helper is not None:
             # The helper's pass is about as long as ours: one far longer is stuck, and we do its work.
@@ -68,31 +74,39 @@ def evaluate(unit: Unit) -> UnitOutcome:
     except BaseException as exc:
         if helper is not None:
             helper.close()  # also on Ctrl-C: the helper ends with the run
-        if not isinstance(exc, SourceError):
+        if not isinstance(exc, SourceError | MatchTimeout):
             raise
-        message = exc.rule_message()
+        # A regex out of time outside a guarded rule (a correlation side) stops the pass, as bad data does.
+        message = exc.rule_message() if isinstance(exc, SourceError) else f"regex error, rule not evaluated: {exc}"
         unit.done(message)
         return UnitOutcome([RuleResult(r, Status.ERROR, message, unit.describe(r)) for r in unit.rules], sum(tally[:1]))
     unit.done(None)
     results = []
     for e in evaluators:
         o = outcomes[id(e)]
-        results.append(RuleResult(e.compiled, o.status, o.message, unit.describe(e.compiled), o.measurements,
+        note = types.note(filter_fields(e.rule))  # its filter reads values of the wrong type: it says so
+        message = f"{o.message}; {note}" if note else o.message
+        results.append(RuleResult(e.compiled, o.status, message, unit.describe(e.compiled), o.measurements,
                                   o.violations, o.evidence, groups=o.groups, steps=o.steps))
-    return UnitOutcome(results, tally[0], notes)
+    return UnitOutcome(results, tally[0], (*types.warnings(), *notes))
 
 
-def feed(parts: Iterable[Part], feeds: list[Window], tally: list[int] | None = None) -> None:
+def feed(parts: Iterable[Part], feeds: list[Window], tally: list[int] | None = None,
+         types: TypeTally | None = None) -> None:
     """One pass over the parts' records, each offered to the feeds whose window holds its time; the number of
-    records read is appended to `tally`, also when the source fails half-way (SourceError)."""
+    records read is appended to `tally`, also when the source fails half-way (SourceError); values of the wrong
+    type counted in `types`."""
     # Records outside a rule's window cost no call at all: the router knows which windows are open.
     route = Router(feeds)
     lo, hi, fanout = route.segment(0)
     records = 0
     try:
         for part in parts:
+            check = types.for_part(part) if types is not None else None
             for t_us, record in part.records:
                 records += 1
+                if check is not None:
+                    check(record)
                 if not lo <= t_us < hi:  # left the span where the same feeds are open (auditor.evaluate.router)
                     lo, hi, fanout = route.segment(t_us)
                 fanout(record, t_us)

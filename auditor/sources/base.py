@@ -12,7 +12,7 @@ Adding a source: subclass `BaseSource` (defaults fit a local, sequential source)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +30,8 @@ class Part:
 
     origin: str
     records: Iterable[Timed]
+    # The line of the record last read, for sources with lines (files): messages about a record name it.
+    line: Callable[[], int | None] | None = None
 
 
 class SourceError(Exception):

@@ -25,7 +25,7 @@ from auditor.core.fields import SOURCES, Source
 from auditor.core.timeutil import EPOCH, MICROSECOND
 from auditor.sources.base import BaseSource, DataError, Part, SourceError, Timed
 from auditor.sources.jsondoc import JsonDocument
-from auditor.sources.records import Normalizer
+from auditor.sources.records import MAX_NESTING, Normalizer, beyond_limits, too_deep
 
 if TYPE_CHECKING:
     from auditor.compile.plan import Fetch
@@ -42,6 +42,8 @@ _SNIFF_BYTES = 1 << 16
 _CHUNK = 1 << 20
 _SOURCE_HINT = "pass --source access_requests|scim_updates"
 _ENDINGS = "ending .json, .ndjson or .jsonl (optionally + .gz)"
+_SHALLOW_LINE = 2 * MAX_NESTING  # bytes: a line this short cannot hold a value nested MAX_NESTING deep
+_TOO_DEEP = f"record nested more than {MAX_NESTING} levels deep; fix or remove the line"
 
 
 def find_source_files(data: Path, source: str | None = None) -> dict[str, list[Path]]:
@@ -123,7 +125,8 @@ class FileSource(BaseSource):
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """Every record of the fetch's log source, file by file."""
         for path in self._files.get(fetch.source, ()):
-            yield Part(display_path(path), iter_timed(path, fetch.source))
+            reader = _Reader(path, SOURCES[fetch.source], _CHUNK)
+            yield Part(display_path(path), reader.records(), reader.last_line)
 
     def size(self, fetch: Fetch) -> int:
         """The files' bytes (0 when they cannot be measured)."""
@@ -154,6 +157,11 @@ class _Reader:
         self.source = source
         self.chunk_size = chunk_size
         self.normalize = Normalizer(source, self.error)
+        self.line = 0  # of the record last read
+
+    def last_line(self) -> int | None:
+        """The line of the record last read (None before the first)."""
+        return self.line or None
 
     def error(self, line: int | None, message: str) -> DataError:
         return DataError(self.path, line, message)
@@ -170,6 +178,9 @@ class _Reader:
                     doc = JsonDocument(text, self.chunk_size, self.error)
                     normalize = self.normalize
                     for value, line in doc.values():
+                        self.line = line
+                        if too_deep(value):
+                            raise self.error(line, _TOO_DEEP)
                         yield normalize(value, line)
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
             where = doc.line if doc is not None else None
@@ -197,8 +208,8 @@ class _Reader:
             first = text
         try:
             value = json.loads(first)
-        except ValueError:
-            return False  # a pretty-printed document's first line is not complete JSON
+        except (ValueError, RecursionError):
+            return False  # a pretty-printed document's first line is not complete JSON (or too deep to tell)
         return isinstance(value, dict) and "result" not in value
 
     def _lines(self, stream: IO[bytes]) -> Iterator[Timed]:
@@ -229,6 +240,9 @@ class _Reader:
                     if raw.isspace() or not raw:
                         continue
                     rec = self._stdlib_line(line, raw)
+                self.line = line
+                if len(raw) > _SHALLOW_LINE and too_deep(rec):  # a shorter line cannot nest that deep
+                    raise self.error(line, _TOO_DEEP)
                 if type(rec) is not dict or (logpush and ("CreatedAt" in rec or "Email" in rec)):
                     yield normalize(rec, line)
                     continue
@@ -251,3 +265,5 @@ class _Reader:
         except json.JSONDecodeError as e:
             message = f"invalid JSON: {e.msg} at column {e.colno}; fix or remove the line"
             raise self.error(line, message) from None
+        except (ValueError, RecursionError) as e:  # an integer of over 4300 digits, or nesting past the stack
+            raise self.error(line, f"{beyond_limits(e)}; fix or remove the line") from None

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from auditor.sources.records import ErrorFactory
+from auditor.sources.records import ErrorFactory, beyond_limits
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -82,7 +82,9 @@ class JsonDocument:
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as e:
+            except (ValueError, RecursionError) as e:
+                if not isinstance(e, json.JSONDecodeError):  # a huge integer, too deep: not a cut input
+                    raise self._error(self.line, beyond_limits(e)) from None
                 # Input cut by the chunk boundary fails at (or just before) the end of the buffer, or
                 # inside a string; read more and retry. Any other failure is a real error.
                 incomplete = e.msg.startswith("Unterminated string") or e.pos >= len(self.buf) - 8
@@ -120,6 +122,8 @@ class JsonDocument:
                 delimiter = buf[after] if after < len(buf) else ""
             except json.JSONDecodeError:
                 delimiter = ""
+            except (ValueError, RecursionError) as e:  # a huge integer, nesting past the stack
+                raise self._error(self.line + buf.count("\n", pos, start), beyond_limits(e)) from None
             if delimiter == "," or delimiter == "]":
                 line = self.line + buf.count("\n", pos, start)
                 self.line = line + buf.count("\n", start, after)

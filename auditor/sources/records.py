@@ -12,11 +12,39 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.core.fields import LOGPUSH_NAMES, Source
-from auditor.core.timeutil import EPOCH, MICROSECOND, US, parse_epoch, parse_time
+from auditor.core.timeutil import EPOCH, MICROSECOND, US, TimeRangeError, parse_epoch, parse_time
 from auditor.sources.base import DataError, Timed
 
 ErrorFactory = Callable[[int | None, str], DataError]
 _KEY_SETS = 256  # Logpush key sets remembered per reader (an export has a handful)
+
+
+# Records nested deeper than this are refused: reports, grouping and templates walk values recursively.
+MAX_NESTING = 64
+
+
+def too_deep(record: Any) -> bool:
+    """True when a value in the record is nested more than MAX_NESTING levels (found without recursion)."""
+    if type(record) is not dict:
+        return False
+    stack = [(v, 1) for v in record.values() if v.__class__ is dict or v.__class__ is list]
+    while stack:
+        value, depth = stack.pop()
+        if depth >= MAX_NESTING:
+            return True
+        items = value.values() if value.__class__ is dict else value
+        stack.extend((v, depth + 1) for v in items if v.__class__ is dict or v.__class__ is list)
+    return False
+
+
+def beyond_limits(exc: BaseException) -> str:
+    """What a JSON decoder's ValueError or RecursionError that is not a syntax error means, for the user."""
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    reason = " ".join(str(exc).split())
+    if "integer string conversion" in reason:
+        return "invalid JSON: an integer of more than 4300 digits"
+    return f"invalid JSON: {reason}"
 
 
 def json_type(value: object) -> str:
@@ -84,6 +112,8 @@ class Normalizer:
             raise self.error(line, f"{name} is {json.dumps(stamp)}, expected an RFC 3339 timestamp")
         try:
             return parse_time(stamp)
+        except TimeRangeError as exc:
+            raise self.error(line, f"{name}: {exc}") from None
         except (ValueError, OverflowError):
             raise self.error(line, f"{name} {stamp!r} is not an RFC 3339 timestamp") from None
 

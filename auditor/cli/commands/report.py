@@ -30,10 +30,13 @@ def report(results_file: Path, fmt: str, output: Path | None, template: Path | N
     the report shows the period you asked for; the timeline is never recomputed.
     """
     from auditor.evaluate.results import ResultsFileError, load_results_file
+    from auditor.report.outputs import clear
     from auditor.report.render import FORMATS, ReportError, render, render_template_file
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: unknown format (formats: {', '.join(FORMATS)})")
+    if output is not None and output.resolve() != results_file.resolve():
+        clear([output])  # a report that fails to render leaves no earlier one at its path
     try:
         document = load_results_file(results_file, str(results_file))
     except ResultsFileError as exc:

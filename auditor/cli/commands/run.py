@@ -85,6 +85,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         concurrency: int | None, per_page: int | None, no_progress: bool,
         plan_path: Path | None, baseline_path: Path | None, fail_on_new: bool) -> int:
     """Fetch, evaluate, report; exit 0 pass, 1 fail, 2 undecided."""
+    from auditor.report.outputs import clear
     from auditor.run.runner import RunOptions
     from auditor.run.runner import run as run_plan
     from auditor.sources.locate import DataSource, parse_data_args
@@ -95,6 +96,8 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         data, named = parse_data_args(data_args)
     except ValueError as exc:
         fail(str(exc))
+    # Earlier outputs at these paths go now: a run that stops before writing leaves none to mistake for its own.
+    clear(path for _, path in [*report_specs, *template_specs] if path is not None)
     if source and not data:
         fail("--source only applies with --data FILE")
     saved = selection.saved_plan(plan_path, at=at, rule_ids=rule_ids, tags=tags, per_page=per_page,

@@ -12,6 +12,7 @@ from auditor.cli.options import project_options
 from auditor.core.exitcodes import ExitCode
 from auditor.core.status import Status
 from auditor.core.timeutil import now_us
+from auditor.core.visible import visible
 
 
 def _plural(n: int, word: str) -> str:
@@ -31,7 +32,7 @@ def test_rules(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tupl
     rules = selection.select(project, rule_ids, ())
     results, problems = run_tests(rules, project.config, now_us())
     for case in results:
-        click.echo(case.line())
+        click.echo(visible(case.line(), one_line=True))  # test names are the rule author's text
     report_problems(problems)
     held = sum(1 for c in results if c.held)
     errors = sum(1 for c in results if c.status is Status.ERROR) + len(problems)
@@ -41,7 +42,7 @@ def test_rules(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tupl
                f"{held} held, {len(results) - held} did not")
     if untested:
         summary += f"; {_plural(len(untested), 'rule')} without tests ({', '.join(untested)})"
-    click.echo(summary)
+    click.echo(visible(summary, one_line=True))
     if errors:
         return ExitCode.UNDECIDED
     return ExitCode.OK if held == len(results) else ExitCode.FAILED

@@ -1,0 +1,59 @@
+"""Writing report and results files: never a partial file, never a stale one that looks current.
+
+A run first removes the outputs it is about to write (`clear`), so a run that fails or is interrupted
+leaves no earlier run's report at those paths to be mistaken for its own; each output is then written
+to a temporary file in the same folder and renamed into place (`write_atomic`), so a full disk or an
+interrupt leaves either the complete new file or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def encodable(text: str) -> str:
+    """Text that UTF-8 can encode: a lone surrogate (from a JSON `\\ud800` in a log) becomes `\\ud800`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def clear(paths: Iterable[Path]) -> None:
+    """Remove earlier outputs at these paths (a missing file is fine; a folder is left for the write to refuse)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            if not path.is_dir():
+                path.unlink()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text (UTF-8) to path through a temporary file in the same folder renamed into place.
+
+    Raises OSError; on any failure, interrupts included, the temporary file is removed and `path` is not
+    created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(encodable(text))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any new file
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
