@@ -80,6 +80,34 @@ def test_a_fault_leaves_the_answer_or_makes_the_rule_an_error(scenario, fault, p
             assert result["status"] == "error" and result["message"], rule_id
 
 
+# Faults the client must ride out: every request gets at most 4 failed answers (429s, 5xx, cut bodies) of its 5
+# attempts, and each Retry-After is within the 120 s the client waits.
+recoverable_faults = st.builds(
+    Faults,
+    rate_limit_first=st.integers(0, 2),
+    retry_after=st.sampled_from([0, 1, 2]),
+    fail_pages=st.dictionaries(st.integers(1, 3), st.integers(1, 1), max_size=1),
+    fail_status=st.sampled_from([500, 502, 503, 504]),
+    malformed_first=st.integers(0, 1),
+    result_info_access=st.booleans(),
+)
+
+
+@settings(max_examples=examples(20))
+@given(scenarios(max_records=60), recoverable_faults, st.sampled_from([None, 5]))
+def test_recoverable_faults_decide_every_rule_the_fault_free_run_decides(scenario, fault, per_page):
+    """Stronger than the test above, which accepts `error` for any rule: faults the retries absorb change no
+    answer at all, so a run that errored every rule on them would fail here."""
+    rule_list, data = scenario
+    note(f"faults: {fault}")
+    with workspace(rule_list, data) as ws:
+        expected = ws.api(per_page=per_page)
+        got = ws.api(faults=fault, per_page=per_page)
+    for rule_id, result in expected.items():
+        if decided(result):
+            assert got[rule_id] == result, (rule_id, got[rule_id]["message"])
+
+
 def test_scim_records_of_an_idp_outside_scim_idp_ids_count_alike_over_files_and_api():
     rules = [{"id": "s", "title": "t", "source": "scim_updates", "window": "24h"}]
     record = {"cf_resource_id": "c", "error_description": None, "idp_id": "idp-not-configured", "idp_resource_id": "r",
