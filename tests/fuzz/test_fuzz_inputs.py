@@ -100,11 +100,16 @@ SCIM_LINE = {"cf_resource_id": "c", "error_description": None, "idp_id": "idp-0"
 PUNCTUATION = [*":{}[]-#&*!|>'\"%@`,?\t\n ", "\u00e9", "\u202e", "\x00", "\ufeff", "${var.", "${var.nope}",
                "!!python/object/apply:os.system ['false']", "<<: *x", "&x ", "*x", "---\n", "...\n", "~", "1e999",
                "0x1F", ".nan", "- "]
+# Durations and times at and past the supported range (1970 to 8999, at most 36500d).
+EXTREME_TIMES = ["99999999w", "36500d", "36501d", "99999999999999999999d", "5218w", "0001-01-01T00:00:00Z",
+                 "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "8999-12-31T23:59:59Z", "9000-01-01T00:00:00Z",
+                 "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
 ODD_VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True), st.text(max_size=12),
     st.sampled_from(["24h", "0s", "-1h", "99999999w", "2026-13-45T99:00:00Z", "${var.nope}", "${var.admins}",
                      "[", "^(unclosed", "10.0.0.0/33", "access_requests", "scim_updates", "correlation", "eq",
                      "x" * 5000]),
+    st.sampled_from(EXTREME_TIMES),
     st.lists(st.sampled_from(["a", 1, None, True]), max_size=3),
     st.dictionaries(st.sampled_from(["eq", "in", "max", "min", "field", "where", "id", "x"]),
                     st.sampled_from([1, "a", None, [], {}]), max_size=2),
@@ -306,3 +311,97 @@ def test_mutated_data_lines_make_rules_errors_that_name_the_file(source, data):
             if r["status"] == "error":
                 assert name in r["message"], r["message"]  # the file, and (when known) its line
         assert (result.exit_code == 2) == any(r["status"] == "error" for r in doc["results"])
+
+
+# --- hostile classes: extreme times, deep nesting, huge integers, lone surrogates ------------------------------
+
+
+TIME_KEYS = st.sampled_from(["window", "since", "until"])
+
+
+def _top_level(lines: list[str]) -> list[int]:
+    """Where a new top-level key can go: before a line that starts one, or at the end."""
+    return [i for i, line in enumerate(lines) if line and not line[0].isspace()] + [len(lines)]
+
+
+@settings(max_examples=examples(30))
+@given(TIME_KEYS, st.sampled_from(EXTREME_TIMES) | st.builds("{}{}".format, st.integers(0, 10**25),
+                                                               st.sampled_from("smhdw")))
+def test_extreme_durations_and_times_in_rules_never_crash(key, value):
+    rule = f"rules:\n  - id: t\n    title: t\n    source: access_requests\n    {key}: {value}\n"
+    with project(rules=rule) as root:
+        validate_then_run(root)
+
+
+@settings(max_examples=examples(30))
+@given(st.sampled_from(["--at", "--period", "--step"]),
+       st.sampled_from(EXTREME_TIMES) | st.sampled_from(["9999", "0001", "9999-12", "9999-W52", "9999-Q4", "8999",
+                                                         "0001-01-01T00:00:00Z/9999-12-31T23:59:59Z"]))
+def test_extreme_times_in_options_are_usage_errors_or_runs(option, value):
+    extra = [option, value] if option != "--step" else ["--period", "2026-11", "--step", value]
+    with project() as root:
+        result = invoke(root, "plan", *extra)
+        assert_no_crash(result)
+        if result.exit_code == 2:
+            assert result.stderr.startswith("error: --"), result.stderr
+
+
+@settings(max_examples=examples(30))
+@given(st.integers(150, 800), st.sampled_from(["[", "{a: "]), st.sampled_from(INPUTS), st.data())
+def test_deep_nesting_in_any_input_file_is_located(depth, opener, target, data):
+    closer = "]" if opener == "[" else "}"
+    deep = opener * depth + "1" * (opener != "[") + closer * depth
+    files = {"policy.yaml": RULES, "auditor.yaml": CONFIG, "waivers.yaml": WAIVERS}
+    lines = files[target].split("\n")
+    at = data.draw(st.sampled_from(_top_level(lines)))
+    lines.insert(at, f"deep: {deep}")
+    files[target] = "\n".join(lines)
+    with project(rules=files["policy.yaml"], config=files["auditor.yaml"], waivers=files["waivers.yaml"]) as root:
+        result = invoke(root, "validate")
+        assert_no_crash(result)
+        assert result.exit_code == 2
+        assert_located(result)
+
+
+@settings(max_examples=examples(30))
+@given(st.integers(4000, 6000), st.sampled_from(INPUTS), st.data())
+def test_huge_integers_in_any_input_file_are_located_at_their_line(digits, target, data):
+    files = {"policy.yaml": RULES, "auditor.yaml": CONFIG, "waivers.yaml": WAIVERS}
+    lines = files[target].split("\n")
+    at = data.draw(st.sampled_from(_top_level(lines)))
+    lines.insert(at, "huge: " + "7" * digits)
+    files[target] = "\n".join(lines)
+    with project(rules=files["policy.yaml"], config=files["auditor.yaml"], waivers=files["waivers.yaml"]) as root:
+        result = invoke(root, "validate")
+        assert_no_crash(result)
+        assert result.exit_code == 2
+        if digits > 4300:  # past Python's limit on integer text: reported where it is written
+            assert f"{target}:{at + 1}:7: error: invalid YAML value" in result.stderr, result.stderr
+
+
+HOSTILE_VALUES = st.one_of(
+    st.integers(4000, 6000).map(lambda n: "9" * n),
+    st.integers(60, 3000).map(lambda n: "[" * n + "]" * n),
+    st.integers(60, 1000).map(lambda n: '{"a": ' * n + "0" + "}" * n),
+    st.lists(st.sampled_from(["\\ud800", "\\udfff", "\\udc80", "a", "\\u202e", "\\u001b", "\\n::error::"]),
+             min_size=1, max_size=6).map(lambda parts: '"' + "".join(parts) + '"'),
+)
+
+
+@settings(max_examples=examples(40))
+@given(st.sampled_from(["user_email", "app_domain", "country", "extra"]), HOSTILE_VALUES)
+def test_hostile_log_values_error_their_source_or_are_reported_validly(field, value):
+    good = json.dumps(ACCESS_LINE)
+    bad = good[:-1] + f', "{field}_": 0, "{field}": {value}}}'  # the field given twice: the last one counts
+    lines = {"access_requests.ndjson": f"{good}\n{bad}\n", "scim_updates.ndjson": json.dumps(SCIM_LINE) + "\n"}
+    with project(data=lines) as root:
+        result = invoke(root, "run", "--report", f"sarif={root / 'r.sarif'}", "--report", f"html={root / 'r.html'}")
+        assert_no_crash(result)
+        doc = json.loads((root / "results.json").read_bytes().decode("utf-8"))  # valid UTF-8 JSON, whole
+        json.loads((root / "r.sarif").read_bytes().decode("utf-8"))
+        (root / "r.html").read_bytes().decode("utf-8")
+        for r in doc["results"]:
+            if r["status"] == "error" and r["source"] == "access_requests":
+                assert "access_requests.ndjson:2" in r["message"], r["message"]
+            if r["source"] == "scim_updates":
+                assert r["status"] != "error", r["message"]
