@@ -84,11 +84,13 @@ def evaluate(unit: Unit) -> UnitOutcome:
     results = []
     for e in evaluators:
         o = outcomes[id(e)]
-        note = types.note(filter_fields(e.rule))  # its filter reads values of the wrong type: it says so
-        message = f"{o.message}; {note}" if note else o.message
-        results.append(RuleResult(e.compiled, o.status, message, unit.describe(e.compiled), o.measurements,
+        results.append(RuleResult(e.compiled, o.status, o.message, unit.describe(e.compiled), o.measurements,
                                   o.violations, o.evidence, groups=o.groups, steps=o.steps))
-    return UnitOutcome(results, tally[0], (*types.warnings(), *notes))
+    readers: dict[str, list[str]] = {}
+    for r in unit.rules:  # the warnings about values of the wrong type name the rules they concern
+        for name in dict.fromkeys(filter_fields(r.rule)):
+            readers.setdefault(name, []).append(r.rule.id)
+    return UnitOutcome(results, tally[0], (*types.warnings(readers), *notes))
 
 
 def feed(parts: Iterable[Part], feeds: list[Window], tally: list[int] | None = None,

@@ -2,8 +2,9 @@
 
 A record whose `allowed` is the string "false", the number 0, or missing compares unequal to every operand,
 so a rule reading it quietly answers as if the sign-in were something else. Such values are not errors (one
-odd record should not stop an audit) but never silent: the run warns with a count and the first place, and
-each rule whose filter reads the field says so in its message.
+odd record should not stop an audit) but never silent: the run warns with a count, the first place and the
+rules whose filters read the field. (A rule's own result stays the same over files and the API, which see
+different records and places, so the warning, not the result, says it.) `null` is a value, not a wrong type.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ class Mistyped:
     example: Any
     missing: bool  # the first one was a missing or null value
 
-    def describe(self, source: str) -> str:
-        """One line for the run's warnings."""
-        what = "missing or null" if self.missing else f"{_kind(self.example)} ({_shown(self.example)})"
+    def describe(self, source: str, rules: list[str]) -> str:
+        """One line for the run's warnings, naming the rules whose filters read the field."""
+        what = "missing" if self.missing else f"{_kind(self.example)} ({_shown(self.example)})"
         return (f"{source}: {self.count} record{'s' if self.count != 1 else ''} with {self.field} not {self.expected}, "
-                f"first at {self.first}: {what}; a condition on {self.field} never equals such a value")
+                f"first at {self.first}: {what}; rules filtering on {self.field} ({', '.join(rules)}) never match "
+                "such a value")
 
 
 class TypeTally:
@@ -56,7 +58,7 @@ class TypeTally:
         def check(record: dict[str, Any]) -> None:
             for name, kind, optional in checks:
                 v = record.get(name)
-                if v.__class__ is not kind and not (v is None and optional):
+                if v.__class__ is not kind and not (v is None and (optional or name in record)):
                     entry = found.get(name)
                     if entry is None:
                         expected = "a boolean" if kind is bool else "a string"
@@ -67,18 +69,9 @@ class TypeTally:
 
         return check
 
-    def warnings(self) -> list[str]:
-        """One warning per mistyped field, in field order."""
-        return [m.describe(self.source.name) for m in self.found.values()]
-
-    def note(self, fields: Iterable[str]) -> str | None:
-        """For a rule reading these fields: a sentence naming the mistyped ones, or None."""
-        hit = [self.found[name] for name in dict.fromkeys(fields) if name in self.found]
-        if not hit:
-            return None
-        parts = [f"{m.field} not {m.expected} in {m.count} record{'s' if m.count != 1 else ''} (first at {m.first})"
-                 for m in hit]
-        return f"note: its filter reads {'; '.join(parts)}"
+    def warnings(self, readers: dict[str, list[str]]) -> list[str]:
+        """One warning per mistyped field, in field order; `readers`: field -> the rules whose filters read it."""
+        return [m.describe(self.source.name, readers.get(name, [])) for name, m in sorted(self.found.items())]
 
 
 def _kind(value: Any) -> str:

@@ -93,7 +93,7 @@ recoverable_faults = st.builds(
 )
 
 
-@settings(max_examples=examples(20))
+@settings(max_examples=examples(12))
 @given(scenarios(max_records=60), recoverable_faults, st.sampled_from([None, 5]))
 def test_recoverable_faults_decide_every_rule_the_fault_free_run_decides(scenario, fault, per_page):
     """Stronger than the test above, which accepts `error` for any rule: faults the retries absorb change no
