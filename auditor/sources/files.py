@@ -97,6 +97,12 @@ def iter_timed(path: Path, source: str, *, chunk_size: int = _CHUNK) -> Iterator
     return _Reader(Path(path), SOURCES[source], chunk_size).records()
 
 
+def file_part(path: Path, source: str) -> Part:
+    """One file's records as a Part that knows the line of the record last read (for messages about it)."""
+    reader = _Reader(Path(path), SOURCES[source], _CHUNK)
+    return Part(display_path(path), reader.records(), reader.last_line)
+
+
 def iter_records(path: Path, source: str, *, chunk_size: int = _CHUNK) -> Iterator[dict]:
     """Stream one file's records, normalised to API field names (each checked, its time included)."""
     return (record for _, record in iter_timed(path, source, chunk_size=chunk_size))
@@ -125,8 +131,7 @@ class FileSource(BaseSource):
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """Every record of the fetch's log source, file by file."""
         for path in self._files.get(fetch.source, ()):
-            reader = _Reader(path, SOURCES[fetch.source], _CHUNK)
-            yield Part(display_path(path), reader.records(), reader.last_line)
+            yield file_part(path, fetch.source)
 
     def size(self, fetch: Fetch) -> int:
         """The files' bytes (0 when they cannot be measured)."""

@@ -8,16 +8,15 @@ one log's location explicitly (a file, or a Logpush folder) and wins over what a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.compile.plan import Fetch, Plan
-from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time
 from auditor.sources.base import DataError, Part, SourceError, Timed
-from auditor.sources.files import FileSource, find_source_files, iter_timed
+from auditor.sources.files import FileSource, file_part, find_source_files
 from auditor.sources.logpush import (
     LOGPUSH_SOURCE,
     Batch,
@@ -173,11 +172,10 @@ class DataSource(FileSource):
         if log is None:
             return
         for path in log.files:
-            yield Part(display_path(path), iter_timed(path, fetch.source))
+            yield file_part(path, fetch.source)
         for batch in log.batches:
-            path = Path(batch.location)
-            yield Part(display_path(path), _checked(batch, display_path(path), iter_timed(path, fetch.source),
-                                                    self._outside))
+            part = file_part(Path(batch.location), fetch.source)
+            yield Part(part.origin, _checked(batch, part.origin, part.records, self._outside), part.line)
 
     def notes(self) -> tuple[str, ...]:
         """Gaps in the Logpush objects' coverage of each rule's window, and records outside their batch."""
@@ -191,7 +189,7 @@ class DataSource(FileSource):
         return (*out, *self._outside.warnings())
 
 
-def _checked(batch: Batch, shown: str, records: Iterator[Timed], outside: OutsideCounter) -> Iterator[Timed]:
+def _checked(batch: Batch, shown: str, records: Iterable[Timed], outside: OutsideCounter) -> Iterator[Timed]:
     lo, hi = batch.start_us, batch.holds_until_us
     for t_us, record in records:
         if not lo <= t_us < hi:

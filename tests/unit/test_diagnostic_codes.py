@@ -34,7 +34,7 @@ def test_every_code_used_is_registered():
 
 
 def test_docs_list_every_code_with_its_meaning():
-    rows = re.findall(r"^\| (E\d{3}) \| `([A-Z_]+)` \| (.+) \|$", (ROOT / "docs" / "diagnostics.md").read_text(
+    rows = re.findall(r"^\| ([EW]\d{3}) \| `([A-Z_]+)` \| (.+) \|$", (ROOT / "docs" / "diagnostics.md").read_text(
         encoding="utf-8"), re.M)
     assert [(code, name, meaning) for code, name, meaning in rows] == [
         (c.value, c.name, MEANING[c]) for c in Code]
