@@ -13,8 +13,8 @@ from typing import Any, NoReturn
 import click
 
 from auditor.core.diagnostics import Diagnostic
-from auditor.core.exitcodes import ExitCode
 from auditor.core.visible import visible
+from auditor.decide.gate import decide
 from auditor.load.validate import Inputs, Project, load_project
 
 
@@ -56,7 +56,7 @@ def guard(func: Callable[..., int]) -> Callable[..., int]:
                 click.echo(f"error: internal error ({reason})", err=True)
             else:
                 click.echo(f"error: internal error ({reason}); rerun with --debug for details", err=True)
-        return int(ExitCode.UNDECIDED)
+        return int(decide(undecided=True))
 
     return wrapper
 

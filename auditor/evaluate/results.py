@@ -13,7 +13,7 @@ from auditor.core.decisions import AppliedWaiver, BaselineMarks, Mark, TimelineS
 from auditor.core.exitcodes import ExitCode
 from auditor.core.period import Period
 from auditor.core.provenance import RequestRecord
-from auditor.core.status import Severity, Status
+from auditor.core.status import Status
 from auditor.core.timeutil import format_time
 from auditor.evaluate.engine import Measurement, Outcome
 from auditor.load.schema import validator
@@ -78,7 +78,6 @@ class RunResult:
     account_id: str | None
     source: str  # api | files
     results: tuple[RuleResult, ...]
-    fail_on: Severity = Severity.INFO
     api_requests: int = 0
     records_fetched: int = 0
     duration_s: float = 0.0
@@ -92,18 +91,9 @@ class RunResult:
     # With --baseline: the earlier run and the rule ids marked new / still / fixed (auditor.decide.baseline).
     baseline: BaselineMarks | None = None
     period: Period | None = None  # periodic runs
-    fail_on_new: bool = False  # the gate fails only on failures marked `new`
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """2 if any rule errored, 1 if a rule at or above --fail-on failed, else 0."""
-        if any(r.status is Status.ERROR for r in self.results):
-            return ExitCode.UNDECIDED
-        threshold = self.fail_on.rank
-        if any(r.status is Status.FAIL and r.compiled.rule.severity.rank >= threshold
-               and (not self.fail_on_new or r.baseline is Mark.NEW) for r in self.results):
-            return ExitCode.FAILED
-        return ExitCode.OK
+    # Decided last, by the exit gate (auditor.decide.gate, after waivers and baseline marks); a run that was
+    # never gated has decided nothing.
+    exit_code: ExitCode = ExitCode.UNDECIDED
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON document (SPEC section 4), stable key order."""

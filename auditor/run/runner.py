@@ -18,6 +18,7 @@ from auditor.compile.plan import CompiledRule, Fetch, Plan
 from auditor.core.model import Config, Waiver
 from auditor.core.status import Severity, Status
 from auditor.decide.baseline import mark_baseline
+from auditor.decide.gate import Gate
 from auditor.decide.period import finish as finish_period
 from auditor.decide.waivers import apply_waivers
 from auditor.evaluate.correlate import Correlations
@@ -183,7 +184,6 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
         account_id=plan.account_id,
         source=source,
         results=tuple(results),
-        fail_on=Severity(options.fail_on),
         api_requests=len(requests),
         records_fetched=records,
         duration_s=time.monotonic() - started,
@@ -192,7 +192,6 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
         config_sha256=options.config_sha256,
         requests=requests,
         waivers_sha256=options.waivers_sha256,
-        fail_on_new=options.fail_on_new,
     )
     if plan.period is not None:  # waivers per step, worst step, timeline
         waivers = options.waivers if options.waivers_sha256 is not None else None
@@ -201,4 +200,4 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
         run = apply_waivers(run, options.waivers)
     if options.baseline is not None:
         run = mark_baseline(run, options.baseline)
-    return run
+    return Gate(Severity(options.fail_on), options.fail_on_new).apply(run)

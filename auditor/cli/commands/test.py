@@ -9,10 +9,10 @@ import click
 from auditor.cli import selection
 from auditor.cli.common import guard, load_valid, report_problems
 from auditor.cli.options import project_options
-from auditor.core.exitcodes import ExitCode
 from auditor.core.status import Status
 from auditor.core.timeutil import now_us
 from auditor.core.visible import visible
+from auditor.decide import gate
 
 
 def _plural(n: int, word: str) -> str:
@@ -43,6 +43,4 @@ def test_rules(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tupl
     if untested:
         summary += f"; {_plural(len(untested), 'rule')} without tests ({', '.join(untested)})"
     click.echo(visible(summary, one_line=True))
-    if errors:
-        return ExitCode.UNDECIDED
-    return ExitCode.OK if held == len(results) else ExitCode.FAILED
+    return gate.for_cases((c.held for c in results), errors)

@@ -8,7 +8,7 @@ import click
 
 from auditor.cli.common import guard, load, report_problems
 from auditor.cli.options import project_options
-from auditor.core.exitcodes import ExitCode
+from auditor.decide import gate
 
 
 @click.command()
@@ -22,9 +22,9 @@ def validate(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[
         report_problems(project.diagnostics)
         n = len(project.diagnostics)
         click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
-        return ExitCode.UNDECIDED
-    files = len(project.rule_files)
-    waivers = "" if project.waivers_sha256 is None else (
-        f", {len(project.waivers)} waiver{'s' if len(project.waivers) != 1 else ''}")
-    click.echo(f"ok: {len(project.rules)} rules in {files} file{'s' if files != 1 else ''}{waivers}")
-    return ExitCode.OK
+    else:
+        files = len(project.rule_files)
+        waivers = "" if project.waivers_sha256 is None else (
+            f", {len(project.waivers)} waiver{'s' if len(project.waivers) != 1 else ''}")
+        click.echo(f"ok: {len(project.rules)} rules in {files} file{'s' if files != 1 else ''}{waivers}")
+    return gate.for_problems(project.diagnostics)
