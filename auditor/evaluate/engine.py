@@ -20,6 +20,7 @@ from auditor.language.expectations import (
     check,
     evidence_key,
     format_number,
+    group_label,
     pressure,
     worst,
 )
@@ -288,9 +289,7 @@ class RuleEvaluator:
 
     def _text(self, m: Measurement) -> str:
         name = KINDS[m.expectation].label(m.field)
-        where = ""
-        if m.group:
-            where = " for " + ", ".join(f"{k}={v}" for k, v in m.group.items())
+        where = f" for {group_label(m.group)}" if m.group else ""
         return f"{name} {format_number(m.value)} ({bounds_text(m.min, m.max)}){where}"
 
     def _describe(self, worst: Measurement, violations: int) -> str:

@@ -12,7 +12,7 @@ these inline on its hot path; `measure()` turns them into the value compared wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -104,6 +104,13 @@ def format_number(value: Any) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.4g}"
     return str(int(value))
+
+
+def group_label(group: Mapping[str, Any] | None) -> str:
+    """A group as `field=value, field=value` (a missing value shows as null); empty for the whole rule."""
+    if not group:
+        return ""
+    return ", ".join(f"{key}={'null' if value is None else value}" for key, value in group.items())
 
 
 def bounds_text(low: float | None, high: float | None) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from auditor.core.status import Severity, Status
 from auditor.language import expectations
-from auditor.language.expectations import KINDS, Bounds, bounds_text, format_number
+from auditor.language.expectations import KINDS, Bounds, bounds_text, format_number, group_label
 
 
 def thousands(value: Any) -> str:
@@ -32,13 +32,6 @@ def measure(measurement: dict) -> str:
 def _bounds(low: Any, high: Any) -> str:
     text = bounds_text(low, high)
     return f" ({text})" if text else ""
-
-
-def group_label(group: dict | None) -> str:
-    """A group as 'field=value, field=value'; empty for the overall measurement."""
-    if not group:
-        return ""
-    return ", ".join(f"{key}={'null' if value is None else value}" for key, value in group.items())
 
 
 def worst(result: dict) -> dict | None:

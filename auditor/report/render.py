@@ -16,12 +16,11 @@ import jinja2
 from auditor.core.resources import templates_dir
 from auditor.core.status import Status
 from auditor.core.visible import visible
-from auditor.language.expectations import format_number
+from auditor.language.expectations import format_number, group_label
 from auditor.report.cells import cell, columns, csv_row, duration, field_lines, markdown_cell, oneline, sarif_level, uri
 from auditor.report.filters import (
     by_severity,
     failing,
-    group_label,
     headline,
     measure,
     ordered,

@@ -80,3 +80,12 @@ def test_message_and_headline_name_the_same_worst_measurement(tmp_path):
     assert filters.headline(document) == "distinct(ip_address) 3 > max 1 (user_email=b@x.com) +1 more group"
     # The worst group comes first: its measurements, then its evidence.
     assert result.measurements[0].group == {"user_email": "b@x.com"}
+
+
+def test_group_label_is_shared_by_message_and_reports(tmp_path):
+    """A null group value reads `null` in the result message as in the reports (was `None` in messages)."""
+    assert ex.group_label({"country": None, "user_email": "a@x.com"}) == "country=null, user_email=a@x.com"
+    assert ex.group_label(None) == "" and filters.group_label is ex.group_label
+    records = [access(user_email="a@x.com", country=None)] * 2
+    result = outcome(tmp_path, records, group_by=["country", "user_email"], expect={"count": {"max": 1}})
+    assert result.message.endswith("for country=null, user_email=a@x.com")
