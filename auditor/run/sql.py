@@ -26,7 +26,7 @@ from auditor.evaluate.sql.engine import evaluate_rule
 from auditor.evaluate.sql.query import table_name
 from auditor.run.runner import RunOptions, _collect, run
 from auditor.sources.locate import DataSource, LogData
-from auditor.sources.relation import empty_relation, is_lines, json_relation, to_ndjson
+from auditor.sources.relation import empty_relation, is_lines, json_relation, parquet_relation, to_ndjson
 
 ENGINES = ("python", "duckdb")
 
@@ -40,6 +40,12 @@ def _execute(con: duckdb.DuckDBPyConnection) -> Any:
 
 def _view(con: duckdb.DuckDBPyConnection, log: LogData, scratch: Path) -> str | None:
     """Create the log's view; the data problem that keeps it from being read, or None."""
+    if log.lake is not None:
+        try:
+            con.execute(f"CREATE VIEW {table_name(log.source)} AS {parquet_relation(log.lake, log.source)}")
+        except duckdb.Error as exc:
+            return " ".join(str(exc).splitlines()[:1])
+        return None
     paths = log.paths()
     lines = [p for p in paths if is_lines(p)]
     documents = [p for p in paths if not is_lines(p)]

@@ -17,6 +17,8 @@ from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time
 from auditor.sources.base import DataError, Part, SourceError, Timed
 from auditor.sources.files import FileSource, file_part, find_source_files
+from auditor.sources.lake import covered as lake_covered
+from auditor.sources.lake import is_lake, read_manifest
 from auditor.sources.logpush import (
     LOGPUSH_SOURCE,
     Batch,
@@ -38,13 +40,16 @@ class LogData:
     files: tuple[Path, ...] = ()
     batches: tuple[Batch, ...] = ()
     folder: Path | None = None  # the Logpush folder the batches came from
+    lake: Path | None = None  # a Parquet log lake holding this log (auditor.sources.lake)
 
     def pruned(self, windows: Sequence[tuple[int, int]]) -> LogData:
         """Only the batch objects that may hold a record of some window (plain files are always read)."""
-        return LogData(self.source, self.files, tuple(prune(self.batches, windows)), self.folder)
+        return LogData(self.source, self.files, tuple(prune(self.batches, windows)), self.folder, self.lake)
 
     def coverage(self) -> tuple[tuple[int, int], ...]:
-        """The times the Logpush objects' names cover (empty when there are none)."""
+        """The times the Logpush objects' names (or the lake's manifest) cover; empty when neither says."""
+        if self.lake is not None:
+            return lake_covered(self.lake, self.source)
         return covered(self.batches)
 
     def paths(self) -> list[Path]:
@@ -91,6 +96,12 @@ def locate(data: Path | None, source: str | None, named: Mapping[str, Path] | No
 
 
 def _in(data: Path, source: str | None) -> dict[str, LogData]:
+    if is_lake(data):
+        try:
+            names = read_manifest(data)["logs"]
+        except ValueError as exc:
+            raise DataError(data, None, str(exc).split(": error: ", 1)[-1]) from None
+        return {name: LogData(name, lake=data) for name in names if name in SOURCES and (source in (None, name))}
     if data.is_dir() and is_logpush_folder(data):
         if source not in (None, LOGPUSH_SOURCE):
             raise DataError(data, None, f"a Logpush folder holds {LOGPUSH_SOURCE} records, not {source}")
@@ -171,6 +182,8 @@ class DataSource(FileSource):
         log = self._located.logs.get(fetch.source)
         if log is None:
             return
+        if log.lake is not None:
+            yield Part(display_path(log.lake), lake_records(log.lake, fetch.source))
         for path in log.files:
             yield file_part(path, fetch.source)
         for batch in log.batches:
@@ -189,6 +202,23 @@ class DataSource(FileSource):
         return (*out, *self._outside.warnings())
 
 
+def lake_records(lake: Path, source: str) -> Iterator[Timed]:
+    """A lake's records of one log, in time order, as (t_us, record) with its non-null fields (Python engine)."""
+    import duckdb
+
+    from auditor.sources.relation import parquet_relation
+
+    con = duckdb.connect()
+    try:
+        cursor = con.execute(f"{parquet_relation(lake, source)} ORDER BY t_us")
+        names = [d[0] for d in cursor.description or ()]
+        while rows := cursor.fetchmany(10000):
+            for row in rows:
+                yield row[0], {n: v for n, v in zip(names[1:], row[1:], strict=True) if v is not None}
+    finally:
+        con.close()
+
+
 def _checked(batch: Batch, shown: str, records: Iterable[Timed], outside: OutsideCounter) -> Iterator[Timed]:
     lo, hi = batch.start_us, batch.holds_until_us
     for t_us, record in records:
@@ -199,12 +229,13 @@ def _checked(batch: Batch, shown: str, records: Iterable[Timed], outside: Outsid
 
 def coverage_note(log: LogData, since_us: int, until_us: int) -> str | None:
     """A one-line description of what the Logpush names leave uncovered of [since, until), or None."""
-    if not log.batches:
+    if not log.batches and log.lake is None:
         return None
     missing = gaps(log.coverage(), since_us, until_us)
     if not missing:
         return None
     shown = ", ".join(f"{format_time(a)}..{format_time(b)}" for a, b in missing[:3])
     more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-    return f"no {log.source} Logpush object covers {shown}{more}"
+    what = "data in the lake" if log.lake is not None else "Logpush object"
+    return f"no {log.source} {what} covers {shown}{more}"
 

@@ -103,8 +103,9 @@ def time_us(raw: str) -> str:
 
 def parquet_relation(lake: Path, source: str) -> str:
     """SELECT of one log's records in a Parquet lake (auditor.sources.lake's layout)."""
-    pattern = lake / f"source={source}" / "**" / "*.parquet"
+    pattern = lake / f"source={source}" / "*" / "*.parquet"
     cols = ", ".join(_ident(f) for f in SOURCES[source].fields)
+    # Only identifiers from the fields table and a quoted path are interpolated.
     return f"SELECT t_us, {cols} FROM read_parquet({_quote(str(pattern))}, hive_partitioning=false)"  # noqa: S608
 
 

@@ -49,8 +49,9 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
                    "LOG=PATH names one log's file or Logpush folder (repeatable).")
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
-@click.option("--engine", type=click.Choice(["python", "duckdb"]), default="python", show_default=True,
-              help="What evaluates the rules over --data: the streaming Python pass, or DuckDB (large exports).")
+@click.option("--engine", type=click.Choice(["python", "duckdb"]),
+              help="What evaluates the rules over --data: the streaming Python pass (default), or DuckDB (the "
+                   "default for a Parquet log lake; faster on large exports).")
 @selection_options
 @click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=Severity.INFO.value,
               show_default=True,
@@ -78,7 +79,8 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @guard
 def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
         var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data_args: tuple[str, ...],
-        source: str | None, engine: str, at: str | None, period_text: str | None, tz: str | None, step: str | None,
+        source: str | None, engine: str | None, at: str | None, period_text: str | None, tz: str | None,
+        step: str | None,
         account_id: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...], fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
         quiet: bool, api_base: str | None,
@@ -119,6 +121,10 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
                          fail_on_new=fail_on_new, retention_days=project.config.retention_days,
                          exact_plan=saved is not None)
+    if engine is None:
+        from auditor.sources.lake import is_lake
+
+        engine = "duckdb" if data is not None and is_lake(data) else "python"
     if engine != "python" and data is None and not named:
         fail(f"--engine {engine} reads --data; the API is read by the Python engine")
     if data is None and not named:
