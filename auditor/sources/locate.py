@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.compile.plan import Fetch, Plan
+from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time
 from auditor.sources.base import DataError, Part, SourceError, Timed
