@@ -21,6 +21,7 @@ from auditor.compile.plan import Fetch
 from auditor.core.timeutil import format_time, parse_time
 from auditor.sources.cloudflare import client as api
 from auditor.sources.cloudflare.ratelimit import RateLimiter
+from auditor.testing.emulator import ApiError
 from tests.helpers import access, scim, write, write_ndjson
 from tests.integration.apitools import VirtualClock, clean_env, use_virtual_clock  # noqa: F401 (re-exported)
 
@@ -215,9 +216,14 @@ def test_every_parameter_mapping_gives_the_files_answer(tmp_path, emulator, cloc
     # Every fetch of the plan was asked exactly as planned (page added), and nothing else was asked.
     sent = {tuple(kv for kv in parse_qsl(r.query, keep_blank_values=True) if kv[0] != "page") for r in emu.requests}
     planned = {tuple(parse_qsl(f["query"], keep_blank_values=True)) for f in plan["fetches"]}
-    checks = {q for q in sent if ("direction", "desc") in q}  # completeness checks: a planned query, newest first
+    # Completeness checks: a planned query newest first, asking only a few entries (limit, per_page).
+    checks = {q for q in sent if ("direction", "desc") in q}
     assert sent - checks == planned
-    assert {tuple(("direction", "asc") if kv == ("direction", "desc") else kv for kv in q) for q in checks} <= planned
+
+    def shape(query: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        return tuple(kv for kv in query if kv[0] not in ("direction", "limit", "per_page"))
+
+    assert {shape(q) for q in checks} <= {shape(q) for q in planned}
     text = " ".join(r.query for r in emu.requests)
     for pair in ("allowed=false&allowedOp=eq", "allowed=false&allowedOp=neq", "app_uid=uid-0&app_uidOp=neq",
                  "ray_id=ray00003&ray_idOp=eq", "country_code=DE&country_codeOp=eq", "country_codeOp=neq",
@@ -275,12 +281,12 @@ def test_pagination_without_result_info_ends_on_an_empty_page(tmp_path, emulator
     assert sorted(int(p) for p, _ in pages) == list(range(1, 9))  # 7 pages of records, then the empty one
     assert {pp for _, pp in pages} == {"20"}
     scim_pages = sorted(int(q["page"][0]) for q in queries(emu, "scim_updates"))
-    assert scim_pages == [1, 2, 3, 4]  # SCIM carries result_info: no closing empty page needed
+    assert scim_pages == [1, 2, 3, 4, 5]  # result_info (SCIM) is a cross-check: the empty page still ends it
 
 
-def test_pagination_with_result_info_ends_on_total_pages(tmp_path, emulator, clock):
+def test_pagination_with_result_info_still_ends_on_an_empty_page(tmp_path, emulator, clock):
     emu, _ = _paging_run(tmp_path, emulator, 20, result_info_access=True)
-    assert sorted(int(q["page"][0]) for q in queries(emu)) == list(range(1, 8))
+    assert sorted(int(q["page"][0]) for q in queries(emu)) == list(range(1, 9))
 
 
 @pytest.mark.parametrize("result_info", [False, True])
@@ -317,7 +323,7 @@ def test_pages_are_fetched_concurrently_when_the_total_is_known(tmp_path, emulat
     emu.api.handle = handle
     result = cli(run_args(root, "--per-page", "10", "--concurrency", "4", base=emu.base_url), env=token_env())
     assert result.exit_code == 1, result.stderr
-    assert len(queries(emu, "scim_updates")) == 8  # and one completeness check (test_limit_cap.py)
+    assert len(queries(emu, "scim_updates")) == 9  # 8 pages and the empty one (and a check: test_limit_cap.py)
     assert met == [True, True]
 
 
@@ -414,13 +420,24 @@ def test_retry_after_beyond_the_bound_fails_closed(tmp_path, emulator, clock):
 def test_5xx_is_retried_with_backoff_and_recovers(tmp_path, emulator, clock, status):
     emu, result, _ = _fault_run(tmp_path, emulator, rules=FAULT_RULES[:1], fail_pages={1: 3}, fail_status=status)
     assert result.exit_code == 0, result.stderr
-    assert [r.status for r in emu.requests] == [status] * 3 + [200, 200]
+    assert [r.status for r in emu.requests] == [status] * 3 + [200, 200, 200]  # pages 1, 2 and the check
     assert clock.sleeps == [0.375, 0.75, 1.5]  # 0.5 s x 2^n, jitter factor 0.75 (random() = 0.5)
 
 
 def test_5xx_that_persists_errors_only_the_rules_of_that_fetch(tmp_path, emulator, clock):
-    _, result, doc = _fault_run(tmp_path, emulator, fail_pages={2: 50}, fail_status=503)
-    # Both fetches fit one page, so page 2 is the closing page of access_requests (SCIM ends on total_pages).
+    data = write_data(tmp_path / "data", access_records(60), scim_records(20))
+    root = write_rules(tmp_path, FAULT_RULES)
+    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
+    page = emu.api._page
+
+    def failing(source: str, params: Any, q: Any) -> bytes:
+        if source == "access_requests" and q.page == 2:  # the closing page of the access fetch, always
+            raise ApiError(503, 10000, "Service Unavailable")
+        return page(source, params, q)
+
+    emu.api._page = failing
+    result = cli(run_args(root, base=emu.base_url), env=token_env())
+    doc = load(root / "results.json")
     assert result.exit_code == 2
     assert statuses(doc) == {"access": "error", "scim": "pass"}
     message = doc["results"][0]["message"]
@@ -561,7 +578,8 @@ def test_records_after_an_empty_page_are_inconsistent(clock):
 
     _, error, client = scripted(handle, per_page=100)
     assert error is not None and "page 3 has records after the empty page 2" in str(error)
-    assert sorted(int(parse_qs(r.query)["page"][0]) for r in client.requests()) == [1, 2, 3]
+    # The announced pages and the one after them are asked at once; result_info only saves round trips.
+    assert sorted(int(parse_qs(r.query)["page"][0]) for r in client.requests()) == [1, 2, 3, 4]
 
 
 def test_total_count_larger_than_what_arrived_is_an_error(clock):
@@ -571,7 +589,7 @@ def test_total_count_larger_than_what_arrived_is_an_error(clock):
         return envelope(records, result_info={"page": page, "total_pages": 1, "total_count": 5})
 
     _, error, _ = scripted(handle)
-    assert error is not None and "reported 5 records but pagination ended after 1" in str(error)
+    assert error is not None and "announced 5 records (result_info.total_count) but pagination ended" in str(error)
 
 
 @pytest.mark.parametrize(("body", "expected"), [

@@ -6,8 +6,9 @@ when an answer has ended), `completeness` (continuing past `limit`, splitting, s
 `events` (progress reported to the CLI through a callback).
 
 Completeness (docs/guarantees.md, section 1): a time range's records are trusted only when its pagination
-ended on an empty page or on `result_info.total_pages` (cross-checked with `total_count`) and fewer than
-`limit` records came back; what still cannot be completed is a FetchError for the rules reading that fetch.
+ended on an empty page (`result_info` is a cross-check: any difference is an error), fewer than `limit`
+records came back, and no silent cap can have cut them (one small newest-first check per fetch); what
+still cannot be completed is a FetchError for the rules reading that fetch.
 
 Memory: a part (at most `limit` records) is buffered until it is verified, then handed to the
 evaluator; each fetch holds at most `concurrency` parts and at most `concurrency` fetches run at once,
@@ -196,7 +197,7 @@ class ApiClient:
         if received and not self._caps.served(read.ask.source, received):
             # Nothing yet proves the server returns more than `received` entries for a query: check that it
             # did not silently cap `limit` (docs/guarantees.md, "limit caps").
-            verdict = capped(read, state, self._caps, self._check_page(read.job))
+            verdict = capped(read, state, self._check_page(read.job))
             if verdict is not False:
                 return self._cut(read, state, verdict)
         return Done(read.where, [(t, r) for t, r in read.held(state.complete) if read.part.owns(t)])

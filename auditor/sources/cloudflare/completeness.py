@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -26,9 +27,6 @@ from auditor.sources.cloudflare.parts import Done, Part, PartRead, Split
 
 FILL = 0.7  # parts are sized for about this share of `limit`, leaving room for uneven traffic
 MAX_PARTS = 16
-# A server returns at least this many entries per query: the API's documented default `limit`. Answers
-# smaller than this (or than what any query returned) cannot be a silent cap (docs/guarantees.md).
-MIN_CAP = 25
 CHECK = 1 << 30  # the completeness check's place in the request log: after the part's own pages
 
 # GET one page of a query for a part: (part path, query, page number, where) -> the page.
@@ -42,7 +40,6 @@ class CapMemory:
         self._lock = threading.Lock()
         self._most: dict[str, int] = {}  # per source: the most entries one query returned
         self._caps: dict[str, int] = {}  # per source: a cap below `limit` the server showed
-        self._desc_ok: dict[str, bool] = {}  # per source: a check's answer came newest first, as asked
 
     def limit(self, fetch: Fetch) -> int:
         """The entries one query can return: the fetch's `limit`, or less once the server showed a lower cap."""
@@ -51,12 +48,13 @@ class CapMemory:
 
     def served(self, source: str, received: int) -> bool:
         """Note that one query of `source` returned `received` entries; True when that many are provably not
-        the server's cap (a query returned more, the cap is known and larger, or it is below MIN_CAP)."""
+        the server's cap: another query of the endpoint returned more, or the cap is known and larger. No
+        size is assumed safe: a cap of 1 or 20 is checked like any other."""
         with self._lock:
             most = self._most.get(source, 0)
             self._most[source] = max(most, received)
             cap = self._caps.get(source)
-            return received < max(most, MIN_CAP) or (cap is not None and received < cap)
+            return received < most or (cap is not None and received < cap)
 
     def answered(self, source: str, entries: int) -> None:
         """Note that one query of `source` returned `entries` entries (the server's cap is at least that), so
@@ -69,69 +67,56 @@ class CapMemory:
         with self._lock:
             self._caps[source] = min(cap, self._caps.get(source, cap))
 
-    def newest_first_honoured(self, source: str) -> bool:
-        """Whether a check of `source` came back newest first."""
-        with self._lock:
-            return self._desc_ok.get(source, False)
-
-    def saw_newest_first(self, source: str) -> None:
-        """A check of `source` came back newest first, as asked."""
-        with self._lock:
-            self._desc_ok[source] = True
-
 
 def identity(record: dict[str, Any]) -> str:
     """A record's content as canonical text, to tell the same record in two answers."""
     return json.dumps(record, sort_keys=True, default=str)
 
 
-def capped(read: PartRead, state: PagesState, caps: CapMemory, get: GetPage) -> bool | None:
+def capped(read: PartRead, state: PagesState, get: GetPage) -> bool | None:
     """Whether the server cut the part's answer short at a silent cap (True), provably did not (False),
     or one more query cannot tell (None: the answer was not in ascending order, or the check's was not
     newest first).
 
-    If an ascending answer was cut, every record it lacks is at or after its last time `last`. The same
-    range read newest first (`direction=desc`, the API's default) lists the records at or after `last`
-    before any older one: reaching an older record after exactly the held records at `last` proves none
-    is missing; a record at or after `last` that was not held proves the cut. One request in the usual
-    case. Records that all share one instant prove nothing about the check's order, so they are
-    trusted only once a check of this source came back newest first (docs/guarantees.md).
+    If an ascending answer of N records was cut, every record it lacks is at or after its last time `last`,
+    where it held k records. The same range read newest first (`direction=desc`), asking for k + 1
+    entries, lists the records at or after `last` before any older one: a record at or after `last` that
+    was not held proves the cut; reaching an older record after exactly the k held ones proves none is
+    missing. One small request, whatever the cap's size (docs/guarantees.md, "Limit caps").
     """
     held = read.held(state.complete)
     if not ascending(held):
         return None
     last = held[-1][0]
-    source = read.ask.source
-    if held[0][0] == last and not caps.newest_first_honoured(source):
-        return None  # one instant: nothing here shows that the check's order is really newest first
-    known: dict[str, int] = {}
-    remaining = 0
-    for t, r in held:
-        if t == last:
-            k = identity(r)
-            known[k] = known.get(k, 0) + 1
-            remaining += 1
-    check_path = (*read.part.path, CHECK)
-    newest_first = replace(read.ask, direction="desc")
+    at_last = Counter(identity(r) for t, r in held if t == last)
+    k = sum(at_last.values())
+    size = min(read.ask.per_page, k + 1)
+    newest_first = replace(read.ask, direction="desc", per_page=size, limit=k + 1)
+    # A page of the check is full at the size the server really serves: known when a second page had records.
+    full = min(size, state.page_size if state.complete > 1 else read.ask.per_page)
+    seen: list[str] = []
     previous = math.inf
-    for number in range(1, math.ceil(len(held) / state.page_size) + 3):
-        page = get(check_path, newest_first, number, f"{read.where} (completeness check)")
+    for number in range(1, math.ceil((k + 1) / full) + 1):
+        page = get((*read.part.path, CHECK), newest_first, number, f"{read.where} (completeness check)")
         for t, r in page.records:
             if t > previous:
                 return None  # not newest first: the server ignored direction
-            if t < previous != math.inf:
-                caps.saw_newest_first(source)
             previous = t
             if t < last:
-                return False if remaining == 0 else None
-            k = identity(r)
-            if not known.get(k):
+                return False if len(seen) == k else None
+            key = identity(r)
+            if not at_last[key]:
                 return True  # at or after `last` and not held: the ascending answer was cut short
-            known[k] -= 1
-            remaining -= 1
-        if len(page.records) < state.page_size:
-            return False if remaining == 0 else None  # the answer ended: every record held
-    return None
+            at_last[key] -= 1
+            seen.append(key)
+        if len(page.records) < full:
+            break
+    if len(seen) != k or k != len(held):
+        return None  # the answer ended early although older held records should have followed
+    # One instant, and the newest-first answer is exactly the held records. A cap of k would hide the
+    # others of that instant only if the server listed them in the same order both ways; a reversed list
+    # shows it does not, and a single record has no order (docs/guarantees.md, "Limit caps").
+    return False if k == 1 or seen == [identity(r) for _, r in reversed(held)] else None
 
 
 def continue_cut(read: PartRead, state: PagesState) -> Done | Split | None:

@@ -82,18 +82,11 @@ class PageReader:
 
 def paginate(read: PartRead, pages: PageReader, concurrency: int) -> PagesState:
     """Read pages after page 1 until the answer ends or reaches `limit`; the state they prove."""
-    first = read.got[1]
     while True:
         state = PagesState.of(read.got)
-        if state.lower_bound >= read.limit or state.ended or _ends_on_totals(state, first):
-            return state
+        if state.lower_bound >= read.limit or state.ended:
+            return state  # an answer ends only on an empty page: result_info is a cross-check, not an end
         pages(_next_pages(read, state, concurrency))
-
-
-def _ends_on_totals(state: PagesState, first: Page) -> bool:
-    """Pagination ends on result_info.total_pages, when total_count agrees."""
-    return first.total_pages is not None and state.complete >= first.total_pages and (
-        first.total_count is None or state.received >= first.total_count)
 
 
 def _next_pages(read: PartRead, state: PagesState, concurrency: int) -> list[int]:
@@ -107,20 +100,25 @@ def _next_pages(read: PartRead, state: PagesState, concurrency: int) -> list[int
     stop = last_page + 1 if state.complete < last_page else state.complete + 2
     total_pages = got[1].total_pages
     if total_pages is not None and state.complete < total_pages:
-        return list(range(state.complete + 1, int(min(total_pages + 1, stop))))
+        # The announced pages and the empty one after them, at once: result_info saves round trips only.
+        return list(range(state.complete + 1, int(min(total_pages + 2, stop))))
     window = _window(got, state, estimate(got, read.ask, state), read.job.fetch, concurrency)
     return list(range(state.complete + 1, int(min(state.first_empty, state.complete + 1 + window, stop))))
 
 
 def check_ended(read: PartRead, state: PagesState) -> None:
-    """FetchError when the pages that ended an answer contradict each other or result_info."""
+    """FetchError when the pages that ended an answer contradict each other or result_info (a cross-check:
+    the server said how many records or pages there are, and that is not what arrived)."""
     if state.beyond:
         raise FetchError(f"{read.where}: page {state.beyond} has records after the empty page "
                          f"{state.complete + 1}; the pagination is inconsistent")
-    total_count = read.got[1].total_count
-    if total_count is not None and state.received < total_count:
-        raise FetchError(f"{read.where}: the API reported {total_count} records but pagination ended after "
-                         f"{state.received}; the data is incomplete")
+    first = read.got[1]
+    if first.total_count is not None and state.received != first.total_count:
+        raise FetchError(f"{read.where}: the API announced {first.total_count} records (result_info.total_count) "
+                         f"but pagination ended on an empty page after {state.received}; the data is inconsistent")
+    if first.total_pages is not None and state.received and state.complete != first.total_pages:
+        raise FetchError(f"{read.where}: the API announced {first.total_pages} pages (result_info.total_pages) "
+                         f"but pagination ended on an empty page after {state.complete}; the data is inconsistent")
 
 
 def estimate(got: dict[int, Page], ask: Fetch, state: PagesState) -> float | None:
