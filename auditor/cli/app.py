@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from auditor import __version__
+from auditor.cli.commands.doctor import doctor
 from auditor.cli.commands.emulate import emulate
 from auditor.cli.commands.init import init
 from auditor.cli.commands.plan import plan
@@ -30,7 +31,7 @@ def _exit_with(code: int, **_: object) -> None:
     click.get_current_context().exit(int(code))
 
 
-for _command in (validate, plan, run, report, test_rules, init, emulate):
+for _command in (validate, plan, run, report, test_rules, init, doctor, emulate):
     cli.add_command(_command)
 
 

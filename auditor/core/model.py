@@ -206,4 +206,5 @@ class Config:
     pushdown: PushdownScope = PushdownScope.ALL
     max_waiver_days: int = 365
     retention_days: int = 30  # how far back the API serves logs; periodic runs over the API warn beyond it
+    api_profile: str | None = None  # `auditor doctor`'s findings file, relative to auditor.yaml (load/profile.py)
     variables: dict[str, Any] = field(default_factory=dict)

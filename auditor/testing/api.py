@@ -109,6 +109,7 @@ class Api:
             raise ApiError(404, CODE_BAD_ACCOUNT,
                            f"Could not route to {path}, perhaps your object identifier is invalid?")
         source = ENDPOINTS[route.group(2)][0]
+        self._state.forbid(source)
         params = parse_qs(query, keep_blank_values=True)
         q = parse_query(source, params, self.settings.strict)
         self._state.fail(q.page)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from auditor.testing.errors import CODE_INTERNAL, CODE_RATE_LIMIT, ApiError
+from auditor.testing.errors import CODE_AUTH, CODE_INTERNAL, CODE_RATE_LIMIT, ApiError
 
 _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -26,6 +26,7 @@ class Faults:
     cap_limit: int | None = None  # return at most N entries per query whatever `limit` asks, silently (any N >= 1)
     lie_total_pages: int | None = None  # result_info.total_pages always says N, however many pages there are
     result_info_access: bool = False  # access_requests answers carry result_info too
+    forbidden: frozenset[str] = frozenset()  # these logs answer 403, as to a token without their permission
 
 
 def parse_fail_pages(specs: Iterable[str]) -> dict[int, int]:
@@ -66,6 +67,11 @@ class FaultState:
         if call <= self.faults.rate_limit_first:
             raise ApiError(429, CODE_RATE_LIMIT, "Please wait and consider throttling your request speed",
                            {"Retry-After": str(self.faults.retry_after)})
+
+    def forbid(self, source: str) -> None:
+        """403 for a log the credential has no permission for."""
+        if source in self.faults.forbidden:
+            raise ApiError(403, CODE_AUTH, "Authentication error")
 
     def fail(self, page: int) -> None:
         """5xx while `page` has failures left: the JSON envelope for 500, the edge's HTML page otherwise."""

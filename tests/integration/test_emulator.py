@@ -458,6 +458,12 @@ def test_lie_total_pages_on_a_short_first_page(emulator):
     assert empty == [] and info["total_pages"] == 1
 
 
+def test_forbidden_log_answers_403(emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, forbidden=frozenset({"scim_updates"}))
+    assert_error(httpx.get(emu.base_url + SCIM_PATH, params={"idp_id": "idp-0"}), 403, 10000, "Authentication error")
+    assert ok(httpx.get(emu.base_url + ACCESS_PATH))
+
+
 def test_request_log_and_counter(emulator):
     emu = emulator(DATA)
     httpx.get(emu.base_url + ACCESS_PATH, params={"email": "a@b.c", "limit": 5})

@@ -40,6 +40,8 @@ from auditor.core.exitcodes import ExitCode
               help="result_info.total_pages always says N, however many pages there are.")
 @click.option("--result-info/--no-result-info", default=False, show_default=True,
               help="Add result_info to access_requests answers too.")
+@click.option("--forbid", "forbidden", multiple=True, type=click.Choice(["access_requests", "scim_updates"]),
+              help="Answer 403 for this log, as to a token without its permission; repeatable.")
 @click.option("--strict", is_flag=True,
               help="Answer like the published schema: 400 for undeclared parameters and fields, SCIM limit 20 "
                    "by default, null result on empty pages.")
@@ -50,7 +52,7 @@ def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: 
             token: str | None, email: str | None, api_key: str | None, latency: float, rate_limit_first: int,
             retry_after: int, fail_pages: tuple[str, ...], fail_status: int, malformed_first: int,
             cap_per_page: int | None, cap_limit: int | None, lie_total_pages: int | None, result_info: bool,
-            strict: bool, concurrency: int) -> int:
+            forbidden: tuple[str, ...], strict: bool, concurrency: int) -> int:
     """Serve both Cloudflare log endpoints locally from files, until Ctrl-C."""
     from auditor.sources.files import DataError
     from auditor.testing.emulator import EmulatorSettings, Faults, parse_fail_pages, serve
@@ -59,7 +61,8 @@ def emulate(data: Path, source: str | None, host: str, port: int, allow_remote: 
         faults = Faults(latency=latency, rate_limit_first=rate_limit_first, retry_after=retry_after,
                         fail_pages=parse_fail_pages(fail_pages), fail_status=fail_status,
                         malformed_first=malformed_first, cap_per_page=cap_per_page, cap_limit=cap_limit,
-                        lie_total_pages=lie_total_pages, result_info_access=result_info)
+                        lie_total_pages=lie_total_pages, result_info_access=result_info,
+                        forbidden=frozenset(forbidden))
         settings = EmulatorSettings(source=source, host=host, port=port, allow_remote=allow_remote,
                                     account_id=account_id, token=token, email=email, api_key=api_key,
                                     strict=strict, concurrency=concurrency, faults=faults)
