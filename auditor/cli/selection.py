@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import click
+
 from auditor.cli.common import fail, fail_with
 from auditor.compile.compiler import compile_plan
 from auditor.compile.plan import Plan
 from auditor.core.period import Period
 from auditor.core.timeutil import TimeRangeError, now_us, parse_time
+from auditor.load.profile import ApiProfile
 from auditor.load.validate import Project
 
 
@@ -60,6 +63,21 @@ def select(project: Project, rule_ids: tuple[str, ...], tags: tuple[str, ...]) -
         fail("--tag selected no rules" + (f" (tags in use: {', '.join(sorted({t for r in rules for t in r.tags}))})"
                                          if rules else ""))
     return selected
+
+
+def with_api_profile(project: Project, account_id: str | None) -> tuple[Project, ApiProfile | None]:
+    """The project with a fresh API profile's findings applied (`auditor doctor`); a warning on stderr for
+    a profile that exists but cannot be used (too old, another account, unreadable)."""
+    from dataclasses import replace
+
+    from auditor.load.profile import apply_profile, load_profile
+
+    profile, _, why = load_profile(project.config, account_id, now_us())
+    if why is not None:
+        click.echo(f"warning: {why}", err=True)
+    if profile is None:
+        return project, None
+    return replace(project, config=apply_profile(project.config, profile)), profile
 
 
 def compile_rules(project: Project, rules: list, at: str | None, account_id: str | None,

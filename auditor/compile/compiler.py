@@ -23,7 +23,15 @@ def _api_text(value: object) -> str:
     return str(value)
 
 
-def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> PushedFilter | None:
+def _undeclared_ok(param: str, documented_only: bool, config: Config) -> bool:
+    """Whether an undeclared parameter may be sent: never when an API profile disproved it; under
+    `pushdown: documented` only when one proved it."""
+    if param in config.refused_pushdowns:
+        return False
+    return not documented_only or param in config.proven_pushdowns
+
+
+def _pushdown(fld: Field, cond: Condition, documented_only: bool, config: Config) -> PushedFilter | None:
     """The API parameters expressing one condition exactly, or None when only local evaluation can."""
     op, operand = cond.op, cond.operand
     if op in ("in", "not_in") and len(operand) == 1:
@@ -38,7 +46,7 @@ def _pushdown(fld: Field, cond: Condition, documented_only: bool) -> PushedFilte
             values = sorted({_api_text(v) for v in operand})
             return PushedFilter(fld.name, tuple((param, v) for v in values), array=True)
         return None
-    if documented_only and not fld.documented:
+    if not fld.documented and param is not None and not _undeclared_ok(param, documented_only, config):
         return None
     if fld.param_style is ParamStyle.EMAIL:
         if op == "eq":
@@ -61,7 +69,7 @@ def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tupl
     for cond in rule.conditions:
         if cond.field in by_field:
             continue  # one condition per API parameter; the rest stay local
-        push = _pushdown(source.fields[cond.field], cond, documented_only)
+        push = _pushdown(source.fields[cond.field], cond, documented_only, config)
         if push is not None:
             by_field[cond.field] = push
             pushed.append(cond)
@@ -211,6 +219,12 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
         if f.key in needed:
             source = SOURCES[f.source]
             wanted = tuple(n for n in source.fields if n in needed[f.key]) if source.projection else ()
+            # Optional fields (country, app_type) are not in the API's record schema: listing one in `fields`
+            # is an undeclared pushdown. Without it `fields` is not sent and every field comes back.
+            documented_only = config.pushdown is PushdownScope.DOCUMENTED
+            if any(source.fields[n].optional for n in wanted) and not _undeclared_ok("fields=country",
+                                                                                      documented_only, config):
+                wanted = ()
             fetches.append(replace(f, fields=wanted))
     if windows_of:
         compiled = [replace(c, windows=windows_of[c.rule.id]) for c in compiled]

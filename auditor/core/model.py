@@ -207,4 +207,8 @@ class Config:
     max_waiver_days: int = 365
     retention_days: int = 30  # how far back the API serves logs; periodic runs over the API warn beyond it
     api_profile: str | None = None  # `auditor doctor`'s findings file, relative to auditor.yaml (load/profile.py)
+    # Not YAML keys: what a fresh API profile proved (sent even under `pushdown: documented`) and disproved
+    # (never sent), by API parameter (load/profile.py, UNDECLARED_PUSHDOWNS).
+    proven_pushdowns: frozenset[str] = frozenset()
+    refused_pushdowns: frozenset[str] = frozenset()
     variables: dict[str, Any] = field(default_factory=dict)

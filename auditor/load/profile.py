@@ -10,10 +10,11 @@ holds a credential. A profile older than `MAX_AGE_DAYS`, or for another account,
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from auditor.core.model import Config
 from auditor.core.timeutil import US, format_time, parse_time
 
 PROFILE_VERSION = 1
@@ -133,3 +134,28 @@ def read_profile(path: Path) -> ApiProfile | None:
 def describe_time(us: int) -> str:
     """An RFC 3339 time for the profile (second precision is enough for retention)."""
     return format_time(us - us % US)
+
+
+def apply_profile(config: Config, profile: ApiProfile) -> Config:
+    """The config with what a usable profile proved: pushdowns to send or never send, and the access log
+    retention measured (coverage reads retention_days)."""
+    proven = profile.proven()
+    refused = frozenset(name for name, ok in profile.pushdowns.items() if ok is False)
+    retention = profile.retention_days("access_requests")
+    return replace(config, proven_pushdowns=proven, refused_pushdowns=refused,
+                   retention_days=retention if retention else config.retention_days)
+
+
+def load_profile(config: Config, account_id: str | None, now_us: int) -> tuple[ApiProfile | None, Path, str | None]:
+    """The profile for plan and run: (profile if usable, its path, why an existing one is not used)."""
+    path = profile_path(config.path, config.api_profile)
+    try:
+        profile = read_profile(path)
+    except ProfileError as exc:
+        return None, path, str(exc)
+    if profile is None:
+        return None, path, None
+    why = profile.usable(account_id or config.account_id, now_us)
+    if why is not None:
+        return None, path, f"{path}: API profile not used: {why}"
+    return profile, path, None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from auditor.compile.plan import Plan
+from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time
+from auditor.load.profile import ApiProfile
 
 
 def _fetches(n: int) -> str:
@@ -46,4 +48,27 @@ def plan_text(plan: Plan) -> str:
         lines.append("Over the API the fetches of correlation first sides are read first; the other fetches are "
                      "then planned again, each then side only from its earliest matching first record on "
                      "(not with run --plan, which makes exactly these fetches).")
+    return "\n".join(lines)
+
+
+def profile_text(plan: Plan, profile: ApiProfile) -> str:
+    """Which of the plan's pushdowns rest on the API profile (undeclared parameters it proved), and the
+    retention it measured."""
+    undeclared = {f.api_param for source in SOURCES.values() for f in source.fields.values()
+                  if not f.documented and f.api_param}
+    resting: dict[str, list[str]] = {}
+    for f in plan.fetches:
+        for name, _ in f.filter_params():
+            if name in undeclared and name in profile.proven():
+                keys = resting.setdefault(name, [])
+                if f.key not in keys:
+                    keys.append(f.key)
+    retention = profile.retention_days("access_requests")
+    lines = [f"API profile measured {profile.measured_at} on account {profile.account_id}"
+             + (f": access_requests serves {retention} days" if retention is not None else "")]
+    if resting:
+        lines.append("pushdowns resting on the profile (undeclared by the API schema, proven on this account):")
+        lines.extend(f"  {name}: {', '.join(keys)}" for name, keys in sorted(resting.items()))
+    else:
+        lines.append("no pushdown rests on the profile")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.core.timeutil import US, format_time, now_us
+from auditor.core.timeutil import US, format_time, now_us, parse_time
 from auditor.load.profile import UNDECLARED_PUSHDOWNS, ApiProfile, ProfileError, read_profile
 from auditor.run.doctor import MAX_REQUESTS
 
@@ -156,3 +156,79 @@ def test_profile_freshness_account_and_bad_files(tmp_path):
     (tmp_path / "bad.json").write_text('{"version": 1, "account_id": 3}')
     with pytest.raises(ProfileError, match=r"bad.json: not a usable API profile .*run `auditor doctor` again"):
         read_profile(tmp_path / "bad.json")
+
+
+# --- plan and run read the profile ------------------------------------------------------------------------
+
+def write_rule(root: Path) -> None:
+    (root / "rules").mkdir(exist_ok=True)
+    (root / "rules" / "denied.yaml").write_text(
+        "rules:\n  - id: denied-signins\n    title: Denied sign-ins\n    source: access_requests\n    window: 10d\n"
+        "    filter:\n      allowed: false\n    expect:\n      count:\n        max: 1000\n")
+
+
+def plan_or_run(root: Path, command: str, base: str, *extra: str):
+    env = {"CLOUDFLARE_API_TOKEN": TOKEN, "CLOUDFLARE_EMAIL": "", "CLOUDFLARE_API_KEY": "",
+           "CLOUDFLARE_ACCOUNT_ID": "", "CLOUDFLARE_BASE_URL": ""}
+    args = [command, str(root / "rules"), "--config", str(root / "auditor.yaml"), *extra]
+    if command == "run":
+        args += ["--api-base", base, "--quiet", "--no-progress", "--results", str(root / "results.json"),
+                 "--at", format_time(NOW)]
+    return CliRunner().invoke(cli, args, env=env)
+
+
+def test_plan_pushes_down_what_the_profile_proved_and_says_so(tmp_path, emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN)
+    config = project(tmp_path, "pushdown: documented\n")
+    write_rule(tmp_path)
+    before = plan_or_run(tmp_path, "plan", emu.base_url)
+    assert before.exit_code == 0, before.stderr
+    assert "allowed=false" not in before.stdout and "rests on the profile" not in before.stdout
+    assert doctor(config, emu.base_url).exit_code == 0
+    after = plan_or_run(tmp_path, "plan", emu.base_url)
+    assert "allowed=false" in after.stdout
+    assert "pushdowns resting on the profile (undeclared by the API schema, proven on this account):" in after.stdout
+    assert "  allowed: access_requests:" in after.stdout and "access_requests serves 50 days" in after.stdout
+
+
+def test_plan_never_sends_what_the_profile_disproved(tmp_path, emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN, strict=True)
+    config = project(tmp_path, "pushdown: all\n")  # would send allowed=false, which strict refuses
+    write_rule(tmp_path)
+    assert "allowed=false" in plan_or_run(tmp_path, "plan", emu.base_url).stdout
+    assert doctor(config, emu.base_url).exit_code == 0
+    plan = plan_or_run(tmp_path, "plan", emu.base_url)
+    assert "allowed=false" not in plan.stdout and "no pushdown rests on the profile" in plan.stdout
+    assert "fields:      \n" in plan.stdout  # country is evidence, and fields=country was refused: no fields=
+
+
+def test_run_pushes_down_what_the_profile_proved(tmp_path, emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN)
+    config = project(tmp_path, "pushdown: documented\n")
+    write_rule(tmp_path)
+    assert doctor(config, emu.base_url).exit_code == 0
+    served = emu.requests_served
+    result = plan_or_run(tmp_path, "run", emu.base_url)
+    assert result.exit_code == 0, result.stderr
+    queries = [r.query for r in emu.requests[served:]]
+    assert queries and all("allowed=false" in q and "fields=" in q for q in queries)
+    doc = json.loads((tmp_path / "results.json").read_text())
+    (only,) = doc["results"]
+    expected = sum(1 for r in DATA["access_requests"] if r["allowed"] is False
+                   and NOW - 10 * DAY <= parse_time(r["created_at"]) < NOW)
+    assert only["status"] == "pass" and only["measurements"][0]["value"] == expected > 0
+
+
+def test_a_stale_profile_is_not_used(tmp_path, emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN)
+    project(tmp_path, "pushdown: documented\n")
+    write_rule(tmp_path)
+    path = tmp_path / ".auditor" / "api-profile.json"
+    path.parent.mkdir()
+    stale = ApiProfile(account_id=ACCOUNT, api_base=emu.base_url, measured_at=format_time(NOW - 40 * DAY),
+                       endpoints={}, pushdowns=dict.fromkeys(UNDECLARED_PUSHDOWNS, True))
+    path.write_text(json.dumps(stale.to_json()))
+    result = plan_or_run(tmp_path, "plan", emu.base_url)
+    assert result.exit_code == 0
+    assert "API profile not used: it is 40 days old (at most 30); run `auditor doctor` again" in result.stderr
+    assert "allowed=false" not in result.stdout

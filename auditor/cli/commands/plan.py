@@ -26,10 +26,11 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
          rule_ids: tuple[str, ...], tags: tuple[str, ...]) -> int:
     """Show each rule's compiled fetch and what runs locally; no network."""
     from auditor.compile import savedplan
-    from auditor.report.plantext import plan_text
+    from auditor.report.plantext import plan_text, profile_text
 
     period = selection.period(period_text, tz, step, at)
-    project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
+    project, profile = selection.with_api_profile(load_valid(paths, config_path, cli_vars, var_files, waivers_path),
+                                                  account_id)
     compiled = selection.compile_rules(project, selection.select(project, rule_ids, tags), at,
                                        account_id or project.config.account_id, period)
     if period is not None:
@@ -45,4 +46,6 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
         click.echo(document, nl=False)
     elif not output:
         click.echo(plan_text(compiled))
+        if profile is not None:
+            click.echo(profile_text(compiled, profile))
     return ExitCode.OK

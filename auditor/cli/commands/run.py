@@ -109,6 +109,8 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         paths = tuple(Path(p) for p in saved["inputs"]["paths"])
     baseline = selection.baseline(baseline_path, fail_on_new)
     project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
+    if data is None and not named:  # over the API: what `auditor doctor` proved on this account
+        project, _ = selection.with_api_profile(project, account_id)
     selected = selection.select(project, rule_ids, tags)
     if per_page is not None:  # part of each fetch's query, so it must be known when compiling
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, per_page=per_page))
