@@ -74,7 +74,7 @@ def _contains(operand: str) -> Test:
 # (`^(a+)+$` on "aaaa...b") then fails its rule instead of stalling the run. Matched by `regex`, whose
 # matches can time out, over the same syntax `re` accepts.
 MATCH_TIMEOUT_S = 0.25
-_MATCH_CACHE = 1 << 16  # answers remembered per regex condition (log values repeat)
+_REMEMBERED = 1 << 16  # answers remembered per regex or cidr condition (see _remembered)
 
 
 class MatchTimeout(Exception):
@@ -113,29 +113,34 @@ def nested_quantifier(pattern: str) -> bool:
 
 def _matches(operand: str) -> Test:
     search = regex.compile(operand).search
-    # The timeout costs microseconds per match, and logs repeat their values: remember the answers.
-    answers: dict[str, bool] = {}
 
-    def test(v: Any) -> bool:
-        if v.__class__ is not str:
-            return isinstance(v, str) and _match(v)
-        answer = answers.get(v)
-        if answer is None:
-            if len(answers) >= _MATCH_CACHE:
-                answers.clear()
-            answer = answers[v] = _match(v)
-        return answer
-
-    def _match(v: str) -> bool:
+    def match(v: Any) -> bool:
+        if not isinstance(v, str):
+            return False
         try:
             return search(v, timeout=MATCH_TIMEOUT_S) is not None
         except TimeoutError:
             raise MatchTimeout(operand, v) from None
 
+    return _remembered(match)  # the timeout costs microseconds per match
+
+
+def _remembered(answer: Test) -> Test:
+    """`answer`, remembering what it said for each text value (logs repeat their values: addresses, e-mails),
+    up to _REMEMBERED values per condition; other values are asked each time."""
+    answers: dict[str, bool] = {}
+
+    def test(v: Any) -> bool:
+        if v.__class__ is not str:
+            return answer(v)
+        known = answers.get(v)
+        if known is None:
+            if len(answers) >= _REMEMBERED:
+                answers.clear()
+            known = answers[v] = answer(v)
+        return known
+
     return test
-
-
-_CIDR_CACHE = 1 << 16  # addresses remembered per cidr condition
 
 
 def parse_networks(operand: str | list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -158,20 +163,7 @@ def _cidr(operand: str | list[str]) -> Test:
             ip = ip.ipv4_mapped
         return any(ip in n for n in (v4 if ip.version == 4 else v6))
 
-    # Parsing an address costs microseconds and logs repeat their addresses: remember the answers.
-    answers: dict[str, bool] = {}
-
-    def test(v: Any) -> bool:
-        if v.__class__ is not str:
-            return inside(v)
-        answer = answers.get(v)
-        if answer is None:
-            if len(answers) >= _CIDR_CACHE:
-                answers.clear()
-            answer = answers[v] = inside(v)
-        return answer
-
-    return test
+    return _remembered(inside)  # parsing an address costs microseconds
 
 
 def _negate(build: Callable[[Any], Test]) -> Callable[[Any], Test]:
