@@ -25,6 +25,7 @@ from auditor.evaluate.sql.dialects import DIALECTS
 from auditor.evaluate.sql.engine import evaluate_rule
 from auditor.evaluate.sql.query import table_name
 from auditor.run.runner import RunOptions, _collect, run
+from auditor.sources.base import SourceError
 from auditor.sources.locate import DataSource, LogData
 from auditor.sources.relation import empty_relation, is_lines, json_relation, parquet_relation, to_ndjson
 
@@ -55,7 +56,7 @@ def _view(con: duckdb.DuckDBPyConnection, log: LogData, scratch: Path) -> str | 
         relation = json_relation(lines, log.source) if lines else empty_relation(log.source)
         con.execute(f"CREATE TABLE {table_name(log.source)} AS {relation}")
         bad = con.execute(f"SELECT count(*) FROM {table_name(log.source)} WHERE t_us IS NULL").fetchone()  # noqa: S608
-    except (duckdb.Error, ValueError) as exc:  # a malformed file (DuckDB's message), or auditor's DataError
+    except (duckdb.Error, ValueError, SourceError) as exc:  # a malformed file (DuckDB's message), or a DataError
         return " ".join(str(exc).splitlines()[:1])
     if bad and bad[0]:
         return (f"{bad[0]} {log.source} record(s) have no valid time "

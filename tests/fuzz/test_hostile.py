@@ -410,9 +410,11 @@ rules:
 @pytest.mark.parametrize(("value", "why"), [("9" * 5000, "more than 4300 digits"),
                                             ("[" * 100_000 + "]" * 100_000, "nested"),
                                             ("[" * 300 + "]" * 300, "nested"),
-                                            ('{"a": ' * 80 + "1" + "}" * 80, "nested")])
+                                            ('{"a": ' * 80 + "1" + "}" * 80, "nested")],
+                         ids=["int-5000-digits", "lists-100000-deep", "lists-300-deep", "objects-80-deep"])
 @pytest.mark.parametrize("layout", ["ndjson", "json document"])
-def test_a_huge_integer_or_deep_nesting_in_a_log_line_errors_the_rules_of_that_source(here, value, why, layout):
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_huge_integer_or_deep_nesting_in_a_log_line_errors_the_rules_of_that_source(here, value, why, layout, engine):
     scim_rule = "  - id: scim\n    title: t\n    source: scim_updates\n    filter: {idp_id: i}\n"
     write(here / "rules.yaml", DENIED + scim_rule)
     good = json.dumps(access(allowed=False, created_at="2026-11-15T11:30:00Z"))
@@ -424,12 +426,17 @@ def test_a_huge_integer_or_deep_nesting_in_a_log_line_errors_the_rules_of_that_s
         write(here / "data" / "access_requests.json", f'{{"result": [\n{good},\n{bad}\n]}}\n')
         expected_at = "access_requests.json:3"
     write_ndjson(here / "data" / "scim_updates.ndjson", [])
-    result = run("rules.yaml", "--data", "data", "--results", "r.json", "--quiet")
-    assert result.exit_code == 2
+    result = run("rules.yaml", "--data", "data", "--results", "r.json", "--quiet", "--engine", engine)
     by_id = {r["id"]: r for r in json.loads((here / "r.json").read_text())["results"]}
-    assert by_id["denied"]["status"] == "error"
-    assert expected_at in by_id["denied"]["message"] and why in by_id["denied"]["message"], by_id["denied"]["message"]
     assert by_id["scim"]["status"] == "pass"
+    if engine == "duckdb" and layout == "ndjson":
+        # DuckDB reads NDJSON itself and only the columns the rules need: the odd field may simply be unread.
+        assert by_id["denied"]["status"] in ("fail", "error"), by_id["denied"]["message"]
+        return
+    assert result.exit_code == 2
+    assert by_id["denied"]["status"] == "error"
+    message = by_id["denied"]["message"]
+    assert expected_at in message and why in message, message
 
 
 def test_values_of_the_wrong_type_are_counted_and_named_with_their_first_place(here):
