@@ -241,6 +241,10 @@ def _denied(prober: _Prober, source: str, answer: _Answer) -> Check:
         fix = (f"give the API token the account permission {permission} (CLOUDFLARE_API_TOKEN)" if scheme == "token"
                else f"give the user of CLOUDFLARE_EMAIL/CLOUDFLARE_API_KEY the permission {permission}")
         return Check(f"{source}: credential", False, f"{answer.problem}: missing {permission}?", fix)
+    if answer.status == 429:
+        return Check(f"{source}: credential", False, answer.problem or "429",
+                     "wait: Cloudflare blocks a token over its quota (1200 requests per 5 minutes) for five "
+                     "minutes; then run doctor again")
     if answer.status == 404:
         return Check(f"{source}: credential", False, answer.problem or "404",
                      "check the account id (--account-id, CLOUDFLARE_ACCOUNT_ID or account_id in auditor.yaml) "

@@ -132,6 +132,14 @@ def test_doctor_names_the_missing_permission(tmp_path, emulator):
     assert wrong.exit_code == 2 and "Access: Audit Logs Read" in wrong.stdout and "not-the-token" not in wrong.stdout
 
 
+def test_doctor_rate_limited_says_to_wait(tmp_path, emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN, rate_limit_first=1)
+    result = doctor(project(tmp_path), emu.base_url)
+    assert result.exit_code == 2
+    assert "✗ access_requests: credential: 429" in result.stdout and "fix: wait: Cloudflare blocks" in result.stdout
+    assert "✓ scim_updates: credential" in result.stdout
+
+
 def test_doctor_without_records_or_idps_says_what_it_could_not_prove(tmp_path, emulator):
     emu = emulator({"access_requests": [], "scim_updates": []}, account_id=ACCOUNT, token=TOKEN)
     config = tmp_path / "auditor.yaml"
