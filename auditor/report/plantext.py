@@ -51,9 +51,8 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def profile_text(plan: Plan, profile: ApiProfile) -> str:
-    """Which of the plan's pushdowns rest on the API profile (undeclared parameters it proved), and the
-    retention it measured."""
+def resting_pushdowns(plan: Plan, profile: ApiProfile) -> dict[str, list[str]]:
+    """Undeclared parameters the plan sends because the API profile proved them -> the fetches sending them."""
     undeclared = {f.api_param for source in SOURCES.values() for f in source.fields.values()
                   if not f.documented and f.api_param}
     resting: dict[str, list[str]] = {}
@@ -63,12 +62,22 @@ def profile_text(plan: Plan, profile: ApiProfile) -> str:
                 keys = resting.setdefault(name, [])
                 if f.key not in keys:
                     keys.append(f.key)
+    if "fields=country" in profile.proven():
+        projected = [f.key for f in plan.fetches if any(SOURCES[f.source].fields[n].optional for n in f.fields)]
+        if projected:
+            resting["fields=country"] = projected
+    return dict(sorted(resting.items()))
+
+
+def profile_text(plan: Plan, profile: ApiProfile) -> str:
+    """Which of the plan's pushdowns rest on the API profile, and the retention it measured."""
+    resting = resting_pushdowns(plan, profile)
     retention = profile.retention_days("access_requests")
     lines = [f"API profile measured {profile.measured_at} on account {profile.account_id}"
              + (f": access_requests serves {retention} days" if retention is not None else "")]
     if resting:
         lines.append("pushdowns resting on the profile (undeclared by the API schema, proven on this account):")
-        lines.extend(f"  {name}: {', '.join(keys)}" for name, keys in sorted(resting.items()))
+        lines.extend(f"  {name}: {', '.join(keys)}" for name, keys in resting.items())
     else:
         lines.append("no pushdown rests on the profile")
     return "\n".join(lines)

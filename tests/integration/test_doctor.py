@@ -197,6 +197,8 @@ def test_plan_pushes_down_what_the_profile_proved_and_says_so(tmp_path, emulator
     assert "allowed=false" in after.stdout
     assert "pushdowns resting on the profile (undeclared by the API schema, proven on this account):" in after.stdout
     assert "  allowed: access_requests:" in after.stdout and "access_requests serves 50 days" in after.stdout
+    doc = json.loads(plan_or_run(tmp_path, "plan", emu.base_url, "--json").stdout)
+    assert set(doc["api_profile"]["pushdowns"]) == {"allowed", "fields=country"}  # country is evidence
 
 
 def test_plan_never_sends_what_the_profile_disproved(tmp_path, emulator):

@@ -26,7 +26,7 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
          rule_ids: tuple[str, ...], tags: tuple[str, ...]) -> int:
     """Show each rule's compiled fetch and what runs locally; no network."""
     from auditor.compile import savedplan
-    from auditor.report.plantext import plan_text, profile_text
+    from auditor.report.plantext import plan_text, profile_text, resting_pushdowns
 
     period = selection.period(period_text, tz, step, at)
     project, profile = selection.with_api_profile(load_valid(paths, config_path, cli_vars, var_files, waivers_path),
@@ -39,7 +39,11 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
         warning = retention_warning(compiled, project.config.retention_days)
         if warning:
             click.echo(f"warning: over the API, {warning}", err=True)
-    document = json.dumps(savedplan.document(compiled, project, paths), indent=2) + "\n"
+    saved = savedplan.document(compiled, project, paths)
+    if profile is not None:  # what rests on `auditor doctor`'s findings (not read back by run --plan)
+        saved["api_profile"] = {"account_id": profile.account_id, "measured_at": profile.measured_at,
+                                "pushdowns": resting_pushdowns(compiled, profile)}
+    document = json.dumps(saved, indent=2) + "\n"
     if output:
         emit(document, output)
     if as_json:
