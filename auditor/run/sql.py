@@ -2,8 +2,9 @@
 
 Each log becomes one DuckDB view (auditor.sources.relation: NDJSON and Logpush objects through DuckDB's
 reader, JSON documents through auditor's); each single-source rule is one query per rule over its steps
-(auditor.evaluate.sql). Correlation rules are evaluated by the Python engine over the same source (their
-`first` side is small, their `then` side is read once). Waivers, baselines, periods and reports are the
+(auditor.evaluate.sql). Correlation rules are evaluated by the Python correlation evaluator over rows from the
+engine's tables: the `first` side (SCIM, small) whole, the `then` side only where its join values can match
+(a semi-join; `_TableSource`). Waivers, baselines, periods and reports are the
 runner's, unchanged, so the results JSON is the Python engine's.
 """
 
@@ -12,20 +13,23 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from sqlglot import exp
 
-from auditor.compile.plan import CompiledRule, Plan
+from auditor.compile.plan import CompiledRule, Fetch, Plan
+from auditor.core.fields import SOURCES
 from auditor.core.status import Status
 from auditor.evaluate.results import RuleResult, RunResult
+from auditor.evaluate.sql.conditions import column, compile_condition, literal
 from auditor.evaluate.sql.dialects import DIALECTS
-from auditor.evaluate.sql.engine import evaluate_rule
+from auditor.evaluate.sql.engine import evaluate_rule, record_of
 from auditor.evaluate.sql.query import table_name
 from auditor.run.runner import RunOptions, _collect, run
-from auditor.sources.base import SourceError
+from auditor.sources.base import BaseSource, Part, SourceError, Timed
 from auditor.sources.locate import DataSource, LogData
 from auditor.sources.relation import empty_relation, is_lines, json_relation, parquet_relation, to_ndjson
 
@@ -70,12 +74,6 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
     dialect = DIALECTS[engine]
     correlated = [r for r in plan.rules if r.sides]
     results: list[RuleResult] = []
-    if correlated:
-        keys = {k for r in correlated for k in r.fetch_keys}
-        fetches = tuple(f for f in plan.fetches if f.key in keys)
-        # Without the period: the per-step outcomes come back unfinished, and are finished with the rest below.
-        sub = dataclasses.replace(plan, rules=tuple(correlated), fetches=fetches, period=None)
-        results.extend(run(sub, source, RunOptions()).results)
     records = 0
     with tempfile.TemporaryDirectory(prefix="auditor-sql-") as scratch:
         con = duckdb.connect(":memory:")
@@ -97,6 +95,12 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
             for r in plan.rules:
                 if not r.sides:
                     results.append(_rule(plan, r, problems, dialect, con))
+            if correlated:
+                keys = {k for r in correlated for k in r.fetch_keys}
+                fetches = tuple(f for f in plan.fetches if f.key in keys)
+                # Without the period: per-step outcomes come back unfinished and are finished with the rest below.
+                sub = dataclasses.replace(plan, rules=tuple(correlated), fetches=fetches, period=None)
+                results.extend(run(sub, _TableSource(con, correlated, problems), RunOptions()).results)
         finally:
             con.close()
     return _collect(plan, "files", results, records, options, started, (), source.notes())
@@ -111,3 +115,72 @@ def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any,
     o, _ = evaluate_rule(r, dialect, _execute(con))
     return RuleResult(r, o.status, o.message, describe, o.measurements, o.violations, o.evidence,
                       groups=o.groups, steps=o.steps)
+
+
+class _TableSource(BaseSource):
+    """Correlation rules' records from the engine's tables: a log read by some `first` side whole, a log read only
+    by `then` sides restricted to the rows whose join values can match a `first` record (a semi-join; the
+    Python evaluator then matches exactly). An e-mail join compares case-folded: an ASCII address is kept
+    when its lower case is a folded `first` value, a non-ASCII one always (Python folds it)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, rules: Sequence[CompiledRule], problems: dict[str, str]):
+        self._con = con
+        self._problems = problems
+        firsts = {r.rule.correlation.first.source for r in rules if r.rule.correlation is not None}
+        self._where: dict[str, Any] = {}
+        for r in rules:
+            c = r.rule.correlation
+            if c is None or c.then.source in firsts or c.then.source in problems or c.first.source in problems:
+                continue
+            test = self._semijoin(r)
+            previous = self._where.get(c.then.source)
+            self._where[c.then.source] = test if previous is None else exp.or_(previous, test)
+
+    def _semijoin(self, r: CompiledRule) -> Any:
+        c = r.rule.correlation
+        assert c is not None
+        first, then = SOURCES[c.first.source].fields, SOURCES[c.then.source].fields
+        tests: list[exp.Expression] = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
+                                       exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us))]
+        # The `first` records that can match: in the window, passing the first side's exact conditions.
+        exact = [s.test for s in (compile_condition(x, c.first.source, DIALECTS["duckdb"]) for x in c.first.conditions)
+                 if s.exact and s.test is not None]
+        for a, b in c.join:
+            query = exp.select(column(a)).distinct().from_(exp.to_table(table_name(c.first.source))).where(
+                exp.and_(exp.Not(this=exp.Is(this=column(a), expression=exp.Null())),
+                         exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
+                         exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us)), *exact))
+            values = [v for (v,) in self._con.execute(query.sql("duckdb")).fetchall()]
+            if any(not isinstance(v, str) for v in values):
+                return exp.true()  # a value only Python compares: no narrowing for this rule
+            if first[a].email and then[b].email:
+                keys = sorted({v.casefold() for v in values if v})
+                ascii_lower = exp.In(this=exp.Lower(this=column(b)), expressions=[literal(k) for k in keys]) \
+                    if keys else exp.false()
+                non_ascii = exp.Anonymous(this="regexp_matches", expressions=[column(b), literal("[^\\x{0}-\\x{7f}]")])
+                tests.append(exp.paren(exp.or_(non_ascii, ascii_lower)))
+            else:
+                kept = sorted(v for v in values if v)
+                tests.append(exp.In(this=column(b), expressions=[literal(v) for v in kept]) if kept else exp.false())
+        return exp.and_(*tests)
+
+    def problem(self, log_source: str) -> SourceError | None:
+        """The data problem of a log the engine could not load."""
+        return SourceError(self._problems[log_source]) if log_source in self._problems else None
+
+    def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
+        """The log's rows (narrowed for `then`-only logs), as records."""
+        query = exp.select("*").from_(exp.to_table(table_name(fetch.source)))
+        where = self._where.get(fetch.source)
+        if where is not None:
+            query = query.where(where)
+        yield Part(f"{fetch.source} (DuckDB)", self._rows(query.sql("duckdb"), fetch.source))
+
+    def _rows(self, sql: str, source: str) -> Iterator[Timed]:
+        cursor = self._con.execute(sql)
+        names = [d[0] for d in cursor.description or ()]
+        fields = names[1:]
+        time_field = SOURCES[source].time_field
+        while rows := cursor.fetchmany(10000):
+            for row in rows:
+                yield row[0], record_of(names, row, fields, time_field)

@@ -23,7 +23,7 @@ from auditor.evaluate.sql.query import RuleSql, compile_rule
 Execute = Callable[[str], tuple[list[str], Iterable[Sequence[Any]]]]
 
 
-def _record(names: Sequence[str], row: Sequence[Any], fields: Iterable[str], time_field: str) -> dict[str, Any]:
+def record_of(names: Sequence[str], row: Sequence[Any], fields: Iterable[str], time_field: str) -> dict[str, Any]:
     """A row as a record: its non-null fields (SQL cannot tell a missing field from a null one); a time given as
     an epoch number (null in the relation, auditor.sources.relation) written from `t_us` as the Python reader does."""
     values = dict(zip(names, row, strict=True))
@@ -45,7 +45,7 @@ def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) ->
         fields = [n for n in names if n != "t_us"]
         time_field = SOURCES[compiled.rule.source].time_field
         for row in rows:
-            record = _record(names, row, fields, time_field)
+            record = record_of(names, row, fields, time_field)
             ev.feed(record, row[names.index("t_us")])
             returned += 1
     _absorb(rs, steps, execute)
@@ -81,7 +81,7 @@ def _evidence(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> int:
     width = len(group_by)
     read = 0
     for row in rows:
-        record = _record(names, row, rs.shown, SOURCES[rs.compiled.rule.source].time_field)
+        record = record_of(names, row, rs.shown, SOURCES[rs.compiled.rule.source].time_field)
         steps[int(row[0])].offer_evidence(tuple(row[1:1 + width]), row[1 + width], record, row[2 + width])
         read += 1
     return read
