@@ -39,7 +39,7 @@ DAY_US = 86400 * 1_000_000
 DAYS = 92
 START_US = END_US - DAYS * DAY_US
 REFERENCE = fmt_us(END_US, 0)
-PERIOD = f"{fmt_us(START_US + DAY_US, 0)}/{fmt_us(END_US, 0)}"  # 92 steps of 1d: T_1 = start + 1d .. T_92 = end
+PERIOD = f"{fmt_us(START_US, 0)}/{fmt_us(END_US, 0)}"  # 92 steps of 1d: T_1 = start + 1d .. T_92 = end
 TO_LOGPUSH = {v: k for k, v in LOGPUSH_NAMES.items()}
 
 
