@@ -111,6 +111,13 @@ class SourceLocation:
         return self.path
 
 
+class Level(StrEnum):
+    """How a diagnostic weighs: an error makes the input invalid (exit 2); a warning is reported only."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem: stable code, message, where it is and an optional hint on what to do."""
@@ -119,7 +126,7 @@ class Diagnostic:
     message: str
     location: SourceLocation | None = None
     hint: str | None = None
-    level: str = "error"  # or "warning": reported, but the input is still valid
+    level: Level = Level.ERROR
 
     def format(self) -> str:
         """`PATH:LINE:COL: error: MESSAGE (HINT)`, or `error: MESSAGE` when there is no file."""

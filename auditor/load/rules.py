@@ -7,7 +7,7 @@ from typing import Any
 
 import regex
 
-from auditor.core.diagnostics import Code, Diagnostic, display_path
+from auditor.core.diagnostics import Code, Diagnostic, Level, display_path
 from auditor.core.fields import SOURCES, FieldType, Source
 from auditor.core.model import Condition, Config, Correlation, Expectation, Rule, RuleTest, Side, TimeBound
 from auditor.core.status import Severity, Status
@@ -195,7 +195,7 @@ class RuleChecker:
                     f"it can backtrack exponentially, and a match that runs out of time ({MATCH_TIMEOUT_S} s) "
                     "makes the rule error",
                     self.doc.location(at), "write it without nesting, e.g. ^[a-z0-9.]+@example\\.com$",
-                    level="warning"))
+                    level=Level.WARNING))
         elif kind == ValueKind.NETWORKS:
             items = [(operand, at)] if isinstance(operand, str) else [
                 (item, pointer_join(at, i)) for i, item in enumerate(operand)]

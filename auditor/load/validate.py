@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.core.diagnostics import Code, Diagnostic, SourceLocation, display_path
+from auditor.core.diagnostics import Code, Diagnostic, Level, SourceLocation, display_path
 from auditor.core.model import Config, Rule, Waiver
 from auditor.core.timeutil import now_us
 from auditor.load import schema
@@ -133,8 +133,8 @@ def load_project(inputs: Inputs) -> Project:
         variables=variables,
         rules_sha256=_sha256_files(files),
         config_sha256=_sha256_files([config_path]) if config_path else None,
-        diagnostics=tuple(d for d in problems if d.level == "error"),
-        warnings=tuple(d for d in problems if d.level != "error"),
+        diagnostics=tuple(d for d in problems if d.level is Level.ERROR),
+        warnings=tuple(d for d in problems if d.level is not Level.ERROR),
         waivers=tuple(waivers),
         waivers_sha256=_sha256_files([waivers_path]) if waivers_path else None,
     )

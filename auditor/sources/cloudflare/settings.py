@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from auditor.core.model import Config
 from auditor.sources.cloudflare.ratelimit import DEFAULT_WINDOWS, Clock, SystemClock
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -145,7 +146,7 @@ class ApiSettings:
     base_url: str
     account_id: str
     credentials: Credentials
-    concurrency: int = 4
+    concurrency: int = Config.concurrency
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     windows: tuple[tuple[int, float], ...] = DEFAULT_WINDOWS
 
@@ -158,5 +159,5 @@ def settings_from(base_url: str | None, account_id: str | None, env: Mapping[str
         base_url=check_base_url(base_url or DEFAULT_BASE_URL),
         account_id=check_account_id(account_id),
         credentials=credentials,
-        concurrency=max(1, concurrency or 4),
+        concurrency=max(1, concurrency or Config.concurrency),
     )
