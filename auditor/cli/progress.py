@@ -6,15 +6,17 @@ import threading
 from collections.abc import Callable
 from typing import IO
 
-from auditor.sources.cloudflare.events import FetchDone, FetchesExpected, PageRead, ProgressEvent
+from auditor.sources.cloudflare.events import FetchDone, FetchesExpected, PageRead, ProgressEvent, RetryWait
 from auditor.sources.cloudflare.ratelimit import SystemClock
 
 
 class ProgressBar:
     """One redrawn stderr line: fetches done, and pages and records per fetch (no dependency)."""
 
-    def __init__(self, stream: IO[str], fetches: int, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, stream: IO[str], fetches: int, clock: Callable[[], float] | None = None, *,
+                 bar: bool = True) -> None:
         self._stream = stream
+        self._bar = bar  # False: no redrawn line (no terminal, --no-progress), only rate-limit waits
         self._fetches = fetches
         self._clock = clock or SystemClock().monotonic
         self._lock = threading.Lock()
@@ -31,6 +33,19 @@ class ProgressBar:
             self.done(event.fetch)
         elif isinstance(event, FetchesExpected):
             self.expect(event.fetches)
+        elif isinstance(event, RetryWait) and event.rate_limited:
+            self.waiting(event.seconds, event.retry, event.retries)
+
+    def waiting(self, seconds: float, retry: int, retries: int) -> None:
+        """Cloudflare asked to wait (429): say so on a line of its own, as the wait may last minutes."""
+        minutes, secs = divmod(round(seconds), 60)
+        length = f"{minutes}m {secs}s" if minutes else f"{secs}s"
+        with self._lock:
+            if self._width:
+                self._stream.write("\r" + " " * self._width + "\r")
+                self._width = 0
+            self._stream.write(f"Cloudflare rate limit: waiting {length} (retry {retry} of {retries})\n")
+            self._stream.flush()
 
     def expect(self, fetches: int) -> None:
         """The run will make `fetches` fetches in all (a re-planned run learns it half-way)."""
@@ -59,6 +74,8 @@ class ProgressBar:
                 self._stream.flush()
 
     def _draw(self, key: str, force: bool = False) -> None:
+        if not self._bar:
+            return
         now = self._clock()
         if not force and now - self._drawn < 0.1:
             return  # at most ten redraws a second

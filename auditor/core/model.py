@@ -211,4 +211,6 @@ class Config:
     # (never sent), by API parameter (load/profile.py, UNDECLARED_PUSHDOWNS).
     proven_pushdowns: frozenset[str] = frozenset()
     refused_pushdowns: frozenset[str] = frozenset()
+    max_retry_wait: int = 300  # seconds: the longest Retry-After honoured (Cloudflare blocks for five minutes)
+    request_deadline: int = 120  # seconds one API request may take in all before it is retried
     variables: dict[str, Any] = field(default_factory=dict)

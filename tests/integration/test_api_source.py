@@ -412,8 +412,20 @@ def test_retry_after_beyond_the_bound_fails_closed(tmp_path, emulator, clock):
     assert result.exit_code == 2
     assert set(statuses(doc).values()) == {"error"}
     message = doc["results"][0]["message"]
-    assert "429" in message and "600 s" in message and "120 s bound" in message
+    assert "429" in message and "600 s" in message and "300 s bound" in message and "--max-wait" in message
     assert not [s for s in clock.sleeps if s >= 100]
+
+
+def test_a_five_minute_block_is_waited_out_with_a_countdown_unless_max_wait_is_lower(tmp_path, emulator, clock):
+    # Cloudflare blocks a client over its quota for five minutes: a Retry-After of 299 s is honoured, and
+    # said on stderr, since the run seems to hang otherwise. --max-wait lowers the bound.
+    _, result, doc = _fault_run(tmp_path, emulator, "--concurrency", "1", rate_limit_first=1, retry_after=299)
+    assert result.exit_code == 0, result.stderr
+    assert 299 in clock.sleeps
+    assert "Cloudflare rate limit: waiting 4m 59s (retry 1 of 4)" in result.stderr
+    _, result, doc = _fault_run(tmp_path / "again", emulator, "--max-wait", "60", rate_limit_first=1,
+                                retry_after=299)
+    assert result.exit_code == 2 and "more than the 60 s bound" in doc["results"][0]["message"]
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -595,13 +607,20 @@ def test_total_count_larger_than_what_arrived_is_an_error(clock):
 @pytest.mark.parametrize(("body", "expected"), [
     (b"<html>oops</html>", "body is not valid JSON"),
     (b'{"result": []}', "not a Cloudflare API envelope"),
-    (b'{"success": true, "result": null}', "result is null, not a list"),
     (b'{"success": true, "result": {"a": 1}}', "result is an object, not a list"),
 ])
 def test_bodies_that_are_not_the_envelope_are_errors(clock, body, expected):
     parts, error, client = scripted(lambda request: httpx.Response(200, content=body))
     assert parts == [] and error is not None and expected in str(error)
     assert len(client.requests()) == 5  # retried: usually a cut transfer
+
+
+@pytest.mark.parametrize("body", [b'{"success": true, "errors": [], "result": null}', b'{"success": true}'])
+def test_a_missing_or_null_result_is_an_empty_page(clock, body):
+    # The schema does not require `result`; the official SDKs read a missing or null one as an empty list.
+    parts, error, client = scripted(lambda request: httpx.Response(200, content=body))
+    assert error is None and parts == [[]]
+    assert len(client.requests()) == 1
 
 
 @pytest.mark.parametrize(("result", "expected"), [

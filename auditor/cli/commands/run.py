@@ -29,17 +29,18 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 
     try:
         settings = settings_from(api_base or config.api_base, plan.account_id, os.environ,
-                                 concurrency or config.concurrency)
+                                 concurrency or config.concurrency, max_wait_s=config.max_retry_wait,
+                                 deadline_s=config.request_deadline)
     except SetupError as exc:
         fail(str(exc))
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
-    progress = ProgressBar(sys.stderr, len(plan.fetches)) if sys.stderr.isatty() and not no_progress else None
+    # Without a terminal (or with --no-progress) only waits the user must know about are shown: rate limits.
+    progress = ProgressBar(sys.stderr, len(plan.fetches), bar=sys.stderr.isatty() and not no_progress)
     try:
         with ApiClient(settings, progress=progress) as client:
             return run_plan(plan, CloudflareSource(client), options)
     finally:
-        if progress is not None:
-            progress.close()
+        progress.close()
 
 
 @click.command()
@@ -71,6 +72,9 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @click.option("--per-page", type=click.IntRange(1, 1000),
               help=f"Records per page asked of the API (default {Config.per_page}).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--max-wait", type=click.IntRange(0, 86400), metavar="SECONDS",
+              help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default {Config.max_retry_wait}; "
+                   "config max_retry_wait).")
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path),
               help="Run exactly this saved plan (from plan -o); refused (exit 2) when its inputs changed.")
 @click.option("--baseline", "baseline_path", type=click.Path(path_type=Path),
@@ -84,7 +88,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         account_id: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...], fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
         quiet: bool, api_base: str | None,
-        concurrency: int | None, per_page: int | None, no_progress: bool,
+        concurrency: int | None, per_page: int | None, no_progress: bool, max_wait: int | None,
         plan_path: Path | None, baseline_path: Path | None, fail_on_new: bool) -> int:
     """Fetch, evaluate, report; exit 0 pass, 1 fail, 2 undecided."""
     from auditor.report.outputs import clear
@@ -114,6 +118,8 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     selected = selection.select(project, rule_ids, tags)
     if per_page is not None:  # part of each fetch's query, so it must be known when compiling
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, per_page=per_page))
+    if max_wait is not None:
+        project = dataclasses.replace(project, config=dataclasses.replace(project.config, max_retry_wait=max_wait))
     if saved is not None and plan_path is not None:
         compiled = selection.compile_saved(saved, project, account_id or project.config.account_id, plan_path)
     else:

@@ -38,14 +38,28 @@ class Page:
 
 
 NOT_JSON = object()
+TOO_DEEP = object()
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON, or NOT_JSON."""
+    """The body as JSON, NOT_JSON, or TOO_DEEP (nested deeper than the parser's recursion allows)."""
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return NOT_JSON
+    except RecursionError:
+        return TOO_DEEP
+
+
+def masked(value: Any, scrub: Callable[[str], str]) -> Any:
+    """A JSON value with `scrub` applied to every string in it (keys too), for records echoing a secret."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [masked(v, scrub) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): masked(v, scrub) for k, v in value.items()}
+    return value
 
 
 def kind(value: Any) -> str:
@@ -77,12 +91,16 @@ def parse_page(doc: Any, number: int, source: str, where: str, scrub: Callable[[
     """Check the envelope and every record; Malformed for a body that is not the envelope."""
     if doc is NOT_JSON:
         raise Malformed("body is not valid JSON")
+    if doc is TOO_DEEP:
+        raise Malformed("body is nested too deeply to read")
     if not isinstance(doc, dict) or "success" not in doc:
         raise Malformed("body is not a Cloudflare API envelope")
     if doc["success"] is not True:
         raise FetchError(f"{where} (page {number}): the API answered success={json.dumps(doc['success'])}: "
                          f"{error_text(doc, 'no error given', scrub)}")
     result = doc.get("result")
+    if result is None:
+        result = []  # `result` is not required by the schema: missing or null is an empty page, as in the SDKs
     if not isinstance(result, list):
         raise Malformed(f"envelope's result is {kind(result)}, not a list of records")
     time_field = SOURCES[source].time_field

@@ -21,14 +21,34 @@ import httpx
 from auditor import __version__
 from auditor.compile.plan import Fetch
 from auditor.core.provenance import RequestRecord
-from auditor.sources.cloudflare.envelope import FetchError, Malformed, Page, error_text, parse_json, parse_page
+from auditor.sources.cloudflare.envelope import (
+    FetchError,
+    Malformed,
+    Page,
+    error_text,
+    masked,
+    parse_json,
+    parse_page,
+)
 from auditor.sources.cloudflare.events import PageRead, Progress, RetryWait
 from auditor.sources.cloudflare.parts import Cancelled, Job
 from auditor.sources.cloudflare.ratelimit import Clock, RateLimiter
 from auditor.sources.cloudflare.settings import ApiSettings, Timing
 
 MAX_REQUESTS = 2000  # per fetch: about 2 million records; beyond that exported logs are the better tool
-_RATELIMIT_RESET = re.compile(r"\bt=(\d+)")
+# One answer's body, decompressed: a page of 1000 records is well under 1 MiB, so this leaves room while
+# a compressed bomb (1 MB of gzip inflating to 1 GiB) is cut off long before memory runs out.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_RATELIMIT_RESET = re.compile(r"\bt=([0-9]+)")
+_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+class _TooLarge(Exception):
+    """The body grew past MAX_BODY_BYTES."""
+
+
+class _Late(Exception):
+    """The request went past its total deadline."""
 
 
 @dataclass(frozen=True)
@@ -55,12 +75,14 @@ class Transport:
             base_url=settings.base_url,
             headers={"User-Agent": f"auditor/{__version__}", "Accept": "application/json",
                      **dict(settings.credentials.headers)},
-            timeout=httpx.Timeout(retry.read_timeout_s, connect=retry.connect_timeout_s),
+            timeout=httpx.Timeout(min(retry.read_timeout_s, retry.deadline_s), connect=retry.connect_timeout_s),
             limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency),
             follow_redirects=False,  # a redirect could carry the credentials elsewhere
             transport=transport,
         )
         self._path_prefix = urlsplit(settings.base_url).path.rstrip("/")
+        self._forms = settings.credentials.forms()
+        self._form_bytes = tuple(f.encode() for f in self._forms)
         self._lock = threading.Lock()
         self._log: list[tuple[tuple[Any, ...], RequestRecord]] = []
 
@@ -80,10 +102,11 @@ class Transport:
             return tuple(record for _, record in sorted(self._log, key=lambda item: item[0]))
 
     def scrub(self, text: str) -> str:
-        """Text with every secret value masked: server messages and transport errors may echo them."""
-        for secret in self.settings.credentials.secrets:
-            if secret:
-                text = text.replace(secret, "[redacted]")
+        """Text with every secret masked, as it is or URL-encoded: server messages, transport errors and
+        records may echo them."""
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, "[redacted]")
         return text
 
     def get(self, job: Job, part_path: tuple[int, ...], ask: Fetch, number: int, where: str) -> Page:
@@ -120,8 +143,16 @@ class Transport:
     def _attempt(self, job: Job, key: tuple[Any, ...], path: str, query: str, number: int,
                  where: str) -> Page | _Retry:
         """One request: the page, a reason to retry, or FetchError."""
+        deadline = self.settings.retry.deadline_s
         try:
-            response = self._http.get(f"{path}?{query}")
+            response, body = self._fetch(f"{path}?{query}", deadline)
+        except _TooLarge:
+            self._record(key, path, query, None, 0, None)
+            raise FetchError(f"{where} (page {number}): the answer is larger than {MAX_BODY_BYTES // 2 ** 20} MiB "
+                             "(the cap on one page's body, decompressed)") from None
+        except _Late:
+            self._record(key, path, query, None, 0, None)
+            return _Retry(f"the answer took longer than the {deadline:.0f} s deadline of one request")
         except httpx.TimeoutException as exc:
             self._record(key, path, query, None, 0, None)
             return _Retry(f"timed out ({type(exc).__name__})")
@@ -132,8 +163,10 @@ class Transport:
             self._record(key, path, query, None, 0, None)
             raise FetchError(f"{where} (page {number}): request failed ({type(exc).__name__}: "
                              f"{self.scrub(str(exc))})") from None
-        body, status = response.content, response.status_code
+        status = response.status_code
         doc = parse_json(body)
+        if any(form in body for form in self._form_bytes):
+            doc = masked(doc, self.scrub)  # a server echoing the credential: never let it reach a report
         if 200 <= status < 300:
             try:
                 page = parse_page(doc, number, job.fetch.source, where, self.scrub)
@@ -148,6 +181,22 @@ class Transport:
         self._record(key, path, query, status, 0, body)
         return self._refused(job, response, doc, number, where)
 
+    def _fetch(self, url: str, deadline: float) -> tuple[httpx.Response, bytes]:
+        """GET `url` and read its body (decompressed) within `deadline` seconds and MAX_BODY_BYTES."""
+        clock = self._timing.clock.monotonic
+        started = clock()
+        chunks: list[bytes] = []
+        size = 0
+        with self._http.stream("GET", url) as response:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _TooLarge
+                if clock() - started > deadline:
+                    raise _Late
+                chunks.append(chunk)
+        return response, b"".join(chunks)
+
     def _refused(self, job: Job, response: httpx.Response, doc: Any, number: int, where: str) -> _Retry:
         """A non-2xx answer: a reason to retry (429, 5xx), or FetchError with a hint."""
         status, retry = response.status_code, self.settings.retry
@@ -157,7 +206,8 @@ class Transport:
         after = retry_after(response.headers)
         if after is not None and after > retry.max_retry_after_s:
             raise FetchError(f"{where} (page {number}): {text}: the API asks to wait {after:.0f} s, "
-                             f"more than the {retry.max_retry_after_s:.0f} s bound; try again later")
+                             f"more than the {retry.max_retry_after_s:.0f} s bound (run --max-wait, max_retry_wait in "
+                             "auditor.yaml); try again later")
         if after is not None:
             self._limiter.pause(after)  # every thread backs off, not just this one
         if status == 429:
@@ -190,12 +240,12 @@ def retry_after(headers: httpx.Headers, now: Callable[[], datetime] = lambda: da
     value = headers.get("Retry-After")
     if value is not None:
         value = value.strip()
-        if value.isdigit():
+        if _SECONDS.fullmatch(value):  # ASCII digits only: `²` and other Unicode digits are not seconds
             return float(value)
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        return max(0.0, (when - now()).total_seconds())
+            return max(0.0, (when - now()).total_seconds())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None  # unreadable: the usual backoff applies
     reset = _RATELIMIT_RESET.search(headers.get("Ratelimit", ""))
     return float(reset.group(1)) if reset else None

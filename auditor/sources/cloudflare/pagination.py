@@ -79,14 +79,40 @@ class PageReader:
             for f in futures:
                 f.cancel()
 
+    def probe(self, number: int, alike: int) -> None:
+        """FetchError when page `number`, past the page where `limit` is reached, holds records: the server
+        repeats one page whatever `page` asks (the `alike` pages before it were all the same)."""
+        page = self._submit(number).result()
+        if page.records:
+            raise FetchError(f"{self._read.where}: pages 1 to {alike} hold the same records and page {number}, past "
+                             f"limit={self._read.limit}, still has records; the API seems to ignore `page`, so the "
+                             "data cannot be completed")
+
 
 def paginate(read: PartRead, pages: PageReader, concurrency: int) -> PagesState:
     """Read pages after page 1 until the answer ends or reaches `limit`; the state they prove."""
+    probed = False
     while True:
         state = PagesState.of(read.got)
         if state.lower_bound >= read.limit or state.ended:
             return state  # an answer ends only on an empty page: result_info is a cross-check, not an end
+        if not probed and _alike(read.got, state.complete):
+            # Pages alike in every record (signatures cannot tell them apart): a burst of identical events, or
+            # a server ignoring `page`. A page past the one where `limit` is reached settles it at once.
+            probed = True
+            pages.probe(math.ceil(read.limit / state.page_size) + 1, state.complete)
         pages(_next_pages(read, state, concurrency))
+
+
+ALIKE_PAGES = 3  # this many pages in a row with the same content get a probe past `limit`
+
+
+def _alike(got: dict[int, Page], complete: int) -> bool:
+    """Whether the last ALIKE_PAGES complete pages (and every page before) hold the same records."""
+    if complete < ALIKE_PAGES:
+        return False
+    first = got[1].records
+    return all(got[n].records == first for n in range(2, complete + 1))
 
 
 def _next_pages(read: PartRead, state: PagesState, concurrency: int) -> list[int]:

@@ -9,8 +9,8 @@ import ipaddress
 import random
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote, quote_plus, urlsplit
 
 from auditor.core.model import Config
 from auditor.sources.cloudflare.ratelimit import DEFAULT_WINDOWS, Clock, SystemClock
@@ -41,6 +41,16 @@ class Credentials:
         if self.both_set:
             text += "; CLOUDFLARE_EMAIL/CLOUDFLARE_API_KEY are also set and not used"
         return text
+
+    def forms(self) -> tuple[str, ...]:
+        """Every form in which a server could echo a secret: as it is and URL-encoded (either case of hex)."""
+        out: list[str] = []
+        for secret in self.secrets:
+            for form in (secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)):
+                for variant in (form, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), form)):
+                    if variant and variant not in out:
+                        out.append(variant)
+        return tuple(sorted(out, key=len, reverse=True))  # longest first: a form inside another is masked whole
 
     def hint(self, source: str) -> str:
         """What to check after a 401/403 on this source."""
@@ -122,9 +132,11 @@ class RetryPolicy:
     attempts: int = 5  # in all, so 4 retries: waits of about 0.5, 1, 2, 4 s
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
-    max_retry_after_s: float = 120.0
+    # Cloudflare blocks a client over its quota for five minutes (429 with Retry-After): wait that long.
+    max_retry_after_s: float = 300.0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
+    deadline_s: float = 120.0  # one request in all (a server trickling its answer byte by byte), then retried
 
     def backoff(self, attempt: int, rand: float) -> float:
         """Wait after failed attempt `attempt` (1-based): half to all of base * 2^(attempt-1), capped."""
@@ -152,12 +164,19 @@ class ApiSettings:
 
 
 def settings_from(base_url: str | None, account_id: str | None, env: Mapping[str, str],
-                  concurrency: int | None = None) -> ApiSettings:
+                  concurrency: int | None = None, *, max_wait_s: float | None = None,
+                  deadline_s: float | None = None) -> ApiSettings:
     """Settings from CLI/config values and the environment; SetupError names what is missing."""
     credentials = credentials_from_env(env)
+    retry = RetryPolicy()
+    if max_wait_s is not None:
+        retry = replace(retry, max_retry_after_s=float(max_wait_s))
+    if deadline_s is not None:
+        retry = replace(retry, deadline_s=float(deadline_s))
     return ApiSettings(
         base_url=check_base_url(base_url or DEFAULT_BASE_URL),
         account_id=check_account_id(account_id),
         credentials=credentials,
         concurrency=max(1, concurrency or Config.concurrency),
+        retry=retry,
     )
