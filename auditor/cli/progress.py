@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import IO
 
-from auditor.sources.cloudflare.events import FetchDone, FetchesExpected, PageRead, ProgressEvent, RetryWait
+from auditor.sources.cloudflare.events import FellBack, FetchDone, FetchesExpected, PageRead, ProgressEvent, RetryWait
 from auditor.sources.cloudflare.ratelimit import SystemClock
 
 
@@ -24,6 +24,7 @@ class ProgressBar:
         self._done = 0
         self._drawn = 0.0
         self._width = 0
+        self._said: set[tuple[str, ...]] = set()
 
     def __call__(self, event: ProgressEvent) -> None:
         """Take one event from the client (any thread)."""
@@ -35,17 +36,32 @@ class ProgressBar:
             self.expect(event.fetches)
         elif isinstance(event, RetryWait) and event.rate_limited:
             self.waiting(event.seconds, event.retry, event.retries)
+        elif isinstance(event, FellBack):
+            self.fell_back(event.dropped)
+
+    def fell_back(self, dropped: tuple[str, ...]) -> None:
+        """The API refused a query (400): said once per set of parameters left out."""
+        with self._lock:
+            if dropped in self._said:
+                return
+            self._said.add(dropped)
+            self._line(f"Cloudflare API refused a query (400): reading it again without {', '.join(dropped)} "
+                       "and filtering locally (the answers are the same; the results' provenance lists both)")
+
+    def _line(self, text: str) -> None:
+        """A line of its own above the redrawn one (the caller holds the lock)."""
+        if self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+        self._stream.write(text + "\n")
+        self._stream.flush()
 
     def waiting(self, seconds: float, retry: int, retries: int) -> None:
         """Cloudflare asked to wait (429): say so on a line of its own, as the wait may last minutes."""
         minutes, secs = divmod(round(seconds), 60)
         length = f"{minutes}m {secs}s" if minutes else f"{secs}s"
         with self._lock:
-            if self._width:
-                self._stream.write("\r" + " " * self._width + "\r")
-                self._width = 0
-            self._stream.write(f"Cloudflare rate limit: waiting {length} (retry {retry} of {retries})\n")
-            self._stream.flush()
+            self._line(f"Cloudflare rate limit: waiting {length} (retry {retry} of {retries})")
 
     def expect(self, fetches: int) -> None:
         """The run will make `fetches` fetches in all (a re-planned run learns it half-way)."""

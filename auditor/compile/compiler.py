@@ -54,7 +54,9 @@ def _pushdown(fld: Field, cond: Condition, documented_only: bool, config: Config
         if op == "neq":
             return PushedFilter(fld.name, (("email", operand), ("email_exact", "true"), ("emailOp", "neq")))
         if op == "contains":
-            return PushedFilter(fld.name, (("email", operand),))
+            # Said explicitly: a server reading a bare `email` as the older schema's default `eq` would return
+            # nothing, and a refusing one (400) makes the client read again without it (parts.fallback).
+            return PushedFilter(fld.name, (("email", operand), ("emailOp", "contains")))
         return None
     if fld.param_style is ParamStyle.OP_PAIR and op in ("eq", "neq"):
         return PushedFilter(fld.name, ((param, _api_text(operand)), (f"{param}Op", op)))

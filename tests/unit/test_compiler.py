@@ -43,10 +43,10 @@ def filter_params(tmp_path, config: str = "", **rule) -> list[tuple[str, str]]:
         ({"app_type": "ssh"}, [("app_type", "ssh"), ("app_typeOp", "eq")]),
         ({"user_email": "a@x.com"}, [("email", "a@x.com"), ("email_exact", "true")]),
         ({"user_email": {"neq": "a@x.com"}}, [("email", "a@x.com"), ("email_exact", "true"), ("emailOp", "neq")]),
-        ({"user_email": {"contains": "@x.com"}}, [("email", "@x.com")]),
+        ({"user_email": {"contains": "@x.com"}}, [("email", "@x.com"), ("emailOp", "contains")]),
         ({"user_email": {"not_contains": "@x.com"}}, []),
         ({"user_email": {"matches": "x"}}, []),
-        ({"user_email": {"contains": "@x.com", "not_in": ["a@x.com"]}}, [("email", "@x.com")]),
+        ({"user_email": {"contains": "@x.com", "not_in": ["a@x.com"]}}, [("email", "@x.com"), ("emailOp", "contains")]),
         ({"ip_address": {"cidr": "10.0.0.0/8"}}, []),
         ({"action": "login", "connection": "saml", "app_domain": "a"}, []),
         ({"country": {"exists": True}}, []),
@@ -89,7 +89,7 @@ def test_scim_idp_id_from_config(tmp_path):
 def test_pushdown_documented_sends_only_documented_params(tmp_path):
     config = "pushdown: documented\n"
     flt = {"allowed": False, "country": "US", "app_uid": "u", "ray_id": "r", "user_email": {"contains": "@x"}}
-    assert filter_params(tmp_path, config=config, filter=flt) == [("email", "@x")]
+    assert filter_params(tmp_path, config=config, filter=flt) == [("email", "@x"), ("emailOp", "contains")]
     assert filter_params(tmp_path, config=config, source="scim_updates",
                          filter={"idp_id": "i", "status": "FAILURE"}) == [("idp_id", "i"), ("status", "FAILURE")]
     plan = compiled(tmp_path, rule_yaml(filter=flt), config=config)

@@ -28,11 +28,11 @@ from auditor.compile.plan import Fetch
 from auditor.core.provenance import RequestRecord
 from auditor.core.timeutil import US
 from auditor.sources.cloudflare.completeness import CapMemory, GetPage, capped, continue_cut, split
-from auditor.sources.cloudflare.envelope import FetchError, Page
-from auditor.sources.cloudflare.events import FetchDone, FetchesExpected, Progress, ignore
+from auditor.sources.cloudflare.envelope import FetchError, Page, Rejected
+from auditor.sources.cloudflare.events import FellBack, FetchDone, FetchesExpected, Progress, ignore
 from auditor.sources.cloudflare.http import MAX_REQUESTS, Transport, retry_after
 from auditor.sources.cloudflare.pagination import PageReader, PagesState, ascending, check_ended, estimate, paginate
-from auditor.sources.cloudflare.parts import Done, Job, Part, PartRead, Split, part_read
+from auditor.sources.cloudflare.parts import Done, Job, Part, PartRead, Split, fallback, part_read
 from auditor.sources.cloudflare.ratelimit import DEFAULT_WINDOWS
 from auditor.sources.cloudflare.settings import (
     DEFAULT_BASE_URL,
@@ -71,6 +71,8 @@ class ApiClient:
         self._http_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="auditor-http")
         self._part_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="auditor-part")
         self._caps = CapMemory()
+        self._lock = threading.Lock()
+        self._fallbacks: dict[str, str] = {}
 
     def __enter__(self) -> ApiClient:
         return self
@@ -108,6 +110,42 @@ class ApiClient:
         """The fetch's records with their times (epoch microseconds, parsed once per page), one verified part at
         a time in time order; FetchError when some cannot be had.
 
+        A 400 before any record was handed over makes the fetch read again without the parameters the API
+        may refuse (`parts.fallback`): every condition is checked locally anyway, so only the number of
+        requests changes. A 400 that persists is the error, naming what was left out.
+        """
+        started = False
+        try:
+            try:
+                for part in self._stream(fetch, index):
+                    started = True
+                    yield part
+            except Rejected:
+                lighter = None if started else fallback(fetch)
+                if lighter is None:
+                    raise
+                self._fell_back(fetch, *lighter)
+                try:
+                    yield from self._stream(lighter[0], index)
+                except Rejected as again:
+                    raise FetchError(f"{again} (also without {', '.join(lighter[1])}, which the public schema "
+                                     "does not declare)") from None
+        finally:
+            self._progress(FetchDone(fetch.key))
+
+    def fallbacks(self) -> dict[str, str]:
+        """Fetch key -> the query it was read with instead, for fetches the API refused as planned (400)."""
+        with self._lock:
+            return dict(self._fallbacks)
+
+    def _fell_back(self, fetch: Fetch, lighter: Fetch, dropped: tuple[str, ...]) -> None:
+        with self._lock:
+            self._fallbacks[fetch.key] = lighter.describe(self.settings.account_id)
+        self._progress(FellBack(fetch.key, dropped))
+
+    def _stream(self, fetch: Fetch, index: int) -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]]]]:
+        """The verified parts of one fetch as asked (see `timed_stream`).
+
         Up to `concurrency` parts are in flight; a part that finishes early waits (in its future) for
         the ones before it, so at most that many parts are held and records arrive in a fixed order
         whatever the network does.
@@ -126,7 +164,6 @@ class ApiClient:
             for item in queue:
                 if isinstance(item, Future):
                     item.cancel()
-            self._progress(FetchDone(fetch.key))
 
     def _start(self, job: Job, queue: list[Part | Done | Future[Done | Split]]) -> None:
         """Submit the first `concurrency` queued parts, and wait until the head (or any part) is done."""

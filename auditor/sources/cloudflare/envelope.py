@@ -15,6 +15,10 @@ class FetchError(Exception):
     """A fetch could not be completed: says which records are missing and why (never a secret)."""
 
 
+class Rejected(FetchError):
+    """A 400: the API refused the query itself (a parameter it does not take)."""
+
+
 class Malformed(Exception):
     """A 2xx body that is not the envelope: retried (usually a cut transfer), then an error."""
 

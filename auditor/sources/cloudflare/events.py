@@ -48,13 +48,22 @@ class RetryWait:
 
 
 @dataclass(frozen=True)
+class FellBack:
+    """The API refused fetch `fetch` (400); it is read again without the parameters `dropped`, which the
+    public schema does not declare (or may not take), and filtered locally: answers stay the same."""
+
+    fetch: str
+    dropped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Throttled:
     """The client held a request `seconds` to stay under Cloudflare's request quotas."""
 
     seconds: float
 
 
-ProgressEvent = FetchesExpected | PageRead | FetchDone | RetryWait | Throttled
+ProgressEvent = FetchesExpected | PageRead | FetchDone | RetryWait | FellBack | Throttled
 Progress = Callable[[ProgressEvent], None]
 
 

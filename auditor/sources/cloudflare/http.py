@@ -25,6 +25,7 @@ from auditor.sources.cloudflare.envelope import (
     FetchError,
     Malformed,
     Page,
+    Rejected,
     error_text,
     masked,
     parse_json,
@@ -202,7 +203,8 @@ class Transport:
         status, retry = response.status_code, self.settings.retry
         text = f"{status} {error_text(doc, response.reason_phrase, self.scrub)}"
         if status != 429 and status < 500:
-            raise FetchError(f"{where} (page {number}): {text}: {self._hint(status, job.fetch.source)}")
+            error = Rejected if status == 400 else FetchError
+            raise error(f"{where} (page {number}): {text}: {self._hint(status, job.fetch.source)}")
         after = retry_after(response.headers)
         if after is not None and after > retry.max_retry_after_s:
             raise FetchError(f"{where} (page {number}): {text}: the API asks to wait {after:.0f} s, "

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from auditor.compile.plan import Fetch
+from auditor.compile.plan import Fetch, PushedFilter
+from auditor.core.fields import SOURCES
 from auditor.core.timeutil import US, format_time
 from auditor.sources.cloudflare.envelope import FetchError, Page
 
@@ -86,6 +87,26 @@ class PartRead:
     def held(self, pages: int) -> list[tuple[int, dict[str, Any]]]:
         """(time, record) of pages 1..pages, in the order they arrived."""
         return [item for n in range(1, pages + 1) for item in self.got[n].records]
+
+
+def fallback(fetch: Fetch) -> tuple[Fetch, tuple[str, ...]] | None:
+    """The fetch without what the API may refuse, and the parameter names dropped: filters through parameters
+    the public schema does not declare, the `contains` e-mail operator, and the `fields` projection. None when
+    the fetch sends none of them. Every condition is also checked locally, so the answer is the same."""
+    fields = SOURCES[fetch.source].fields
+    kept: list[PushedFilter] = []
+    dropped: list[str] = []
+    for pushed in fetch.filters:
+        field_ = fields.get(pushed.field)
+        if (field_ is not None and not field_.documented) or ("emailOp", "contains") in pushed.params:
+            dropped.extend(k for k, _ in pushed.params if k not in dropped)
+        else:
+            kept.append(pushed)
+    if fetch.fields:
+        dropped.append("fields")
+    if not dropped:
+        return None
+    return replace(fetch, filters=tuple(kept), fields=()), tuple(dropped)
 
 
 def part_read(job: Job, part: Part, limit: int) -> PartRead:
