@@ -9,9 +9,20 @@ from typing import Any, Protocol
 
 import pytest
 
+from auditor.core import timeutil
 from auditor.testing.emulator import Emulator, EmulatorSettings, Faults
+from tests.helpers import PINNED_NOW
 
 _FAULTS = {f.name for f in dataclasses.fields(Faults)}
+
+
+
+
+@pytest.fixture(autouse=True)
+def _pinned_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs over the API see a fixed "now" (tests.helpers.PINNED_NOW), the day after the reference time most
+    tests use, so they answer the same whatever the calendar says; --at defaults still read the clock."""
+    monkeypatch.setattr(timeutil, "now_us", lambda: timeutil.parse_time(PINNED_NOW))
 
 
 class EmulatorFactory(Protocol):

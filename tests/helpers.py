@@ -18,6 +18,12 @@ from auditor.load.validate import Inputs, Project, load_project
 
 T = "2026-11-15T12:00:00Z"  # the reference time most tests use
 ABSENT = "<absent>"  # a record value that removes the field
+# What the bundled sample data (examples/data) holds completely (examples/README.md), for `--data-covers`.
+SAMPLE_COVERS = "2026-11-01T00:00:00Z/2026-11-15T00:00:00Z"
+# "Now" as tests pin it for the API's coverage (tests/conftest.py), and what the API then covers with the
+# default retention_days of 30: files runs compared with API runs state the same with --data-covers.
+PINNED_NOW = "2026-11-16T00:00:00Z"
+API_COVERS = "2026-10-17T00:00:00Z/2026-11-16T00:00:00Z"
 
 _ACCESS = {
     "action": "login",

@@ -83,7 +83,9 @@ class TimelineStep:
     at_us: int
     status: Status
     violations: int
+    no_data: bool = False  # `error` because data does not cover the step's window (auditor.decide.coverage)
 
     def to_json(self) -> dict[str, Any]:
         """One entry of a result's `timeline`."""
-        return {"at": format_time(self.at_us), "status": self.status.value, "violations": self.violations}
+        return {"at": format_time(self.at_us), "status": self.status.value, "violations": self.violations,
+                **({"reason": "no_data"} if self.no_data else {})}

@@ -100,7 +100,9 @@ def _step_result(result: RuleResult, i: int) -> RuleResult:
 
 def _combine(result: RuleResult, steps: list[RuleResult], period: Period) -> RuleResult:
     """The rule's result over the period: its worst step, with the timeline of all steps."""
-    timeline = tuple(TimelineStep(t, s.status, s.violations) for t, s in zip(period.steps, steps, strict=True))
+    no_data = result.coverage.no_data_steps if result.coverage is not None else frozenset()
+    timeline = tuple(TimelineStep(t, s.status, s.violations, i in no_data)
+                     for i, (t, s) in enumerate(zip(period.steps, steps, strict=True)))
     if not result.steps:  # the rule could not be evaluated at all (fetch or data error)
         return dataclasses.replace(result, timeline=timeline)
     worst = worst_step(steps)
@@ -113,12 +115,16 @@ def _combine(result: RuleResult, steps: list[RuleResult], period: Period) -> Rul
 
 def _tally(statuses: list[Status]) -> str:
     n = len(statuses)
-    fail, waived = statuses.count(Status.FAIL), statuses.count(Status.WAIVED)
+    fail, waived, error = statuses.count(Status.FAIL), statuses.count(Status.WAIVED), statuses.count(Status.ERROR)
+    # A step is `error` only when data does not cover its window (auditor.decide.coverage).
+    undecided = f"no data at {error} of {n} steps" if error else ""
     if fail:
-        return f"failed at {fail} of {n} steps" + (f" ({waived} more waived)" if waived else "")
-    if waived:
-        return f"waived at {waived} of {n} steps, passed at the rest"
-    return f"passed at all {n} steps"
+        decided = f"failed at {fail} of {n} steps" + (f" ({waived} more waived)" if waived else "")
+    elif waived:
+        decided = f"waived at {waived} of {n} steps, passed at the rest"
+    else:
+        decided = "" if error == n else ("passed at the rest" if error else f"passed at all {n} steps")
+    return "; ".join(part for part in (undecided, decided) if part)
 
 
 def _local(period: Period, t_us: int) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.compile.plan import CompiledRule
+from auditor.core.coverage import Coverage, RuleCoverage
 from auditor.core.decisions import AppliedWaiver, BaselineMarks, Mark, TimelineStep, WaiverUse
 from auditor.core.exitcodes import ExitCode
 from auditor.core.period import Period
@@ -38,6 +39,7 @@ class RuleResult:
     # waivers (not serialised; auditor.decide.period turns them into the timeline).
     timeline: tuple[TimelineStep, ...] | None = None
     steps: tuple[Outcome, ...] = ()
+    coverage: RuleCoverage | None = None  # what data covers of the window (auditor.decide.coverage)
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON form of one rule (SPEC section 4 key order)."""
@@ -67,6 +69,8 @@ class RuleResult:
                                 "within": c.within}
         if self.timeline is not None:
             out["timeline"] = [step.to_json() for step in self.timeline]
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.to_json()
         return out
 
 
@@ -94,6 +98,7 @@ class RunResult:
     # Decided last, by the exit gate (auditor.decide.gate, after waivers and baseline marks); a run that was
     # never gated has decided nothing.
     exit_code: ExitCode = ExitCode.UNDECIDED
+    coverage: Coverage | None = None  # what the data covers, per log (auditor.core.coverage)
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON document (SPEC section 4), stable key order."""
@@ -125,6 +130,8 @@ class RunResult:
                 "requests": [q.to_json() for q in self.requests],
             },
         }
+        if self.coverage is not None and self.coverage.logs:
+            document["coverage"] = self.coverage.to_json()
         if self.waivers is not None:
             document["waivers"] = [use.to_json() for use in self.waivers]
         if self.period is not None:

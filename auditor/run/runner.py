@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.compile.plan import CompiledRule, Fetch, Plan
+from auditor.core.coverage import Coverage, Seen
 from auditor.core.model import Config, Waiver
 from auditor.core.status import Severity, Status
 from auditor.decide.baseline import mark_baseline
+from auditor.decide.coverage import apply as apply_coverage
 from auditor.decide.gate import Gate
 from auditor.decide.period import finish as finish_period
 from auditor.decide.waivers import apply_waivers
@@ -42,6 +44,7 @@ class RunOptions:
     fail_on_new: bool = False
     retention_days: int = Config.retention_days  # periodic runs over the API warn when they read further back
     exact_plan: bool = False  # `run --plan`: make exactly the plan's fetches, no narrowing of `then` sides
+    coverage: Coverage | None = None  # instead of what the source states it covers (auditor.core.coverage)
 
 
 class _Units:
@@ -133,7 +136,19 @@ def run(plan: Plan, sources: Source | Sequence[Source], options: RunOptions) -> 
     records = sum(o.records for o in outcomes)
     notes = tuple(n for o in outcomes for n in o.notes) + tuple(n for s in chosen for n in s.notes())
     requests = tuple(q for s in chosen for q in s.requests())
-    return _collect(plan, chosen[0].kind, results, records, options, started, requests, notes)
+    coverage = options.coverage if options.coverage is not None else chosen[0].coverage(_seen(plan, outcomes))
+    return _collect(plan, chosen[0].kind, results, records, options, started, requests, notes, coverage)
+
+
+def _seen(plan: Plan, outcomes: list[UnitOutcome]) -> dict[str, Seen]:
+    """Per log the plan reads: the earliest and latest record time read (None when no record was)."""
+    seen: dict[str, Seen] = {f.source: (None, None) for f in plan.fetches}
+    for o in outcomes:
+        if o.seen is not None:
+            log, first, last = o.seen
+            lo, hi = seen.get(log, (None, None))
+            seen[log] = (first if lo is None else min(lo, first), last if hi is None else max(hi, last))
+    return seen
 
 
 def _read(plan: Plan, fetches: list[Fetch], units: _Units, correlations: Correlations,
@@ -176,7 +191,11 @@ def _correlation_results(plan: Plan, correlations: Correlations, described: dict
 
 
 def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, options: RunOptions,
-             started: float, requests: tuple = (), notes: tuple[str, ...] = ()) -> RunResult:
+             started: float, requests: tuple = (), notes: tuple[str, ...] = (),
+             coverage: Coverage | None = None) -> RunResult:
+    """The run's result: each rule decided against the coverage of its window, then periods, waivers, baseline."""
+    if coverage is not None:
+        results = [apply_coverage(r, coverage) for r in results]
     order = {r.rule.id: i for i, r in enumerate(plan.rules)}
     results.sort(key=lambda r: order[r.compiled.rule.id])
     run = RunResult(
@@ -191,6 +210,7 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
         rules_sha256=options.rules_sha256,
         config_sha256=options.config_sha256,
         requests=requests,
+        coverage=coverage,
         waivers_sha256=options.waivers_sha256,
     )
     if plan.period is not None:  # waivers per step, worst step, timeline

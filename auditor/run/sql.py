@@ -21,6 +21,7 @@ import duckdb
 from sqlglot import exp
 
 from auditor.compile.plan import CompiledRule, Fetch, Plan
+from auditor.core.coverage import COMPLETE, Seen
 from auditor.core.fields import SOURCES
 from auditor.core.status import Status
 from auditor.evaluate.results import RuleResult, RunResult
@@ -75,6 +76,7 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
     correlated = [r for r in plan.rules if r.sides]
     results: list[RuleResult] = []
     records = 0
+    seen: dict[str, Seen] = {}
     with tempfile.TemporaryDirectory(prefix="auditor-sql-") as scratch:
         con = duckdb.connect(":memory:")
         try:
@@ -90,8 +92,10 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                 if why is not None:
                     problems[name] = why
                     continue
-                counted = con.execute(f"SELECT count(*) FROM {table_name(name)}").fetchone()  # noqa: S608
+                query = f"SELECT count(*), min(t_us), max(t_us) FROM {table_name(name)}"  # noqa: S608
+                counted = con.execute(query).fetchone()
                 records += int(counted[0]) if counted else 0
+                seen[name] = (counted[1], counted[2]) if counted and counted[0] else (None, None)
             for r in plan.rules:
                 if not r.sides:
                     results.append(_rule(plan, r, problems, dialect, con))
@@ -100,10 +104,12 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                 fetches = tuple(f for f in plan.fetches if f.key in keys)
                 # Without the period: per-step outcomes come back unfinished and are finished with the rest below.
                 sub = dataclasses.replace(plan, rules=tuple(correlated), fetches=fetches, period=None)
-                results.extend(run(sub, _TableSource(con, correlated, problems), RunOptions()).results)
+                # Decided against the data's coverage below, with the other rules.
+                results.extend(run(sub, _TableSource(con, correlated, problems), RunOptions(coverage=COMPLETE)).results)
         finally:
             con.close()
-    return _collect(plan, "files", results, records, options, started, (), source.notes())
+    coverage = options.coverage if options.coverage is not None else source.coverage(seen)
+    return _collect(plan, "files", results, records, options, started, (), source.notes(), coverage)
 
 
 def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any,

@@ -21,6 +21,7 @@ from auditor.sources.base import Part, Source, SourceError
 from auditor.sources.typecheck import TypeTally
 
 Feed = Callable[[dict[str, Any], int], None]
+_FAR = 1 << 62  # beyond any timestamp in microseconds
 Window = tuple[int, int, Feed]  # (since, until, feed): a feed reads the records in [since, until)
 
 
@@ -46,6 +47,7 @@ class UnitOutcome:
     results: list[RuleResult]
     records: int
     notes: tuple[str, ...] = ()
+    seen: tuple[str, int, int] | None = None  # (log source, earliest, latest record time) when any was read
 
 
 def evaluate(unit: Unit) -> UnitOutcome:
@@ -60,11 +62,12 @@ def evaluate(unit: Unit) -> UnitOutcome:
     helper = parallel.Helper(ctx, lambda: _helper_pass(unit, handed)) if handed and ctx else None
     kept = [e for e in evaluators if all(e is not h for h in handed)]
     tally: list[int] = []
+    times = [_FAR, -_FAR]
     notes: tuple[str, ...] = ()
     started = time.monotonic()
     try:
         feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in kept] + unit.extra,
-             tally, types)
+             tally, types, times)
         outcomes = {id(e): e.outcome() for e in kept}
         if helper is not None:
             # The helper's pass is about as long as ours: one far longer is stuck, and we do its work.
@@ -90,23 +93,30 @@ def evaluate(unit: Unit) -> UnitOutcome:
     for r in unit.rules:  # the warnings about values of the wrong type name the rules they concern
         for name in dict.fromkeys(filter_fields(r.rule)):
             readers.setdefault(name, []).append(r.rule.id)
-    return UnitOutcome(results, tally[0], (*types.warnings(readers), *notes))
+    seen = (unit.fetch.source, times[0], times[1]) if tally[0] else None
+    return UnitOutcome(results, tally[0], (*types.warnings(readers), *notes), seen)
 
 
 def feed(parts: Iterable[Part], feeds: list[Window], tally: list[int] | None = None,
-         types: TypeTally | None = None) -> None:
+         types: TypeTally | None = None, times: list[int] | None = None) -> None:
     """One pass over the parts' records, each offered to the feeds whose window holds its time; the number of
     records read is appended to `tally`, also when the source fails half-way (SourceError); values of the wrong
-    type counted in `types`."""
+    type counted in `types`; `times` set to the earliest and latest record time (for coverage inferred from the
+    data, auditor.core.coverage)."""
     # Records outside a rule's window cost no call at all: the router knows which windows are open.
     route = Router(feeds)
     lo, hi, fanout = route.segment(0)
     records = 0
+    first, last = _FAR, -_FAR
     try:
         for part in parts:
             check = types.for_part(part) if types is not None else None
             for t_us, record in part.records:
                 records += 1
+                if t_us > last:
+                    last = t_us
+                if t_us < first:
+                    first = t_us
                 if check is not None:
                     check(record)
                 if not lo <= t_us < hi:  # left the span where the same feeds are open (auditor.evaluate.router)
@@ -115,6 +125,8 @@ def feed(parts: Iterable[Part], feeds: list[Window], tally: list[int] | None = N
     finally:
         if tally is not None:
             tally.append(records)
+        if times is not None:
+            times[:] = [first, last]
 
 
 def _span(since_us: int, until_us: int) -> float:

@@ -12,10 +12,12 @@ Adding a source: subclass `BaseSource` (defaults fit a local, sequential source)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from auditor.core.coverage import Coverage, Seen, files_coverage
 
 if TYPE_CHECKING:
     from auditor.compile.plan import Fetch
@@ -101,6 +103,10 @@ class Source(Protocol):
     def notes(self) -> tuple[str, ...]:
         """What the run's warnings should say about the data read (e.g. gaps in its coverage)."""
 
+    def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
+        """Which time intervals of each log the source's data covers, and how that is known
+        (auditor.core.coverage); `seen`: per log read, the earliest and latest record time."""
+
 
 class BaseSource:
     """Defaults of a local source: sequential, one pass per log source, nothing requested, nothing to cancel."""
@@ -138,3 +144,7 @@ class BaseSource:
     def notes(self) -> tuple[str, ...]:
         """Nothing to say."""
         return ()
+
+    def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
+        """Inferred from each log's first and last record: what a source knows when nothing says more."""
+        return files_coverage(seen)

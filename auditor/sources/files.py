@@ -14,12 +14,13 @@ import io
 import itertools
 import json
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from auditor.core.coverage import Coverage, Interval, Seen, files_coverage
 from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES, Source
 from auditor.core.timeutil import EPOCH, MICROSECOND
@@ -113,8 +114,10 @@ class FileSource(BaseSource):
 
     kind = "files"
 
-    def __init__(self, data: Path, source: str | None = None) -> None:
+    def __init__(self, data: Path, source: str | None = None,
+                 covers: Mapping[str, tuple[Interval, ...]] | None = None) -> None:
         self.data = Path(data)
+        self._covers = covers  # --data-covers: what the user states the files hold completely, per log
         try:
             self._files: dict[str, list[Path]] = find_source_files(self.data, source)
             self._problem: DataError | None = None
@@ -132,6 +135,10 @@ class FileSource(BaseSource):
         """Every record of the fetch's log source, file by file."""
         for path in self._files.get(fetch.source, ()):
             yield file_part(path, fetch.source)
+
+    def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
+        """As stated with --data-covers, else inferred from each log's first and last record."""
+        return files_coverage(seen, self._covers)
 
     def size(self, fetch: Fetch) -> int:
         """The files' bytes (0 when they cannot be measured)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.compile.plan import Fetch, Plan
+from auditor.core.coverage import Coverage, Interval, Seen, files_coverage, logpush
 from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time
@@ -154,8 +155,9 @@ class DataSource(FileSource):
     unread; its notes name the gaps in the objects' coverage and the records outside their batch's range."""
 
     def __init__(self, data: Path | None, source: str | None = None, named: Mapping[str, Path] | None = None,
-                 plan: Plan | None = None) -> None:
+                 plan: Plan | None = None, covers: Mapping[str, tuple[Interval, ...]] | None = None) -> None:
         self.data = Path(data) if data is not None else Path(next(iter((named or {}).values()), "."))
+        self._covers = covers  # --data-covers: what the user states the data holds completely, per log
         self._located = locate(data, source, named)
         self._files = {name: log.paths() for name, log in self._located.logs.items()}
         self._problem = None
@@ -190,6 +192,16 @@ class DataSource(FileSource):
         for batch in log.batches:
             part = file_part(Path(batch.location), fetch.source)
             yield Part(part.origin, _checked(batch, part.origin, part.records, self._outside), part.line)
+
+    def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
+        """As stated with --data-covers; else a log of Logpush objects only as their names say; else inferred
+        from the log's first and last record."""
+        found = files_coverage(seen, self._covers)
+        logs = dict(found.logs)
+        for name, log in self._located.logs.items():
+            if log.batches and not log.files and not (self._covers and name in self._covers):
+                logs[name] = logpush(name, tuple(Interval(a, b) for a, b in log.coverage()))
+        return Coverage(logs)
 
     def notes(self) -> tuple[str, ...]:
         """Gaps in the Logpush objects' coverage of each rule's window, and records outside their batch."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from auditor.core.coverage import COMPLETE, Coverage, Seen
 from auditor.core.fields import SOURCES
 from auditor.sources.base import BaseSource, DataError, Part, Timed
 from auditor.sources.records import Normalizer
@@ -22,6 +23,10 @@ class MemorySource(BaseSource):
     def __init__(self, records: Mapping[str, Sequence[dict[str, Any]]], origin: str = "<records>") -> None:
         self._records = records
         self._origin = origin
+
+    def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
+        """Complete: the records given are all there is (a rule test's case)."""
+        return COMPLETE
 
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """The log source's records, each with its time."""

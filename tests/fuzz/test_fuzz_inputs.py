@@ -32,6 +32,7 @@ from tests.property.model import examples
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
 AT = "2026-11-15T12:00:00Z"
+COVERS = "2026-11-01T00:00:00Z/2026-12-01T00:00:00Z"  # the records hold every record of the windows
 LOCATED = re.compile(r"^(?P<path>[^\n]+?):(?P<line>\d+):(?P<col>\d+): error: \S")
 
 RULES = """\
@@ -209,8 +210,8 @@ def invoke(root: Path, command: str, *extra: str) -> Result:
     args = [command, str(root / "rules"), "--config", str(root / "auditor.yaml"), "--waivers",
             str(root / "waivers.yaml"), *extra]
     if command == "run":
-        args += ["--data", str(root / "data"), "--at", AT, "--quiet", "--no-progress", "--results",
-                 str(root / "results.json")]
+        args += ["--data", str(root / "data"), "--data-covers", COVERS, "--at", AT, "--quiet", "--no-progress",
+                 "--results", str(root / "results.json")]
     return CliRunner().invoke(cli, args, catch_exceptions=False)
 
 

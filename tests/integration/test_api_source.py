@@ -22,7 +22,7 @@ from auditor.core.timeutil import format_time, parse_time
 from auditor.sources.cloudflare import client as api
 from auditor.sources.cloudflare.ratelimit import RateLimiter
 from auditor.testing.emulator import ApiError
-from tests.helpers import access, scim, write, write_ndjson
+from tests.helpers import API_COVERS, access, scim, write, write_ndjson
 from tests.integration.apitools import VirtualClock, clean_env, use_virtual_clock  # noqa: F401 (re-exported)
 
 TOKEN = "tok-FAKE-7c1e9a5d3b-never-print"
@@ -139,16 +139,19 @@ def statuses(document: dict[str, Any]) -> dict[str, str]:
 
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
     """A results document without what legitimately differs between the API and files: provenance,
-    counters of the transport (requests, records read, duration), the source name and each result's
-    `fetch` (a run over the API names the queries it sent, re-planned once correlation `first` sides were
-    read; a run over files names the planned ones)."""
+    counters of the transport (requests, records read, duration), the source name, how coverage was known
+    and each result's `fetch` (a run over the API names the queries it sent, re-planned once correlation
+    `first` sides were read; a run over files names the planned ones)."""
     out = json.loads(json.dumps(document))
     out.pop("provenance")
     out.pop("source")
     for key in ("api_requests", "records_fetched", "duration_s"):
         out["summary"].pop(key)
+    out.pop("coverage", None)  # what the API and the files cover is the same, but known differently
     for result in out["results"]:
         result.pop("fetch")
+        for log in result.get("coverage", {}).get("logs", []):
+            log.pop("basis")
     return out
 
 
@@ -208,7 +211,7 @@ def test_every_parameter_mapping_gives_the_files_answer(tmp_path, emulator, cloc
     plan = json.loads(cli(["plan", str(root / "rules"), "--config", str(root / "auditor.yaml"), "--at", AT,
                            "--account-id", ACCOUNT, "--json"]).stdout)
     over_api = cli(run_args(root, base=emu.base_url, results=tmp_path / "api.json"), env=token_env())
-    over_files = cli(run_args(root, "--data", str(data), results=tmp_path / "files.json"))
+    over_files = cli(run_args(root, "--data", str(data), "--data-covers", API_COVERS, results=tmp_path / "files.json"))
     assert over_api.exit_code == over_files.exit_code == 1, over_api.stderr
     api_doc, files_doc = load(tmp_path / "api.json"), load(tmp_path / "files.json")
     assert comparable(api_doc) == comparable(files_doc)
@@ -352,7 +355,7 @@ def test_a_fetch_reaching_limit_is_split_and_counted_exactly_once(tmp_path, emul
     assert {m["expectation"]: m["value"] for m in count_all} == {"count": 23_456, "distinct": 23_456}
     windows = {(q["since"][0], q["until"][0]) for q in queries(emu)}
     assert len(windows) >= 3  # the whole range, then its parts
-    over_files = cli(run_args(root, "--data", str(data), results=tmp_path / "files.json"))
+    over_files = cli(run_args(root, "--data", str(data), "--data-covers", API_COVERS, results=tmp_path / "files.json"))
     assert comparable(doc) == comparable(load(tmp_path / "files.json")), over_files.stderr
 
 

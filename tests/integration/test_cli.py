@@ -18,10 +18,11 @@ from jsonschema import Draft202012Validator
 
 from auditor.cli import app
 from auditor.core import resources
-from tests.helpers import access, scim, write, write_ndjson
+from tests.helpers import SAMPLE_COVERS, access, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T12:00:00Z"
+COVERS = "2026-11-14T00:00:00Z/2026-11-16T00:00:00Z"  # the test data holds every record of the rules' windows
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 RULES = {
@@ -71,7 +72,7 @@ def cli(*args: str, env: dict | None = None):
 
 
 def run(*args: str, env: dict | None = None):
-    return cli("run", "--data", "data", "--at", AT, *args, env=env)
+    return cli("run", "--data", "data", "--data-covers", COVERS, "--at", AT, *args, env=env)
 
 
 # --- validate ---------------------------------------------------------------------------------------------------
@@ -315,8 +316,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def test_python_m_auditor_subprocess(policy):
     data(policy, DENIED, [scim()])
-    done = subprocess.run([sys.executable, "-m", "auditor", "run", "--data", "data", "--at", AT],
-                          capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    done = subprocess.run([sys.executable, "-m", "auditor", "run", "--data", "data", "--data-covers", COVERS,
+                           "--at", AT], capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert done.returncode == 1
     assert "denied-burst" in done.stdout
     assert done.stderr == ""
@@ -335,7 +336,7 @@ def test_main_returns_the_exit_code_instead_of_exiting(policy, capsys):
     from auditor.cli import main
 
     data(policy, DENIED, [scim()])
-    assert main(["run", "--data", "data", "--at", AT, "--quiet"]) == 1
+    assert main(["run", "--data", "data", "--data-covers", COVERS, "--at", AT, "--quiet"]) == 1
     assert main(["validate"]) == 0
     assert main(["validate", "rules", "missing"]) == 2
     assert main(["run", "--no-such-option"]) == 2  # a usage error: click's message, no SystemExit
@@ -370,7 +371,7 @@ def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(policy):
     data(policy, DENIED, [scim()])
-    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--at", AT]
+    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--data-covers", COVERS, "--at", AT]
     code, coloured = _run_on_a_terminal(args, subprocess_env(), policy)
     assert code == 1
     assert ANSI.search(coloured), coloured
@@ -389,5 +390,6 @@ def test_bundled_sample_and_starter_rules(monkeypatch):
     monkeypatch.chdir(REPO)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     assert cli("validate").exit_code == 0
-    result = CliRunner().invoke(app.cli, ["run", "--data", "examples/data", "--at", AT, "--quiet"])
+    result = CliRunner().invoke(app.cli, ["run", "--data", "examples/data", "--data-covers", SAMPLE_COVERS,
+                                       "--at", "2026-11-15T00:00:00Z", "--quiet"])
     assert result.exit_code in (0, 1), result.stderr

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from auditor.testing.emulator import ApiError
-from tests.helpers import access, scim
+from tests.helpers import API_COVERS, access, scim
 from tests.integration.test_api_source import (
     ACCOUNT,
     AT,
@@ -74,7 +74,8 @@ def with_neighbours() -> list[dict[str, Any]]:
 def both(root: Path, data: Path, emulator: Any, *extra: str) -> tuple[dict, dict, Any]:
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
     over_api = cli([*run_args(root, *extra, results=root / "api.json", base=emu.base_url)], env=token_env())
-    over_files = cli([*run_args(root, *extra, results=root / "files.json"), "--data", str(data)])
+    over_files = cli([*run_args(root, *extra, results=root / "files.json"), "--data", str(data),
+                      "--data-covers", API_COVERS])
     assert over_api.exit_code == over_files.exit_code, over_api.stderr + over_files.stderr
     return load(root / "api.json"), load(root / "files.json"), emu
 

@@ -23,7 +23,7 @@ import pytest
 from auditor.compile.plan import Fetch
 from auditor.core.timeutil import parse_time
 from auditor.sources.cloudflare import client as api
-from tests.helpers import access
+from tests.helpers import API_COVERS, access
 from tests.integration.test_api_source import (
     ACCOUNT,
     TOKEN,
@@ -76,7 +76,8 @@ def test_emulator_capping_limit_gives_the_files_answer(tmp_path, emulator, clock
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN, cap_limit=50, result_info_access=result_info)
     over_api = cli(run_args(root, "--per-page", "20", base=emu.base_url, results=tmp_path / "api.json"),
                    env=token_env())
-    over_files = cli(run_args(root, "--per-page", "20", "--data", str(data), results=tmp_path / "files.json"))
+    over_files = cli(run_args(root, "--per-page", "20", "--data", str(data), "--data-covers", API_COVERS,
+                              results=tmp_path / "files.json"))
     assert over_api.exit_code == over_files.exit_code == 1, over_api.stderr
     api_doc = load(tmp_path / "api.json")
     assert comparable(api_doc) == comparable(load(tmp_path / "files.json"))

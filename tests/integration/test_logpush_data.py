@@ -68,14 +68,27 @@ def _logpush_folder(root: Path, records: list[dict], fmt: str, *, skip_hour: int
             f.writelines(json.dumps(_as_logpush(r, fmt)) + "\n" for r in batch)
 
 
-def _run(tmp_path: Path, *data: str) -> dict:
+# What plain files of the test records cover (Logpush object names say it themselves): 09:00 to 12:00.
+PLAIN_COVERS = ("--data-covers", "access_requests=2026-11-20T09:00:00Z/2026-11-20T12:00:00Z")
+
+
+def _run(tmp_path: Path, *data: str, covers: tuple[str, ...] = ()) -> dict:
     out = tmp_path / "results.json"
     result = CliRunner().invoke(app.cli, ["run", str(tmp_path / "rules"), "--at", AT, "--quiet", "--results", str(out),
-                                       *(x for d in data for x in ("--data", d))])
+                                       *(x for d in data for x in ("--data", d)), *covers])
     assert result.exit_code in (0, 1, 2), result.output
     document = json.loads(out.read_text())
     document["summary"].pop("duration_s")
     return document
+
+
+def _answers(document: dict) -> dict:
+    """The document without what says how coverage was known (Logpush names, or stated for plain files)."""
+    out = json.loads(json.dumps(document))
+    out.pop("coverage", None)
+    for r in out["results"]:
+        r.pop("coverage", None)
+    return out
 
 
 @pytest.fixture
@@ -97,8 +110,9 @@ def test_a_logpush_folder_gives_the_results_of_the_same_records_as_ndjson(projec
     write_ndjson(project / "plain" / "scim_updates.ndjson", [scim(logged_at="2026-11-20T10:00:00Z")])
     write_ndjson(project / "mixed" / "scim_updates.ndjson", [scim(logged_at="2026-11-20T10:00:00Z")])
     _logpush_folder(project / "mixed" / "access_requests", records, fmt)
-    plain, mixed = _run(project, "plain"), _run(project, "mixed")
-    assert mixed == plain
+    plain, mixed = _run(project, "plain", covers=PLAIN_COVERS), _run(project, "mixed")
+    assert _answers(mixed) == _answers(plain)
+    assert [log["basis"] for log in mixed["results"][0]["coverage"]["logs"]] == ["logpush"]
     assert [r["status"] for r in mixed["results"]] == ["fail", "fail", "pass"]
 
 
@@ -108,7 +122,7 @@ def test_data_log_equals_path_names_a_logpush_folder(project):
     write_ndjson(project / "plain" / "access_requests.ndjson", _records())
     write_ndjson(project / "plain" / "scim_updates.ndjson", [scim(logged_at="2026-11-20T10:00:00Z")])
     named = _run(project, "access_requests=bucket/logs", "scim_updates=scim.ndjson")
-    assert named["results"] == _run(project, "plain")["results"]
+    assert _answers(named)["results"] == _answers(_run(project, "plain", covers=PLAIN_COVERS))["results"]
 
 
 def test_a_missing_hour_of_objects_is_reported_as_a_gap(project):

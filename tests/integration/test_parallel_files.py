@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from auditor.cli import cli
 from auditor.evaluate import parallel
 from auditor.run import unit
+from tests.helpers import SAMPLE_COVERS
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"
@@ -23,8 +24,8 @@ AT = "2026-11-15T00:00:00Z"
 def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data") -> tuple[int, dict]:
     results = tmp_path / f"{name}.json"
     result = CliRunner().invoke(cli, ["run", str(REPO / "rules"), "--config", str(REPO / "auditor.yaml"), "--data",
-                                       str(data), "--at", AT, "--quiet", "--no-progress", "--results", str(results)],
-                                catch_exceptions=False)
+                                       str(data), "--data-covers", SAMPLE_COVERS, "--at", AT, "--quiet",
+                                       "--no-progress", "--results", str(results)], catch_exceptions=False)
     assert "Traceback" not in result.output + result.stderr
     document = json.loads(results.read_text())
     document["summary"].pop("duration_s")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import API_COVERS
 from tests.integration.test_api_source import (
     ACCOUNT,
     TOKEN,
@@ -60,7 +61,7 @@ def _both(root: Path, data: Path, emulator, *extra: str, at: str | None = None) 
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
     args = [*extra, *(["--at", at] if at else [])]
     over_api = cli([*_args(root, root / "api.json"), "--api-base", emu.base_url, *args], env=token_env())
-    over_files = cli([*_args(root, root / "files.json"), "--data", str(data), *args])
+    over_files = cli([*_args(root, root / "files.json"), "--data", str(data), "--data-covers", API_COVERS, *args])
     assert over_api.exit_code == over_files.exit_code, over_api.stderr + over_files.stderr
     return load(root / "api.json"), load(root / "files.json")
 

@@ -16,7 +16,7 @@ import pytest
 
 from auditor.load.schema import validator
 from auditor.report.render import render
-from tests.helpers import access, scim
+from tests.helpers import SAMPLE_COVERS, access, scim
 from tests.integration.test_api_source import (
     ACCOUNT,
     TOKEN,
@@ -34,6 +34,8 @@ SAMPLE = REPO / "examples" / "data"
 SAMPLE_PERIOD = "2026-11-01T00:00:00Z/2026-11-15T00:00:00Z"
 PERIOD = "2026-11-01T00:00:00Z/2026-11-08T00:00:00Z"
 CONFIG = "scim_idp_ids: [idp-1, idp-2]\n"
+# The test data holds every record from before the first step's longest window (7d) to the period's end.
+COVERS = "2026-10-25T00:00:00Z/2026-11-08T00:00:00Z"
 # One unfiltered 7-day rule makes the access log's widest fetch, which serves every other access rule;
 # nested SCIM fetches over the same IdPs merge. So the plan has one fetch per source.
 RULES = [
@@ -72,6 +74,11 @@ def project(tmp_path: Path) -> Path:
     return write_rules(tmp_path, RULES, CONFIG)
 
 
+def files(root: Path) -> list[str]:
+    """`--data` with the test data, and what it covers."""
+    return ["--data", str(root / "data"), "--data-covers", COVERS]
+
+
 def base_args(root: Path, command: str = "run") -> list[str]:
     return [command, str(root / "rules"), "--config", str(root / "auditor.yaml")]
 
@@ -90,14 +97,15 @@ def sample_periodic(tmp_path_factory) -> dict[str, Any]:
     (root / "rules").symlink_to(REPO / "rules")
     (root / "auditor.yaml").write_text((REPO / "auditor.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     (root / "waivers.yaml").symlink_to(REPO / "waivers.yaml")
-    done = cli([*base_args(root), "--data", str(SAMPLE), "--period", SAMPLE_PERIOD, "--quiet",
-                "--results", str(root / "periodic.json")])
-    assert done.exit_code == 1, done.output
+    done = cli([*base_args(root), "--data", str(SAMPLE), "--data-covers", SAMPLE_COVERS, "--period", SAMPLE_PERIOD,
+                "--quiet", "--results", str(root / "periodic.json")])
+    assert done.exit_code == 2, done.output  # windows longer than a day reach before the sample's first day
     singles = {}
     for step in load(root / "periodic.json")["results"][0]["timeline"]:
         out = root / f"single-{step['at'][:10]}.json"
-        one = cli([*base_args(root), "--data", str(SAMPLE), "--at", step["at"], "--quiet", "--results", str(out)])
-        assert one.exit_code in (0, 1), one.output
+        one = cli([*base_args(root), "--data", str(SAMPLE), "--data-covers", SAMPLE_COVERS, "--at", step["at"],
+                   "--quiet", "--results", str(out)])
+        assert one.exit_code in (0, 1, 2), one.output
         singles[step["at"]] = load(out)
     return {"periodic": load(root / "periodic.json"), "singles": singles}
 
@@ -120,7 +128,11 @@ def test_sample_period_equals_a_run_at_each_step(sample_periodic):
     for result in document["results"]:
         assert result["status"] == max((s["status"] for s in result["timeline"]), key=rank.__getitem__)
     marks = step_marks(document)
-    assert marks["breakglass-account-used"] == "........xxxxxx"  # used on day 9, in the 14-day window after
+    # Used on day 9, in the 14-day window after; before, the window reaches back before the sample's first day,
+    # so nothing says whether it was used then (no data).
+    assert marks["breakglass-account-used"] == "!!!!!!!!xxxxxx"
+    assert all(s.get("reason") == "no_data" for r in document["results"] for s in r["timeline"]
+               if s["status"] == "error")
     assert set(marks["access-records-have-country"]) == {"."}
     assert not list(validator("results").iter_errors(document))
 
@@ -162,7 +174,7 @@ def test_the_emulator_is_asked_once_per_source_for_the_whole_period(project, emu
     assert api_doc["summary"]["api_requests"] == len(emu.requests) <= 6
     # Same answer as from the files; only the API run warns about retention (the period is > 30 days ago).
     over_files = cli([*base_args(project), "--period", PERIOD, "--data", str(project / "data"), "--account-id", ACCOUNT,
-                      "--quiet", "--results", str(project / "files.json")])
+                      "--data-covers", COVERS, "--quiet", "--results", str(project / "files.json")])
     files_doc = load(project / "files.json")
     assert over_files.exit_code == 1
     retention = [w for w in api_doc["warnings"] if "keeps only 30 days" in w]
@@ -203,13 +215,13 @@ def test_usage_errors_are_one_line_exit_2(project, extra, message):
 
 
 def test_report_period_checks_the_results_are_of_that_period(project):
-    cli([*base_args(project), "--period", PERIOD, "--data", str(project / "data"), "--quiet",
+    cli([*base_args(project), "--period", PERIOD, *files(project), "--quiet",
          "--results", str(project / "p.json")])
     results = str(project / "p.json")
     assert cli(["report", results, "--period", PERIOD]).exit_code == 0
     other = cli(["report", results, "--period", PERIOD, "--step", "12h"])
     assert other.exit_code == 2 and "the results cover period" in other.stderr and "not " + PERIOD in other.stderr
-    cli([*base_args(project), "--at", "2026-11-08T00:00:00Z", "--data", str(project / "data"), "--quiet",
+    cli([*base_args(project), "--at", "2026-11-08T00:00:00Z", *files(project), "--quiet",
          "--results", str(project / "one.json")])
     single = cli(["report", str(project / "one.json"), "--period", PERIOD])
     assert single.exit_code == 2 and "single run" in single.stderr
@@ -218,7 +230,7 @@ def test_report_period_checks_the_results_are_of_that_period(project):
 def test_a_saved_periodic_plan_runs_the_same_steps(project):
     assert cli([*base_args(project, "plan"), "--period", PERIOD, "-o", str(project / "plan.json")]).exit_code == 0
     done = cli(["run", "--plan", str(project / "plan.json"), "--config", str(project / "auditor.yaml"),
-                "--data", str(project / "data"), "--quiet", "--results", str(project / "saved.json")])
+                *files(project), "--quiet", "--results", str(project / "saved.json")])
     assert done.exit_code == 1, done.output
     assert load(project / "saved.json")["period"]["label"] == PERIOD
     again = cli(["run", "--plan", str(project / "plan.json"), "--period", PERIOD, "--data", str(project / "data")])
@@ -230,7 +242,7 @@ def test_a_saved_periodic_plan_runs_the_same_steps(project):
 
 @pytest.fixture
 def periodic_results(project) -> dict[str, Any]:
-    done = cli([*base_args(project), "--period", PERIOD, "--data", str(project / "data"), "--quiet",
+    done = cli([*base_args(project), "--period", PERIOD, *files(project), "--quiet",
                 "--results", str(project / "p.json")])
     assert done.exit_code == 1, done.output
     return load(project / "p.json")

@@ -19,11 +19,12 @@ from click.testing import CliRunner
 
 from auditor.cli import app
 from auditor.load.schema import validator
-from tests.helpers import access, scim, write, write_ndjson
+from tests.helpers import SAMPLE_COVERS, access, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "data"
 SAMPLE_AT = "2026-11-15T00:00:00Z"
+COVERS = "2026-11-14T00:00:00Z/2026-11-16T00:00:00Z"  # the test data holds every record of the rules' windows
 AZURE = "9d8e7f6a-5b4c-4d3e-8f2a-1b0c9d8e7f6a"
 FORMATS = ("text", "markdown", "html", "junit", "sarif", "csv")
 
@@ -48,7 +49,8 @@ def sample_run(tmp_path_factory) -> tuple[dict, dict[str, str]]:
     try:
         for key in [k for k in os.environ if k.startswith("AUDITOR_VAR_")]:
             del os.environ[key]
-        args = ["run", "--data", "examples/data", "--at", SAMPLE_AT, "--quiet", "--results", str(out / "r.json")]
+        args = ["run", "--data", "examples/data", "--data-covers", SAMPLE_COVERS, "--at", SAMPLE_AT, "--quiet",
+                "--results", str(out / "r.json")]
         for fmt in FORMATS:
             args += ["--report", f"{fmt}={out / ('report.' + fmt)}"]
         result = CliRunner().invoke(app.cli, args, env={"GITHUB_STEP_SUMMARY": None})
@@ -139,7 +141,8 @@ def test_provenance_digests_are_stable_across_identical_runs(tmp_path, monkeypat
     _project(tmp_path)
     docs = []
     for name in ("one.json", "two.json"):
-        result = cli("run", "--data", "data", "--at", "2026-11-15T12:00:00Z", "--quiet", "--results", name)
+        result = cli("run", "--data", "data", "--data-covers", COVERS, "--at", "2026-11-15T12:00:00Z", "--quiet",
+                     "--results", name)
         assert result.exit_code == 1, result.output  # the idp-2 heartbeat is silent
         docs.append(json.loads((tmp_path / name).read_text()))
     one, two = docs
@@ -149,7 +152,8 @@ def test_provenance_digests_are_stable_across_identical_runs(tmp_path, monkeypat
     assert {r["id"]: r["status"] for r in one["results"]} == {"denied": "waived", "hb": "fail"}
     # each digest moves with its own input only
     write(tmp_path / "waivers.yaml", (tmp_path / "waivers.yaml").read_text() + "    ticket: SEC-9\n")
-    cli("run", "--data", "data", "--at", "2026-11-15T12:00:00Z", "--quiet", "--results", "three.json")
+    cli("run", "--data", "data", "--data-covers", COVERS, "--at", "2026-11-15T12:00:00Z", "--quiet",
+        "--results", "three.json")
     three = json.loads((tmp_path / "three.json").read_text())["provenance"]
     assert three["waivers_sha256"] != provenance["waivers_sha256"]
     assert (three["rules_sha256"], three["config_sha256"]) == (provenance["rules_sha256"], provenance["config_sha256"])
@@ -199,7 +203,8 @@ def test_init_validate_test_run_as_a_subprocess(tmp_path):
     tested = auditor("test", cwd=policy)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert all(line.startswith("PASS ") for line in tested.stdout.splitlines()[:-1])
-    run = auditor("run", "--data", str(SAMPLE), "--at", SAMPLE_AT, "--report", "sarif=out/auditor.sarif",
+    run = auditor("run", "--data", str(SAMPLE), "--data-covers", SAMPLE_COVERS, "--at", SAMPLE_AT,
+                  "--report", "sarif=out/auditor.sarif",
                   "--report", "html=out/report.html", cwd=policy)
     assert run.returncode == 1, run.stderr
     assert "FAIL    high      scim-heartbeat-per-idp" in run.stdout

@@ -21,6 +21,7 @@ import yaml
 from hypothesis import strategies as st
 
 from auditor.compile.compiler import compile_plan
+from auditor.core.coverage import COMPLETE
 from auditor.core.timeutil import US, format_time, parse_time
 from auditor.load.validate import Inputs, load_project
 from auditor.run.runner import RunOptions
@@ -221,7 +222,7 @@ class Workspace:
 
     def files(self) -> dict[str, dict[str, Any]]:
         """rule id -> result JSON, evaluated over the NDJSON files."""
-        return answers(run_plan(self.plan, FileSource(self.root / "data", None), RunOptions()))
+        return answers(run_plan(self.plan, FileSource(self.root / "data", None), RunOptions(coverage=COMPLETE)))
 
     def api(self, *, faults: Faults | None = None, per_page: int | None = None, limit: int | None = None,
             concurrency: int = 2) -> dict[str, dict[str, Any]]:
@@ -232,7 +233,7 @@ class Workspace:
                                                for f in plan.fetches))
         settings = EmulatorSettings(account_id=ACCOUNT, token=TOKEN, faults=faults or Faults())
         with Emulator(self.data, settings) as emu, client(emu, concurrency) as c:
-            return answers(run_plan(plan, CloudflareSource(c), RunOptions()))
+            return answers(run_plan(plan, CloudflareSource(c), RunOptions(coverage=COMPLETE)))
 
 
 @contextmanager
@@ -256,6 +257,7 @@ def answers(run: Any) -> dict[str, dict[str, Any]]:
     for r in run.results:
         doc = r.to_json()
         doc.pop("fetch", None)
+        doc.pop("coverage", None)  # how the transport knew what it covers, not the answer
         out[r.compiled.rule.id] = doc
     return out
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from auditor.cli import cli
+from tests.helpers import SAMPLE_COVERS
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"
@@ -19,8 +20,8 @@ AT = "2026-11-15T00:00:00Z"
 
 def _run(data: Path, results: Path, env: dict[str, str]) -> dict:
     result = CliRunner().invoke(cli, ["run", str(REPO / "rules"), "--config", str(REPO / "auditor.yaml"), "--data",
-                                       str(data), "--at", AT, "--quiet", "--no-progress", "--results", str(results)],
-                                env=env, catch_exceptions=False)
+                                       str(data), "--data-covers", SAMPLE_COVERS, "--at", AT, "--quiet",
+                                       "--no-progress", "--results", str(results)], env=env, catch_exceptions=False)
     assert result.exit_code in (0, 1), result.stderr
     document = json.loads(results.read_text())
     document["summary"].pop("duration_s")

@@ -31,6 +31,9 @@ def _cwd(tmp_path, monkeypatch):
     write(tmp_path / "rules" / "r.yaml", RULES)
 
 
+COVERS = "2026-11-14T00:00:00Z/2026-11-16T00:00:00Z"  # the data holds every record of the rules' windows
+
+
 def denied(user: str, n: int = 3) -> list[dict]:
     return [access(allowed=False, user_email=user, country="US", created_at=f"2026-11-15T11:1{i}:00Z")
             for i in range(n)]
@@ -38,7 +41,8 @@ def denied(user: str, n: int = 3) -> list[dict]:
 
 def run(tmp_path, records: list[dict], name: str, *extra: str):
     write_ndjson(tmp_path / "data" / "access_requests.ndjson", records)
-    result = CliRunner().invoke(cli, ["run", "--data", "data", "--at", AT, "--quiet", "--results", name, *extra])
+    result = CliRunner().invoke(cli, ["run", "--data", "data", "--data-covers", COVERS, "--at", AT, "--quiet",
+                                       "--results", name, *extra])
     return result, json.loads((tmp_path / name).read_text()) if (tmp_path / name).exists() else None
 
 
@@ -87,7 +91,7 @@ def test_baseline_marks_in_every_report(tmp_path):
     run(tmp_path, denied("eve@example.com"), "base.json")
     write_ndjson(tmp_path / "data" / "access_requests.ndjson",
                  [*denied("eve@example.com"), access(country="FR", created_at="2026-11-15T11:20:00Z")])
-    args = ["run", "--data", "data", "--at", AT, "--baseline", "base.json", "--quiet"]
+    args = ["run", "--data", "data", "--data-covers", COVERS, "--at", AT, "--baseline", "base.json", "--quiet"]
     for fmt in ("text", "markdown", "html", "junit", "sarif", "csv"):
         args += ["--report", f"{fmt}=out/report.{fmt}"]
     result = CliRunner().invoke(cli, args)

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from auditor.compile.compiler import compile_plan
+from auditor.core.coverage import COMPLETE
 from auditor.core.timeutil import parse_time
 from auditor.load.validate import Inputs, load_project
 from auditor.run.runner import RunOptions
@@ -87,7 +88,7 @@ def test_case(case, tmp_path, monkeypatch):
     source = rule["source"]
     records = [record_for(source, r) for r in case.get("records", [])]
     write_ndjson(tmp_path / "data" / f"{source}.ndjson", records)
-    (result,) = run_plan(plan, FileSource(tmp_path / "data", None), RunOptions()).results
+    (result,) = run_plan(plan, FileSource(tmp_path / "data", None), RunOptions(coverage=COMPLETE)).results
     doc = result.to_json()
     assert doc["status"] == expect["status"], doc["message"]
     # the in-memory evaluator gives the same answer as the file runner, and says how many records matched

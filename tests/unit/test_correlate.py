@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 from auditor.compile.compiler import compile_plan
 from auditor.compile.plan import Plan
 from auditor.core import resources
+from auditor.core.coverage import COMPLETE, parse_data_covers
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import parse_time
 from auditor.evaluate.correlate import CorrelationEvaluator, Correlations
@@ -23,11 +24,12 @@ from auditor.report.render import FORMATS, render
 from auditor.run.runner import RunOptions
 from auditor.run.runner import run as run_plan
 from auditor.sources.files import FileSource
-from tests.helpers import ABSENT, access, compiled, project, scim, write, write_ndjson
+from tests.helpers import ABSENT, SAMPLE_COVERS, access, compiled, project, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = "scim_idp_ids: [idp-1]\n"
 AT = "2026-11-15T12:00:00Z"
+SAMPLE = FileSource(REPO / "examples" / "data", None, parse_data_covers([SAMPLE_COVERS], SOURCES))
 
 LEAVER = {
     "id": "leaver", "title": "Deprovisioned users do not sign in", "source": "correlation", "window": "7d",
@@ -104,7 +106,7 @@ def run(tmp_path: Path, rules: str, access_rows: list[dict] | None, scim_rows: l
     if scim_rows is not None:
         write_ndjson(data / "scim_updates.ndjson", scim_rows)
     plan = compiled(tmp_path, rules, at=at, config=config)
-    return run_plan(plan, FileSource(data, None), RunOptions(rules_sha256="0" * 64))
+    return run_plan(plan, FileSource(data, None), RunOptions(rules_sha256="0" * 64, coverage=COMPLETE))
 
 
 def by_id(run_result) -> dict[str, Any]:
@@ -566,7 +568,7 @@ def test_starter_rules_on_the_sample_data(monkeypatch):
     assert not [d for d in proj.diagnostics if "correlation.yaml" in str(d.location)], proj.diagnostics
     plan, found = compile_plan(list(proj.rules), proj.config, parse_time("2026-11-15T00:00:00Z"))
     assert not found
-    result = run_plan(plan, FileSource(REPO / "examples" / "data", None), RunOptions())
+    result = run_plan(plan, SAMPLE, RunOptions())
     results = by_id(result)
     leaver_result = results["deprovisioned-user-signs-in"]
     assert leaver_result.status == "fail"
@@ -578,10 +580,14 @@ def test_starter_rules_on_the_sample_data(monkeypatch):
     assert grant.evidence[0]["first"]["resource_group_name"] == "IT-Admins"
     assert grant.evidence[0]["then"]["user_email"] == "jordan.miller@example.com"
     assert grant.evidence[0]["then"]["app_domain"] == "admin.example.com"
-    # the day before the leaver's first sign-in after the DELETE, both pass
+    # the day before the leaver's first sign-in after the DELETE: the 7-day rule passes; the 30-day one
+    # reaches back before the sample's first day, where no data says whether someone left and signed in
     plan, _ = compile_plan(list(proj.rules), proj.config, parse_time("2026-11-11T00:00:00Z"))
-    results = run_plan(plan, FileSource(REPO / "examples" / "data", None), RunOptions()).results
-    assert {r.status for r in results} == {"pass"}
+    earlier = by_id(run_plan(plan, SAMPLE, RunOptions()))
+    assert earlier["admin-grant-used-within-an-hour"].status == "pass"
+    assert earlier["deprovisioned-user-signs-in"].status == "error"
+    assert earlier["deprovisioned-user-signs-in"].message.startswith(
+        "no scim_updates data covers 2026-10-12T00:00:00Z..2026-11-01T00:00:00Z of this rule's window")
 
 
 def test_starter_rule_tests_hold(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from auditor.compile.compiler import PAD_US, compile_plan
+from auditor.core.coverage import COMPLETE
 from auditor.core.period import parse_period
 from auditor.core.timeutil import US, format_time, parse_time
 from auditor.decide.period import retention_warning
@@ -49,7 +50,8 @@ def load(tmp_path: Path, rules: str, config: str = IDPS, waivers: str | None = N
 
 
 def options(proj: Project) -> RunOptions:
-    return RunOptions(rules_sha256=proj.rules_sha256, waivers=proj.waivers, waivers_sha256=proj.waivers_sha256)
+    return RunOptions(rules_sha256=proj.rules_sha256, waivers=proj.waivers, waivers_sha256=proj.waivers_sha256,
+                      coverage=COMPLETE)
 
 
 def periodic(proj: Project, data: Path, text: str = PERIOD, tz: str = "UTC", step: str = "1d") -> dict[str, Any]:

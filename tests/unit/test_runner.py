@@ -10,6 +10,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from auditor.core import resources
+from auditor.core.coverage import COMPLETE
 from auditor.core.exitcodes import ExitCode
 from auditor.run.runner import RunOptions
 from auditor.run.runner import run as run_plan
@@ -48,7 +49,8 @@ def run(tmp_path, records_a=None, records_s=None, *, fail_on="info", rules=RULES
     if records_s is not None:
         write_ndjson(data_dir / "scim_updates.ndjson", records_s)
     plan = compiled(tmp_path, rules)
-    return run_plan(plan, FileSource(data or data_dir, source), RunOptions(fail_on=fail_on, rules_sha256="0" * 64))
+    return run_plan(plan, FileSource(data or data_dir, source), RunOptions(fail_on=fail_on, rules_sha256="0" * 64,
+                                                                             coverage=COMPLETE))
 
 
 def statuses(result) -> dict[str, str]:

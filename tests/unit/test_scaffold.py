@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from auditor import __version__
 from auditor.cli import app, scaffold
+from tests.helpers import SAMPLE_COVERS
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = [
@@ -57,7 +58,8 @@ def test_init_output_validates_tests_and_runs_on_the_sample_data(tmp_path, monke
     tested = cli("test")
     assert tested.exit_code == 0, tested.output
     assert tested.stdout.splitlines()[-1] == "15 cases in 6 rules: 15 held, 0 did not"
-    run = cli("run", "--data", str(REPO / "examples" / "data"), "--at", "2026-11-15T00:00:00Z",
+    run = cli("run", "--data", str(REPO / "examples" / "data"), "--data-covers", SAMPLE_COVERS,
+              "--at", "2026-11-15T00:00:00Z",
               "--results", "out/results.json", "--report", "sarif=out/auditor.sarif",
               "--report", "html=out/report.html")
     assert run.exit_code == 1, run.output  # the sample data holds planted incidents
@@ -70,7 +72,8 @@ def test_init_output_validates_tests_and_runs_on_the_sample_data(tmp_path, monke
     assert (tmp_path / "out" / "report.html").is_file()
     plan = cli("plan", "--at", "2026-11-15T00:00:00Z", "-o", "plan.json")
     assert plan.exit_code == 0
-    again = cli("run", "--plan", "plan.json", "--data", str(REPO / "examples" / "data"), "--quiet")
+    again = cli("run", "--plan", "plan.json", "--data", str(REPO / "examples" / "data"), "--data-covers",
+                SAMPLE_COVERS, "--quiet")
     assert again.exit_code == 1, again.output
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from auditor.compile.compiler import compile_plan
+from auditor.core.coverage import COMPLETE
 from auditor.core.timeutil import US, parse_time
 from auditor.load.validate import Inputs, load_project
 from auditor.load.waivers import parse_expiry
@@ -71,7 +72,7 @@ def run(tmp_path: Path, *, at: str = T, only: tuple[str, ...] = ()):
     plan, problems = compile_plan(rules, project.config, parse_time(at))
     assert not problems
     options = RunOptions(rules_sha256=project.rules_sha256, config_sha256=project.config_sha256,
-                         waivers=project.waivers, waivers_sha256=project.waivers_sha256)
+                         waivers=project.waivers, waivers_sha256=project.waivers_sha256, coverage=COMPLETE)
     return run_plan(plan, FileSource(Path("data"), None), options)
 
 

@@ -38,9 +38,24 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
     progress = ProgressBar(sys.stderr, len(plan.fetches), bar=sys.stderr.isatty() and not no_progress)
     try:
         with ApiClient(settings, progress=progress) as client:
-            return run_plan(plan, CloudflareSource(client), options)
+            return run_plan(plan, CloudflareSource(client, config.retention_days), options)
     finally:
         progress.close()
+
+
+def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | None:
+    """`run --data-covers`: the stated coverage per log (None when not given)."""
+    if not values:
+        return None
+    if not with_data:
+        fail("--data-covers only applies with --data (over the API, coverage follows retention_days)")
+    from auditor.core.coverage import CoverageError, parse_data_covers
+    from auditor.core.fields import SOURCES
+
+    try:
+        return parse_data_covers(values, SOURCES)
+    except CoverageError as exc:
+        fail(str(exc))
 
 
 @click.command()
@@ -53,6 +68,9 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @click.option("--engine", type=click.Choice(["python", "duckdb"]),
               help="What evaluates the rules over --data: the streaming Python pass (default), or DuckDB (the "
                    "default for a Parquet log lake; faster on large exports).")
+@click.option("--data-covers", "data_covers", multiple=True, metavar="[SOURCE=]START/END",
+              help="The time span the --data files hold completely (RFC 3339), for every log or one; repeatable. "
+                   "Default: from each log's first to its last record (inferred).")
 @selection_options
 @click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=Severity.INFO.value,
               show_default=True,
@@ -83,8 +101,8 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
 @guard
 def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
         var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data_args: tuple[str, ...],
-        source: str | None, engine: str | None, at: str | None, period_text: str | None, tz: str | None,
-        step: str | None,
+        source: str | None, data_covers: tuple[str, ...], engine: str | None, at: str | None,
+        period_text: str | None, tz: str | None, step: str | None,
         account_id: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...], fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
         quiet: bool, api_base: str | None,
@@ -106,6 +124,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     clear(path for _, path in [*report_specs, *template_specs] if path is not None)
     if source and not data:
         fail("--source only applies with --data FILE")
+    covers = _data_covers(data_covers, bool(data_args))
     saved = selection.saved_plan(plan_path, at=at, rule_ids=rule_ids, tags=tags, per_page=per_page,
                                  period_text=period_text)
     period = selection.period(period_text, tz, step, at)
@@ -138,7 +157,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     if data is None and not named:
         result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
     else:
-        files = DataSource(data, source, named, compiled)
+        files = DataSource(data, source, named, compiled, covers)
         if engine == "duckdb":
             from auditor.run.sql import run_sql
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from auditor.core import timeutil
+from auditor.core.coverage import DEFAULT_RETENTION_DAYS, Coverage, Seen, api_coverage
+from auditor.core.fields import SOURCES
 from auditor.sources.base import BaseSource, DataMissing, Part
 from auditor.sources.cloudflare.client import ApiClient, FetchError
 
@@ -19,9 +22,14 @@ class CloudflareSource(BaseSource):
     kind = "api"
     narrows = True  # fetching a `then` side only where it can match saves requests
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, retention_days: int = DEFAULT_RETENTION_DAYS,
+                 measured_from: Mapping[str, int] | None = None) -> None:
         self.client = client
         self.concurrency = client.concurrency
+        # Coverage: the API keeps `retention_days` (auditor.yaml), or serves from what an `auditor doctor`
+        # profile measured (`measured_from`: log -> earliest instant served); "now" is read when asked.
+        self.retention_days = retention_days
+        self.measured_from = measured_from
 
     def unit(self, fetch: Fetch) -> str:
         """Each fetch is its own query."""
@@ -46,3 +54,7 @@ class CloudflareSource(BaseSource):
     def requests(self) -> tuple[RequestRecord, ...]:
         """Every request made, in plan order."""
         return self.client.requests()
+
+    def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
+        """Each log from now - retention (or as measured) to now: older records are gone, newer do not exist."""
+        return api_coverage(SOURCES, timeutil.now_us(), self.retention_days, self.measured_from)
