@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from auditor.core.timeutil import US, format_time, parse_time
+from auditor.core.timeutil import EARLIEST_US, LATEST_US, US, TimeRangeError, format_time, parse_time
 
 DAY_US = 86400 * US
 DEFAULT_RETENTION_DAYS = 30
@@ -94,8 +94,9 @@ class LogCoverage:
     note: str = ""  # e.g. "the API keeps 30 days", "inferred from the first and last record"
 
     def missing(self, since_us: int, until_us: int) -> tuple[Interval, ...]:
-        """The parts of [since, until) this log's data does not cover."""
-        return gaps(self.covered, since_us, until_us)
+        """The parts of [since, until) this log's data does not cover (no record can have a time outside the
+        supported years, so none is missing there)."""
+        return gaps(self.covered, max(since_us, EARLIEST_US), min(until_us, LATEST_US))
 
     def why(self, missing: tuple[Interval, ...]) -> str:
         """Why data is missing, for the message: `data ends ...`, `data starts ...`, the note."""
@@ -178,6 +179,8 @@ def parse_data_covers(values: Iterable[str], logs: Iterable[str]) -> dict[str, t
         start, slash, end = (span if sep else text).partition("/")
         try:
             interval = Interval(parse_time(start), parse_time(end))
+        except TimeRangeError as exc:
+            raise CoverageError(f"--data-covers {text!r}: {exc}") from None
         except ValueError:
             slash = ""
         if not slash:
