@@ -19,10 +19,12 @@ _FAULTS = {f.name for f in dataclasses.fields(Faults)}
 
 
 @pytest.fixture(autouse=True)
-def _pinned_now(monkeypatch: pytest.MonkeyPatch) -> None:
+def _pinned_now(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs over the API see a fixed "now" (tests.helpers.PINNED_NOW), the day after the reference time most
-    tests use, so they answer the same whatever the calendar says; --at defaults still read the clock."""
-    monkeypatch.setattr(timeutil, "now_us", lambda: timeutil.parse_time(PINNED_NOW))
+    tests use, so they answer the same whatever the calendar says; --at defaults still read the clock. Tests
+    marked `real_clock` (measuring against the clock, e.g. `auditor doctor`) keep it."""
+    if request.node.get_closest_marker("real_clock") is None:
+        monkeypatch.setattr(timeutil, "now_us", lambda: timeutil.parse_time(PINNED_NOW))
 
 
 class EmulatorFactory(Protocol):

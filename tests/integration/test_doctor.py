@@ -14,6 +14,9 @@ from auditor.core.timeutil import US, format_time, now_us, parse_time
 from auditor.load.profile import UNDECLARED_PUSHDOWNS, ApiProfile, ProfileError, read_profile
 from auditor.run.doctor import MAX_REQUESTS
 
+# Retention is measured back from the clock, and runs without --at are at the clock: keep it real.
+pytestmark = pytest.mark.real_clock
+
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "tok-doctor-5ecret"
 NOW = now_us()
