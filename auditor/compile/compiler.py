@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 
-from auditor.compile.plan import CompiledRule, CompiledSide, Fetch, Plan, PushedFilter
+from auditor.compile.plan import Candidate, CompiledRule, CompiledSide, Fetch, Plan, PushedFilter
+from auditor.compile.pushdown import CLOUDFLARE, PushdownTable
 from auditor.core.diagnostics import Code, Diagnostic
-from auditor.core.fields import SOURCES, Field, ParamStyle
+from auditor.core.fields import SOURCES
 from auditor.core.model import Condition, Config, PushdownScope, Rule
 from auditor.core.period import Period
 from auditor.core.timeutil import US, format_time
@@ -15,12 +15,6 @@ from auditor.core.timeutil import US, format_time
 # The API's since/until inclusivity is undocumented: ask one second wider on both sides and cut the
 # exact window [since, until) locally, so a boundary record is never lost.
 PAD_US = US
-
-
-def _api_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _undeclared_ok(param: str, documented_only: bool, config: Config) -> bool:
@@ -31,39 +25,8 @@ def _undeclared_ok(param: str, documented_only: bool, config: Config) -> bool:
     return not documented_only or param in config.proven_pushdowns
 
 
-def _pushdown(fld: Field, cond: Condition, documented_only: bool, config: Config) -> PushedFilter | None:
-    """The API parameters expressing one condition exactly, or None when only local evaluation can."""
-    op, operand = cond.op, cond.operand
-    if op in ("in", "not_in") and len(operand) == 1:
-        op, operand = ("eq" if op == "in" else "neq"), operand[0]
-    param = fld.api_param
-    if param is None:
-        return None  # the API has no parameter for this field
-    if fld.param_style is ParamStyle.ARRAY:
-        if op == "eq":
-            return PushedFilter(fld.name, ((param, _api_text(operand)),), array=True)
-        if op == "in":
-            values = sorted({_api_text(v) for v in operand})
-            return PushedFilter(fld.name, tuple((param, v) for v in values), array=True)
-        return None
-    if not fld.documented and param is not None and not _undeclared_ok(param, documented_only, config):
-        return None
-    if fld.param_style is ParamStyle.EMAIL:
-        if op == "eq":
-            return PushedFilter(fld.name, (("email", operand), ("email_exact", "true")))
-        if op == "neq":
-            return PushedFilter(fld.name, (("email", operand), ("email_exact", "true"), ("emailOp", "neq")))
-        if op == "contains":
-            # Said explicitly: a server reading a bare `email` as the older schema's default `eq` would return
-            # nothing, and a refusing one (400) makes the client read again without it (parts.fallback).
-            return PushedFilter(fld.name, (("email", operand), ("emailOp", "contains")))
-        return None
-    if fld.param_style is ParamStyle.OP_PAIR and op in ("eq", "neq"):
-        return PushedFilter(fld.name, ((param, _api_text(operand)), (f"{param}Op", op)))
-    return None
-
-
-def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tuple[Fetch, list[Condition]]:
+def _candidate(rule: Rule, since_us: int, until_us: int, config: Config,
+               table: PushdownTable) -> tuple[Fetch, tuple[Condition, ...]]:
     source = SOURCES[rule.source]
     documented_only = config.pushdown is PushdownScope.DOCUMENTED
     by_field: dict[str, PushedFilter] = {}
@@ -71,7 +34,8 @@ def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tupl
     for cond in rule.conditions:
         if cond.field in by_field:
             continue  # one condition per API parameter; the rest stay local
-        push = _pushdown(source.fields[cond.field], cond, documented_only, config)
+        push = table.express(source.fields[cond.field], cond,
+                             lambda param: _undeclared_ok(param, documented_only, config))
         if push is not None:
             by_field[cond.field] = push
             pushed.append(cond)
@@ -86,7 +50,7 @@ def _candidate(rule: Rule, since_us: int, until_us: int, config: Config) -> tupl
         filters=tuple(sorted(by_field.values(), key=lambda p: p.params)),
         per_page=config.per_page,
     )
-    return fetch, pushed
+    return fetch, tuple(pushed)
 
 
 def evidence_fields(rule: Rule) -> set[str]:
@@ -148,23 +112,20 @@ def _widen(fetches: list[Fetch]) -> list[Fetch]:
 
 def compile_plan(rules: list[Rule], config: Config, reference_us: int,
                  account_id: str | None = None, period: Period | None = None,
-                 then_spans: Mapping[str, tuple[int, int]] | None = None) -> tuple[Plan, list[Diagnostic]]:
+                 table: PushdownTable = CLOUDFLARE) -> tuple[Plan, list[Diagnostic]]:
     """Compile rules for reference time T: equal fetches shared, contained fetches served by wider ones.
 
     With `period` (reference_us is then its end), each rule's window is resolved at every step T_i and
     its fetch spans all of them, so the whole period is fetched once (auditor.evaluate.periodic evaluates the steps).
-    With `then_spans` (re-planning once the `first` sides are read), a correlation rule named there compiles
-    its `then` side only, fetched over [lo, hi) within its window: the only times a `then` record can
-    match at (`CorrelationEvaluator.then_span`).
+    `table`: how conditions are pushed down to the backend (auditor.compile.pushdown).
     """
     problems: list[Diagnostic] = []
-    windows_of: dict[str, tuple[tuple[int, int, int], ...]] = {}
-    candidates: dict[str, Fetch] = {}
-    # (rule, since, until, candidate key, pushed, side, the rule or its side): a correlation rule compiles
-    # into two fetches, its `first` side and its `then` side, shared and served like any other fetch.
-    pending: list[tuple[Rule, int, int, str, list[Condition], str | None, Rule]] = []
+    # A correlation rule compiles into two candidates, its `first` side and its `then` side, shared and
+    # served like any other fetch.
+    candidates: list[Candidate] = []
     for rule in rules:
         since_us, until_us = rule.since.resolve(reference_us), rule.until.resolve(reference_us)
+        windows: tuple[tuple[int, int, int], ...] = ()
         if period is not None:
             # Both bounds are absolute or T minus a duration, so neither decreases from step to step.
             windows = tuple((t, rule.since.resolve(t), rule.until.resolve(t)) for t in period.steps)
@@ -175,7 +136,6 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
                                            f"{format_time(empty)} (since is not before until)", rule.location))
                 continue
             since_us, until_us = windows[0][1], windows[-1][2]
-            windows_of[rule.id] = windows
         if since_us >= until_us:
             problems.append(Diagnostic(Code.EMPTY_WINDOW,
                                        f"rule '{rule.id}': its window is empty at the reference time "
@@ -183,39 +143,45 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
             continue
         parts: list[tuple[str | None, Rule]] = (
             list(zip(("first", "then"), rule.sides(), strict=True)) if rule.correlation else [(None, rule)])
-        span = (since_us, until_us)
-        if then_spans is not None and rule.correlation and rule.id in then_spans:
-            parts = parts[1:]
-            lo, hi = then_spans[rule.id]  # widened to whole seconds: sub-second since/until are undocumented
-            span = (max(since_us, lo // US * US), min(until_us, -(-hi // US) * US))
         for side, part in parts:
-            fetch, pushed = _candidate(part, *span, config)
-            candidates.setdefault(fetch.key, fetch)
-            pending.append((rule, since_us, until_us, fetch.key, pushed, side, part))
+            fetch, pushed = _candidate(part, since_us, until_us, config, table)
+            candidates.append(Candidate(rule, since_us, until_us, fetch, pushed, side, part, windows))
+    optional_fields = _undeclared_ok("fields=country", config.pushdown is PushdownScope.DOCUMENTED, config)
+    return assemble(candidates, reference_us, account_id, config.pushdown, period, optional_fields), problems
 
+
+def assemble(candidates: list[Candidate], reference_us: int, account_id: str | None, pushdown: PushdownScope,
+             period: Period | None, optional_fields: bool = True) -> Plan:
+    """The plan for candidate fetches: equal ones shared, one contained in another served by it, some merged
+    (`_coalesce`), each projected to the fields its rules need. Needs nothing but the candidates, so the
+    planner can assemble again from narrowed ones (auditor.compile.narrow)."""
+    by_key: dict[str, Fetch] = {}
+    for c in candidates:
+        by_key.setdefault(c.fetch.key, c.fetch)
     # A candidate contained in another is served by it: fewer requests, same answer (all conditions
     # are applied locally anyway). Serve from a maximal candidate, chosen in a deterministic order.
-    ordered = sorted(candidates.values(), key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
+    ordered = sorted(by_key.values(), key=lambda f: (f.source, f.since_us, -f.until_us, f.key))
     maximal = _coalesce([f for f in ordered if not any(g.key != f.key and g.contains(f) for g in ordered)])
     server = {f.key: next(g for g in maximal if g.contains(f)).key for f in ordered}
 
     compiled: list[CompiledRule] = []
     needed: dict[str, set[str]] = {}
     sides: dict[str, list[CompiledSide]] = {}
-    for rule, since_us, until_us, key, pushed, side, part in pending:
-        serving = server[key]
-        if serving != key:
-            pushed = []  # the wider fetch does not apply this rule's filters: all of them run locally
-        local = tuple(c for c in part.conditions if c not in pushed)
+    for c in candidates:
+        rule, part, pushed = c.rule, c.part, c.pushed
+        serving = server[c.fetch.key]
+        if serving != c.fetch.key:
+            pushed = ()  # the wider fetch does not apply this rule's filters: all of them run locally
+        local = tuple(cond for cond in part.conditions if cond not in pushed)
         needed.setdefault(serving, set()).update(evidence_fields(part))
-        if side is None:
-            compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local))
+        if c.side is None:
+            compiled.append(CompiledRule(rule, c.since_us, c.until_us, serving, pushed, local, windows=c.windows))
             continue
-        needed[serving].update(rule.correlation.join_fields(side) if rule.correlation else ())
-        sides.setdefault(rule.id, []).append(CompiledSide(side, part.source, serving, tuple(pushed), local))
-        if side == "then":
-            compiled.append(CompiledRule(rule, since_us, until_us, serving, tuple(pushed), local,
-                                         tuple(sides.pop(rule.id))))
+        needed[serving].update(rule.correlation.join_fields(c.side) if rule.correlation else ())
+        sides.setdefault(rule.id, []).append(CompiledSide(c.side, part.source, serving, pushed, local))
+        if c.side == "then":
+            compiled.append(CompiledRule(rule, c.since_us, c.until_us, serving, pushed, local,
+                                         tuple(sides.pop(rule.id)), windows=c.windows))
     fetches = []
     for f in maximal:
         if f.key in needed:
@@ -223,13 +189,8 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
             wanted = tuple(n for n in source.fields if n in needed[f.key]) if source.projection else ()
             # Optional fields (country, app_type) are not in the API's record schema: listing one in `fields`
             # is an undeclared pushdown. Without it `fields` is not sent and every field comes back.
-            documented_only = config.pushdown is PushdownScope.DOCUMENTED
-            if any(source.fields[n].optional for n in wanted) and not _undeclared_ok("fields=country",
-                                                                                      documented_only, config):
+            if any(source.fields[n].optional for n in wanted) and not optional_fields:
                 wanted = ()
             fetches.append(replace(f, fields=wanted))
-    if windows_of:
-        compiled = [replace(c, windows=windows_of[c.rule.id]) for c in compiled]
-    plan = Plan(reference_us, account_id, tuple(fetches), tuple(compiled), config.pushdown, period=period,
-                config=config)
-    return plan, problems
+    return Plan(reference_us, account_id, tuple(fetches), tuple(compiled), pushdown, period=period,
+                candidates=tuple(candidates), optional_fields=optional_fields)

@@ -135,6 +135,21 @@ class CompiledRule:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """What one rule (or one side of a correlation rule) asks for, before fetches are shared: its own fetch and
+    the conditions that fetch pushes down. The planner assembles plans from candidates (auditor.compile)."""
+
+    rule: Rule
+    since_us: int
+    until_us: int
+    fetch: Fetch
+    pushed: tuple[Condition, ...]
+    side: str | None  # "first" | "then" for a correlation rule's side, None for a rule
+    part: Rule  # the rule, or the side as a rule of its own source
+    windows: tuple[tuple[int, int, int], ...] = ()  # periodic plans: (T_i, since_i, until_i) per step
+
+
+@dataclass(frozen=True)
 class Plan:
     """Fetches to make and rules to evaluate over them, for one reference time."""
 
@@ -145,8 +160,9 @@ class Plan:
     pushdown: PushdownScope = PushdownScope.ALL
     notes: tuple[str, ...] = field(default=())
     period: Period | None = None  # periodic plans (--period): reference_us is the period's end
-    # What the plan was compiled from, so a run can re-plan its correlation `then` sides (`narrows`).
-    config: Config | None = field(default=None, compare=False, repr=False)
+    # What the plan was assembled from, so the planner can narrow its correlation `then` sides (`narrows`).
+    candidates: tuple[Candidate, ...] = field(default=(), compare=False, repr=False)
+    optional_fields: bool = field(default=True, compare=False, repr=False)  # may `fields` list optional ones
 
     def fetch(self, key: str) -> Fetch:
         """The fetch with this key."""
@@ -164,7 +180,7 @@ class Plan:
         """Whether a run over the API reads the `first` sides' fetches before planning the rest: possible when
         no fetch feeds both a `first` and a `then` side."""
         thens = {s.fetch_key for r in self.rules for s in r.sides if s.name == "then"}
-        return self.config is not None and bool(thens) and not self.first_keys() & thens
+        return bool(self.candidates) and bool(thens) and not self.first_keys() & thens
 
     def to_json(self) -> dict[str, Any]:
         """The `plan --json` document (SPEC section 3)."""

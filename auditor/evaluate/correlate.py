@@ -35,8 +35,8 @@ from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule, CompiledSide
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import US
-from auditor.evaluate.engine import Outcome, RuleEvaluator
-from auditor.language.conditions import compile_all
+from auditor.evaluate.engine import Outcome, Projection, RuleEvaluator
+from auditor.language.codegen import compile_all
 
 Feed = Callable[[dict[str, Any], int], None]
 Key = tuple[Any, ...]
@@ -70,20 +70,6 @@ def seconds(delay_us: int) -> int | float:
     return int(value) if value.is_integer() else round(value, 6)
 
 
-class _ThenEvaluator(RuleEvaluator):
-    """The rule's expectations over the matched `then` records; evidence shows both sides of each match."""
-
-    def __init__(self, compiled: CompiledRule, owner: CorrelationEvaluator):
-        super().__init__(compiled)
-        self._owner = owner
-
-    def project(self, record: dict[str, Any]) -> dict[str, Any]:
-        first, first_us, then_us = self._owner.partner
-        then = super().project(record)
-        join = {name: record.get(name) for name in self._owner.then_join}
-        return {"first": first, "then": then, "join": join, "delay_s": seconds(then_us - first_us)}
-
-
 class CorrelationEvaluator:
     """One correlation rule: index its `first` side, stream its `then` side, decide like any rule."""
 
@@ -111,15 +97,14 @@ class CorrelationEvaluator:
         shown = evidence_fields(first_rule) | set(correlation.join_fields("first")) if rule.evidence else set()
         self._first_shown = [name for name in first_fields if name in shown]
         then_side = next(s for s in compiled.sides if s.name == "then")
-        self._then = _ThenEvaluator(replace(compiled, rule=then_rule, fetch_key=then_side.fetch_key,
-                                            pushed=then_side.pushed, local=then_side.local, sides=()), self)
+        self._then = RuleEvaluator(replace(compiled, rule=then_rule, fetch_key=then_side.fetch_key,
+                                           pushed=then_side.pushed, local=then_side.local, sides=()))
         self._collecting: dict[Key, list[tuple[int, str, dict[str, Any]]]] = {}
         self._index: dict[Key, tuple[list[int], list[dict[str, Any]]]] = {}
         self._buffer: list[tuple[dict[str, Any], int, Key]] = []
         self._closed = False
         self._lock = threading.Lock()  # first side completing vs then records arriving (other threads)
         self._feeding = threading.Lock()  # the matched-record aggregation (rare: only matches take it)
-        self.partner: tuple[dict[str, Any], int, int] = ({}, 0, 0)
         self.first_matched = 0
         self.error: str | None = None
 
@@ -197,9 +182,20 @@ class CorrelationEvaluator:
     def _match(self, record: dict[str, Any], t_us: int, key: Key) -> None:
         partner = self._partner(t_us, key)
         if partner is not None:
+            project = self.pair(partner[0], partner[1], t_us)
             with self._feeding:
-                self.partner = (partner[0], partner[1], t_us)
-                self._then.feed(record, t_us)
+                self._then.take(record, t_us, project)  # feed_then checked its window and filter
+
+    def pair(self, first: dict[str, Any], first_us: int, then_us: int) -> Projection:
+        """How evidence shows a matched `then` record: both sides, the join value and the delay between them."""
+        then_join = self.then_join
+        project = self._then.project
+
+        def shown(record: dict[str, Any]) -> dict[str, Any]:
+            join = {name: record.get(name) for name in then_join}
+            return {"first": first, "then": project(record), "join": join, "delay_s": seconds(then_us - first_us)}
+
+        return shown
 
     # -- outcome ---------------------------------------------------------------------------------------------
 

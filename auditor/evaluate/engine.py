@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule
 from auditor.core.fields import SOURCES
 from auditor.core.status import Status
-from auditor.language.conditions import compile_all, compile_gate
+from auditor.language.codegen import Gate, compile_all, compile_feed
 from auditor.language.expectations import (
     KINDS,
     Bounds,
@@ -24,6 +25,8 @@ from auditor.language.expectations import (
     pressure,
     worst,
 )
+
+Projection = Callable[[dict[str, Any]], dict[str, Any]]  # a record -> what evidence shows of it
 
 
 @dataclass(frozen=True)
@@ -86,15 +89,12 @@ class _Group:
 class RuleEvaluator:
     """Accumulates one rule's measures over a record stream in one pass, in bounded memory per group."""
 
-    def __init__(self, compiled: CompiledRule, *, prefiltered: bool = False):
+    def __init__(self, compiled: CompiledRule):
         rule = compiled.rule
         self.compiled = compiled
         self.rule = rule
         self.since_us = compiled.since_us
         self.until_us = compiled.until_us
-        # prefiltered: the caller feeds only records that passed the filter (auditor.evaluate.periodic tests a
-        # record once for all the steps it lands in).
-        self._match = compile_all([] if prefiltered else [(c.field, c.op, c.operand) for c in rule.conditions])
         self._distinct = [e for e in rule.expectations if e.kind == "distinct"]
         self._ratios = [e for e in rule.expectations if e.kind == "ratio"]
         self._where = [compile_all([(c.field, c.op, c.operand) for c in e.where]) for e in self._ratios]
@@ -110,19 +110,20 @@ class RuleEvaluator:
         self._seq = 0
         self._group_by = rule.group_by
         self._keep = rule.evidence > 0
-        if type(self).feed is RuleEvaluator.feed:
-            # The window test and the filter as one generated function: one call per record offered.
-            conditions = [] if prefiltered else [(c.field, c.op, c.operand) for c in rule.conditions]
-            self.feed = compile_gate(conditions, self.since_us, self.until_us, self._take)  # type: ignore[method-assign, assignment]
+        # The rule's filter in front of `take`: the runner's router writes it inline with the other rules'
+        # (codegen.compile_fanout); `feed` compiles it with the window test when first called.
+        self.gate = Gate(tuple((c.field, c.op, c.operand) for c in rule.conditions), self.take)
+        self._feed: Callable[[dict[str, Any], int], None] | None = None
 
     def feed(self, record: dict[str, Any], t_us: int) -> None:
-        """Offer one record (with its parsed time) to the rule."""
-        if not (self.since_us <= t_us < self.until_us) or not self._match(record):
-            return
-        self._take(record, t_us)
+        """Offer one record (with its parsed time) to the rule: counted when inside the window and the filter."""
+        if self._feed is None:
+            self._feed = compile_feed(self.gate, self.since_us, self.until_us)
+        self._feed(record, t_us)
 
-    def _take(self, record: dict[str, Any], t_us: int) -> None:
-        """Count one record that is inside the window and passes the filter."""
+    def take(self, record: dict[str, Any], t_us: int, project: Projection | None = None) -> None:
+        """Count one record that is inside the window and passes the filter; `project` shows it as evidence
+        (default: `project`; a correlation rule passes one showing both sides of the match)."""
         self.matched += 1
         # The hot path (every matching record): no per-record allocations beyond the group key, and the
         # evidence heaps' cheap exit tested here rather than in a call.
@@ -149,17 +150,17 @@ class RuleEvaluator:
             samples, n = group.samples, self._keep_n
             heap = samples.get("all")
             if heap is None or len(heap) < n or t_us <= -heap[0][0]:
-                self._sample(group, "all", record, t_us)
+                self._sample(group, "all", record, t_us, project)
             for i, where, yes, no in self._checks:
                 if where(record):
                     group.hits[i] += 1
                     heap = samples.get(yes)
                     if heap is None or len(heap) < n or t_us <= -heap[0][0]:
-                        self._sample(group, yes, record, t_us)
+                        self._sample(group, yes, record, t_us, project)
                 else:
                     heap = samples.get(no)
                     if heap is None or len(heap) < n or t_us <= -heap[0][0]:
-                        self._sample(group, no, record, t_us)
+                        self._sample(group, no, record, t_us, project)
         else:
             for i, where, _, _ in self._checks:
                 if where(record):
@@ -181,16 +182,15 @@ class RuleEvaluator:
         self._sample(self._groups[key], kind, record, t_us)
 
     def project(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A record as evidence shows it: its shown fields, in the source's order (correlation rules override
-        this to show both sides of a match)."""
+        """A record as evidence shows it: its shown fields, in the source's order."""
         return {f: record[f] for f in self._shown if f in record}
 
-    def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int) -> None:
+    def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int, project: Projection | None) -> None:
         heap = group.samples.setdefault(k, [])
         n = self.rule.evidence
         if len(heap) >= n and t_us > -heap[0][0]:
             return  # later than every kept sample: cheap exit for time-ordered streams
-        shown = self.project(record)
+        shown = (project or self.project)(record)
         self._seq += 1
         item = (-t_us, _Neg(shown), -self._seq, shown)
         if len(heap) < n:

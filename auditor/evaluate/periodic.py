@@ -30,7 +30,7 @@ from auditor.core.status import Status
 from auditor.core.timeutil import US
 from auditor.evaluate.correlate import CorrelationEvaluator
 from auditor.evaluate.engine import Measurement, Outcome, RuleEvaluator
-from auditor.language.conditions import Feed, compile_all
+from auditor.language.codegen import Feed, Gate, compile_feed
 from auditor.language.expectations import pressure, worst
 
 DAY_US = 86400 * US
@@ -52,18 +52,18 @@ class StepEvaluator:
         windows = compiled.windows
         self._sinces = [since for _, since, _ in windows]
         self._untils = [until for _, _, until in windows]
-        self._match = compile_all([(c.field, c.op, c.operand) for c in self.rule.conditions])
-        self._steps = [
-            RuleEvaluator(dataclasses.replace(compiled, since_us=since, until_us=until, windows=()), prefiltered=True)
-            for _, since, until in windows
-        ]
-        self._feeds = [e.feed for e in self._steps]
+        self._steps = [RuleEvaluator(dataclasses.replace(compiled, since_us=since, until_us=until, windows=()))
+                       for _, since, until in windows]
+        self._takes = [e.take for e in self._steps]  # the filter is tested once, by the gate, for all steps
         # Between two consecutive window bounds the same steps are open: records (mostly in time order)
         # look the steps up only when they leave the current segment [_lo, _hi).
         self._points = sorted(set(self._sinces) | set(self._untils))
         self._lo, self._hi = 1, 0
         self._open: tuple[Feed, ...] = ()
         self.matched = 0  # records matching the filter inside any step's window
+        # The rule's filter in front of the steps (written inline by the runner's router, like a rule's).
+        self.gate = Gate(tuple((c.field, c.op, c.operand) for c in self.rule.conditions), self._take)
+        self._feed: Feed | None = None
 
     @property
     def step_evaluators(self) -> list[RuleEvaluator]:
@@ -76,17 +76,23 @@ class StepEvaluator:
         k = bisect_right(self._points, t_us)
         self._lo = self._points[k - 1] if k else -_FAR
         self._hi = self._points[k] if k < len(self._points) else _FAR
-        self._open = tuple(self._feeds[first:after])
+        self._open = tuple(self._takes[first:after])
 
     def feed(self, record: dict[str, Any], t_us: int) -> None:
         """Offer one record to the steps whose window holds its time."""
+        if self._feed is None:
+            self._feed = compile_feed(self.gate, self.since_us, self.until_us)
+        self._feed(record, t_us)
+
+    def _take(self, record: dict[str, Any], t_us: int) -> None:
+        """A record inside the span that passes the filter: counted by the steps whose window holds its time."""
         if not self._lo <= t_us < self._hi:
             self._segment(t_us)
-        if not self._open or not self._match(record):
+        if not self._open:
             return
         self.matched += 1
-        for feed in self._open:
-            feed(record, t_us)
+        for take in self._open:
+            take(record, t_us)
 
     def outcome(self) -> Outcome:
         """The worst step's outcome (before waivers), with every step's outcome in `steps`."""
@@ -136,8 +142,8 @@ class StepCorrelationEvaluator(CorrelationEvaluator):
         self._sinces = [since for _, since, _ in windows]
         self._untils = [until for _, _, until in windows]
         then = self._then.compiled
-        self._step_thens = [type(self._then)(dataclasses.replace(then, since_us=since, until_us=until, windows=()),
-                                             self) for _, since, until in windows]
+        self._step_thens = [RuleEvaluator(dataclasses.replace(then, since_us=since, until_us=until, windows=()))
+                            for _, since, until in windows]
         self._first_times: list[int] = []
 
     def feed_first(self, record: dict[str, Any], t_us: int) -> None:
@@ -156,10 +162,10 @@ class StepCorrelationEvaluator(CorrelationEvaluator):
         hi = min(bisect_right(self._sinces, t_us), bisect_right(self._sinces, first_us))
         if lo >= hi:
             return
+        project = self.pair(shown, first_us, t_us)
         with self._feeding:
-            self.partner = (shown, first_us, t_us)
-            for step in self._step_thens[lo:hi]:
-                step.feed(record, t_us)
+            for step in self._step_thens[lo:hi]:  # each step's window holds both t_us and first_us
+                step.take(record, t_us, project)
 
     def outcome(self) -> Outcome:
         """Every step's outcome (each as a single run at T_i words it); the worst one on top."""

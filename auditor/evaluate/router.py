@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from auditor.language.conditions import compile_fanout
+from auditor.language.codegen import Feed, Gate, compile_fanout
 
-Feed = Callable[[dict[str, Any], int], None]
 _BEFORE = float("-inf")
 _AFTER = float("inf")
 
@@ -28,9 +27,9 @@ def _nothing(record: dict[str, Any], t_us: int) -> None:
 
 class Router:
     """`segment(t)` -> (lo, hi, feed): one feed offering a record to every feed open at t (as one generated
-    function, conditions.compile_fanout), and the span [lo, hi) where the same feeds are open."""
+    function, codegen.compile_fanout), and the span [lo, hi) where the same feeds are open."""
 
-    def __init__(self, feeds: Sequence[tuple[int, int, Feed]]) -> None:
+    def __init__(self, feeds: Sequence[tuple[int, int, Gate | Feed]]) -> None:
         self._bounds = sorted({b for since, until, _ in feeds if since < until for b in (since, until)})
         self._open = [
             [feed for since, until, feed in feeds if since <= lo and hi <= until]

@@ -1,4 +1,5 @@
-"""The filter operators: one table read by validation, evaluation, pushdown and the schema test."""
+"""The filter operators: one table read by validation, evaluation (auditor.language.codegen), pushdown tables
+(auditor.compile.pushdown) and the schema test. A new operator is one entry in OPERATORS."""
 
 from __future__ import annotations
 
@@ -30,15 +31,29 @@ class ValueKind(StrEnum):
     BOOL = "bool"
 
 
+Const = Callable[[Any], str]  # binds a value in generated code's namespace, returns the name it is bound to
+# (operand, v, const) -> a Python expression over `v` (the field's value, None when missing) giving exactly the
+# operator's answer, or None when this operand has no inline form (the generic `build` test is called then).
+Inline = Callable[[Any, str, Const], str | None]
+
+
 @dataclass(frozen=True)
 class Operator:
-    """One operator: the field types it fits, its operand, its answer on a missing field, its test."""
+    """One operator, all its semantics: the field types it fits, its operand, its answer on a missing field,
+    its test, its inline form for generated code (auditor.language.codegen) and the operator it amounts to
+    with a one-value operand (for backends' pushdown tables)."""
 
     name: str
     types: frozenset[FieldType]
     value: ValueKind
     when_missing: bool
     build: Callable[[Any], Test]  # operand -> test of a present, non-null field value
+    inline: Inline | None = None
+    singular: str | None = None  # `in [x]` is `eq x`
+
+    def missing(self, operand: Any) -> bool:
+        """The answer for a missing or null field."""
+        return (operand is False) if self.name == "exists" else self.when_missing
 
 
 _ALL = frozenset(FieldType)
@@ -179,59 +194,71 @@ def _exists(operand: bool) -> Test:
     return lambda v: operand
 
 
+def _negated(inline: Inline) -> Inline:
+    def write(operand: Any, v: str, const: Const) -> str | None:
+        test = inline(operand, v, const)
+        return None if test is None else f"not ({test})"
+
+    return write
+
+
+def _inline_eq(operand: Any, v: str, const: Const) -> str | None:
+    # Operands are non-null scalars, so a missing field (None) never equals them: the SPEC's `false` for eq.
+    if isinstance(operand, bool):
+        return f"{v} is {const(operand)}"
+    if isinstance(operand, str):
+        return f"{v} == {const(operand)}"
+    return None
+
+
+def _inline_in(operand: Any, v: str, const: Const) -> str | None:
+    if all(isinstance(o, str) for o in operand):
+        return f"{v}.__class__ is str and {v} in {const(frozenset(operand))}"
+    return None
+
+
+def _inline_contains(operand: Any, v: str, const: Const) -> str | None:
+    return f"isinstance({v}, str) and {const(operand)} in {v}"
+
+
+def _inline_exists(operand: Any, v: str, const: Const) -> str | None:
+    if not isinstance(operand, bool):
+        return None
+    return f"{v} is not None" if operand else f"{v} is None"
+
+
 OPERATORS: dict[str, Operator] = {
     op.name: op
     for op in (
-        Operator("eq", _ALL, ValueKind.SCALAR, False, _eq),
-        Operator("neq", _ALL, ValueKind.SCALAR, True, _negate(_eq)),
-        Operator("in", _ALL, ValueKind.SCALARS, False, _in),
-        Operator("not_in", _ALL, ValueKind.SCALARS, True, _negate(_in)),
-        Operator("contains", _TEXTUAL, ValueKind.TEXT, False, _contains),
-        Operator("not_contains", _TEXTUAL, ValueKind.TEXT, True, _negate(_contains)),
+        Operator("eq", _ALL, ValueKind.SCALAR, False, _eq, _inline_eq),
+        Operator("neq", _ALL, ValueKind.SCALAR, True, _negate(_eq), _negated(_inline_eq)),
+        Operator("in", _ALL, ValueKind.SCALARS, False, _in, _inline_in, singular="eq"),
+        Operator("not_in", _ALL, ValueKind.SCALARS, True, _negate(_in), _negated(_inline_in), singular="neq"),
+        Operator("contains", _TEXTUAL, ValueKind.TEXT, False, _contains, _inline_contains),
+        Operator("not_contains", _TEXTUAL, ValueKind.TEXT, True, _negate(_contains), _negated(_inline_contains)),
         Operator("matches", _TEXTUAL, ValueKind.REGEX, False, _matches),
         Operator("not_matches", _TEXTUAL, ValueKind.REGEX, True, _negate(_matches)),
         Operator("cidr", frozenset({FieldType.IP}), ValueKind.NETWORKS, False, _cidr),
         Operator("not_cidr", frozenset({FieldType.IP}), ValueKind.NETWORKS, True, _negate(_cidr)),
-        # exists: false is true exactly when the field is missing, hence when_missing is set per operand.
-        Operator("exists", _ALL, ValueKind.BOOL, False, _exists),
+        # exists: false is true exactly when the field is missing, hence `Operator.missing` per operand.
+        Operator("exists", _ALL, ValueKind.BOOL, False, _exists, _inline_exists),
     )
 }
 
 
-def _fast(field: str, op: str, operand: Any) -> Predicate | None:
-    """Single-lookup predicates for the hottest cases (string/boolean equality and membership).
-
-    Each gives exactly the generic answer: operands are non-null scalars, so a missing field (None)
-    never equals them, which is the SPEC's answer for eq/in (false) and neq/not_in (true).
-    """
-    if op == "eq" and isinstance(operand, bool):
-        return lambda record: record.get(field) is operand
-    if op == "neq" and isinstance(operand, bool):
-        return lambda record: record.get(field) is not operand
-    if op == "eq" and isinstance(operand, str):
-        return lambda record: record.get(field) == operand
-    if op == "neq" and isinstance(operand, str):
-        return lambda record: record.get(field) != operand
-    if op in ("in", "not_in") and all(isinstance(o, str) for o in operand):
-        members = frozenset(operand)
-        inside = op == "in"
-
-        def member(record: dict) -> bool:
-            v = record.get(field)
-            if v.__class__ is str:
-                return (v in members) is inside
-            return not inside  # missing, null, or not text: never one of the strings
-        return member
-    return None
+def canonical(op: str, operand: Any) -> tuple[str, Any]:
+    """The simplest equal form of a condition: `in`/`not_in` with one value are `eq`/`neq` of it."""
+    singular = OPERATORS[op].singular
+    if singular is not None and isinstance(operand, list | tuple) and len(operand) == 1:
+        return singular, operand[0]
+    return op, operand
 
 
 def compile_condition(field: str, op: str, operand: Any) -> Predicate:
-    """One condition -> a predicate over a record (a dict with API field names)."""
-    fast = _fast(field, op, operand)
-    if fast is not None:
-        return fast
+    """One condition -> a predicate over a record (a dict with API field names), straight from the operator's
+    test: the reference the generated code (auditor.language.codegen) is checked against."""
     operator = OPERATORS[op]
-    when_missing = (operand is False) if op == "exists" else operator.when_missing
+    when_missing = operator.missing(operand)
     test = operator.build(operand)
 
     def predicate(record: dict) -> bool:
@@ -243,101 +270,11 @@ def compile_condition(field: str, op: str, operand: Any) -> Predicate:
     return predicate
 
 
-def compile_all(conditions: list[tuple[str, str, Any]]) -> Predicate:
-    """Conditions that must all hold -> one predicate (true for an empty list)."""
-    return _generate(conditions, "match(record)", "return False", "return True")
-
-
-Feed = Callable[[dict[str, Any], int], None]
-
-
-def compile_gate(conditions: list[tuple[str, str, Any]], since_us: int, until_us: int, then: Feed) -> Feed:
-    """A feed(record, t_us) calling then(record, t_us) when t_us is in [since_us, until_us) and every condition
-    holds: a rule's window and filter in one call, for the per-record hot path."""
-    head = ("if not SINCE <= t_us < UNTIL:", "    return")
-    gate = _generate(conditions, "gate(record, t_us)", "return", "THEN(record, t_us)", head,
-                     {"SINCE": since_us, "UNTIL": until_us, "THEN": then})
-    gate.auditor_gate = (tuple(conditions), then)  # type: ignore[attr-defined]  # for compile_fanout
-    return gate
-
-
-def compile_fanout(feeds: list[Feed]) -> Feed:
-    """One feed(record, t_us) offering each record to every feed in turn, for records known to be inside
-    all of their windows: compile_gate's feeds are written inline (their filter, without the window test,
-    then their target), the others are called. A record passing through it is what passing it to each feed
-    in order would do."""
-    namespace: dict[str, Any] = {"isinstance": isinstance, "str": str}
-
-    def const(value: Any) -> str:
-        name = f"c{len(namespace)}"
-        namespace[name] = value
-        return name
-
-    lines = ["def fanout(record, t_us):"]
-    for feed in feeds:
-        spec = getattr(feed, "auditor_gate", None)
-        if spec is None:
-            lines.append(f"    {const(feed)}(record, t_us)")
-            continue
-        conditions, then = spec
-        values: dict[str, str] = {}
-        terms = []
-        for field, op, operand in conditions:
-            v = values.get(field)
-            if v is None:  # read each field once per feed, in the conjunction (short-circuit keeps it lazy)
-                v = values[field] = f"v{len(namespace)}"
-                terms.append(f"(({v} := record.get({const(field)})) or True)")
-            terms.append(f"({_expression(field, op, operand, v, const)})")
-        call = f"{const(then)}(record, t_us)"
-        lines.append(f"    if {' and '.join(terms)}:\n        {call}" if terms else f"    {call}")
-    lines.append("    return None")
-    code = compile("\n".join(lines) + "\n", "<auditor fanout>", "exec")
-    exec(code, namespace)  # noqa: S102 - generated from the operator table only; values are bound, as in _generate
-    return namespace["fanout"]
-
-
-def _generate(conditions: list[tuple[str, str, Any]], signature: str, fail: str, success: str,
-              head: tuple[str, ...] = (), bound: dict[str, Any] | None = None) -> Callable[..., Any]:
-    """One Python function testing all conditions in order: each field read once, the common operators
-    inline, the others through their compiled tests. Its answers are exactly compile_condition's (the
-    property tests compare them). Every operand, field name and test is bound in the function's namespace,
-    never written into its source, so no rule text can become code."""
-    namespace: dict[str, Any] = {"isinstance": isinstance, "str": str, **(bound or {})}
-    values: dict[str, str] = {}
-
-    def const(value: Any) -> str:
-        name = f"c{len(namespace)}"
-        namespace[name] = value
-        return name
-
-    lines = [f"def {signature}:", *(f"    {line}" for line in head)]
-    for field, op, operand in conditions:
-        v = values.get(field)
-        if v is None:
-            v = values[field] = f"v{len(values)}"
-            lines.append(f"    {v} = record.get({const(field)})")
-        lines.append(f"    if not ({_expression(field, op, operand, v, const)}):")
-        lines.append(f"        {fail}")
-    lines.append(f"    {success}")
-    code = compile("\n".join(lines) + "\n", "<auditor filter>", "exec")
-    exec(code, namespace)  # noqa: S102 - generated from the operator table only; values are bound, see above
-    return namespace[signature.partition("(")[0]]
-
-
-def _expression(field: str, op: str, operand: Any, v: str, const: Callable[[Any], str]) -> str:
-    """The condition as an expression over `v` (the field's value, None when missing)."""
-    if op in ("eq", "neq") and isinstance(operand, bool):
-        return f"{v} is {'not ' if op == 'neq' else ''}{const(operand)}"
-    if op in ("eq", "neq") and isinstance(operand, str):
-        return f"{v} {'!=' if op == 'neq' else '=='} {const(operand)}"
-    if op in ("in", "not_in") and all(isinstance(o, str) for o in operand):
-        test = f"{v}.__class__ is str and {v} in {const(frozenset(operand))}"
-        return test if op == "in" else f"not ({test})"
-    if op in ("contains", "not_contains"):
-        test = f"isinstance({v}, str) and {const(operand)} in {v}"
-        return test if op == "contains" else f"not ({test})"
-    if op == "exists" and isinstance(operand, bool):
-        return f"{v} is not None" if operand else f"{v} is None"
+def expression(op: str, operand: Any, v: str, const: Const) -> str:
+    """The condition as a Python expression over `v` (the field's value, None when missing): the operator's
+    inline form, else its test called on present values."""
     operator = OPERATORS[op]
-    test = const(operator.build(operand))
-    return f"({operator.when_missing} if {v} is None else {test}({v}))"
+    inline = operator.inline(operand, v, const) if operator.inline is not None else None
+    if inline is not None:
+        return inline
+    return f"({operator.missing(operand)} if {v} is None else {const(operator.build(operand))}({v}))"

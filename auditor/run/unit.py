@@ -4,8 +4,8 @@ correlation side) that reads them; a second core takes part of the rules when th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from auditor.compile.plan import CompiledRule, Fetch
@@ -16,13 +16,13 @@ from auditor.evaluate.guard import filter_fields, guard
 from auditor.evaluate.periodic import evaluator
 from auditor.evaluate.results import RuleResult
 from auditor.evaluate.router import Router
+from auditor.language.codegen import Feed, Gate
 from auditor.language.conditions import MatchTimeout
 from auditor.sources.base import Part, Source, SourceError
 from auditor.sources.typecheck import TypeTally
 
-Feed = Callable[[dict[str, Any], int], None]
 _FAR = 1 << 62  # beyond any timestamp in microseconds
-Window = tuple[int, int, Feed]  # (since, until, feed): a feed reads the records in [since, until)
+Window = tuple[int, int, Gate | Feed]  # (since, until, feed): a feed reads the records in [since, until)
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Unit:
     index: int  # the fetch's position in the run (provenance order)
     rules: list[CompiledRule]
     describe: Callable[[CompiledRule], str]  # the query a rule's result names
-    extra: list[Window] = field(default_factory=list)
+    extra: Sequence[Window] = ()
     done: Callable[[str | None], None] = lambda error: None
 
 
@@ -66,8 +66,8 @@ def evaluate(unit: Unit) -> UnitOutcome:
     notes: tuple[str, ...] = ()
     started = time.monotonic()
     try:
-        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in kept] + unit.extra,
-             tally, types, times)
+        windows: list[Window] = [(e.since_us, e.until_us, e.gate) for e in kept]
+        feed(unit.source.read(unit.fetch, unit.index), windows + list(unit.extra), tally, types, times)
         outcomes = {id(e): e.outcome() for e in kept}
         if helper is not None:
             # The helper's pass is about as long as ours: one far longer is stuck, and we do its work.
@@ -97,7 +97,7 @@ def evaluate(unit: Unit) -> UnitOutcome:
     return UnitOutcome(results, tally[0], (*types.warnings(readers), *notes), seen)
 
 
-def feed(parts: Iterable[Part], feeds: list[Window], tally: list[int] | None = None,
+def feed(parts: Iterable[Part], feeds: Sequence[Window], tally: list[int] | None = None,
          types: TypeTally | None = None, times: list[int] | None = None) -> None:
     """One pass over the parts' records, each offered to the feeds whose window holds its time; the number of
     records read is appended to `tally`, also when the source fails half-way (SourceError); values of the wrong
@@ -137,7 +137,7 @@ def _span(since_us: int, until_us: int) -> float:
 def _helper_pass(unit: Unit, handed: list[Any]) -> tuple[str, Any]:
     """In the helper process: feed the handed evaluators, return their outcomes (or the source's error)."""
     try:
-        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in handed])
+        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.gate) for e in handed])
     except SourceError as exc:
         return "error", exc
     return "ok", [e.outcome() for e in handed]
@@ -148,7 +148,7 @@ def _helped(unit: Unit, handed: list[Any], helper: parallel.Helper, wait_s: floa
     try:
         kind, value = helper.result(wait_s)
     except parallel.HelperFailed as failed:
-        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.feed) for e in handed])
+        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.gate) for e in handed])
         note = (f"a second process reading {unit.fetch.source} failed ({failed}); this process evaluated its "
                 "rules instead")
         return [e.outcome() for e in handed], (note,)

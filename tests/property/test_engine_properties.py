@@ -1,6 +1,6 @@
 """Properties of the evaluation engine's fast paths, against their plain definitions.
 
-- compile_all's generated predicate and compile_gate's generated feed answer exactly what testing each
+- compile_all's generated predicate and compile_feed's generated feed answer exactly what testing each
   condition (compile_condition) in turn answers, for any operands and any record values, odd types included.
 - The router calls exactly the feeds whose window holds a record's time, in the order given, as testing
   every window would.
@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.evaluate.router import Router
-from auditor.language.conditions import compile_all, compile_condition, compile_fanout, compile_gate
+from auditor.language.codegen import Gate, compile_all, compile_fanout, compile_feed
+from auditor.language.conditions import compile_condition
 from tests.helpers import write_ndjson
 from tests.property.model import ACCESS, NETWORKS, PATTERNS, TEXT, examples, scenarios, workspace
 
@@ -50,7 +51,7 @@ def test_generated_filters_answer_as_each_condition_does(conds, records, t):
     tests = [compile_condition(*c) for c in conds]
     match = compile_all(conds)
     taken = []
-    gate = compile_gate(conds, -1, 2, lambda r, t_us: taken.append((r, t_us)))
+    gate = compile_feed(Gate(tuple(conds), lambda r, t_us: taken.append((r, t_us))), -1, 2)
     for rec in records:
         expected = all(bool(test(rec)) for test in tests)
         assert match(rec) is expected
@@ -92,7 +93,7 @@ def test_a_segments_generated_fanout_offers_records_as_each_feed_would(specs, re
     feeds = []
     for i, (conds, is_gate) in enumerate(specs):
         target = (lambda i: lambda r, t: calls.append((i, r)))(i)
-        feeds.append(compile_gate(conds, -10, 10, target) if is_gate else target)
+        feeds.append(Gate(tuple(conds), target) if is_gate else target)
     fanout = compile_fanout(feeds)
     for rec in records:
         fanout(rec, 0)

@@ -8,7 +8,8 @@ import pytest
 
 from auditor.core import resources
 from auditor.core.fields import SOURCES, FieldType
-from auditor.language.conditions import OPERATORS, compile_all, compile_condition, parse_networks
+from auditor.language.codegen import compile_all
+from auditor.language.conditions import OPERATORS, compile_condition, parse_networks
 from tests.helpers import ABSENT, access, outcome, scim
 
 
