@@ -118,7 +118,7 @@ class CorrelationEvaluator:
         if key is None:
             return
         self.first_matched += 1
-        shown = {f: record[f] for f in self._first_shown if f in record}
+        shown = {f: record.get(f) for f in self._first_shown}  # a missing field shows as null (RuleEvaluator.project)
         tie = json.dumps(shown, sort_keys=True, default=str)
         self._collecting.setdefault(key, []).append((t_us, tie, shown))
 

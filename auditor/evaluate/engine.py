@@ -182,8 +182,9 @@ class RuleEvaluator:
         self._sample(self._groups[key], kind, record, t_us)
 
     def project(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A record as evidence shows it: its shown fields, in the source's order."""
-        return {f: record[f] for f in self._shown if f in record}
+        """A record as evidence shows it: every shown field, in the source's order; a field the record lacks is
+        null, as a null one is (filters treat the two alike too)."""
+        return {f: record.get(f) for f in self._shown}
 
     def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int, project: Projection | None) -> None:
         heap = group.samples.setdefault(k, [])
@@ -334,8 +335,10 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
-    return tuple("" if v is None else str(v) for v in key)
+def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[int, str, str], ...]:
+    """Groups in a total order, whatever order their records came in: by text, a null value first, values
+    with equal text (1 and "1", true and "True") by type."""
+    return tuple((0, "", "") if v is None else (1, str(v), type(v).__name__) for v in key)
 
 
 def _pressure(ms: list[Measurement]) -> float:

@@ -171,6 +171,16 @@ def test_group_by_missing_value_is_its_own_group(tmp_path):
     assert [(m.group, m.value) for m in result.measurements if not m.ok] == [({"country": None}, 2)]
 
 
+def test_group_order_does_not_depend_on_input_order_with_a_null_and_an_empty_value(tmp_path):
+    # A null group value and "" used to sort as equal, so their order (and the worst group's name) followed
+    # the records' order. Now a null value sorts first, whatever the order.
+    null, empty = [access(country=None)] * 2, [access(country="")] * 2
+    plan = compiled(tmp_path, rule_yaml(group_by="country", expect={"count": {"max": 1}}))
+    one, other = outcomes(plan, null + empty)["r"], outcomes(plan, empty + null)["r"]
+    assert [m.group for m in one.measurements] == [{"country": None}, {"country": ""}]
+    assert (one.measurements, one.message) == (other.measurements, other.message)
+
+
 def test_min_applies_to_existing_groups_only(tmp_path):
     records = [access(user_email="a@x.com")] * 2 + [access(user_email="b@x.com")]
     result = outcome(tmp_path, records, group_by="user_email", expect={"count": {"min": 2}})
@@ -240,6 +250,14 @@ def test_evidence_shows_fields_the_rule_reads_plus_identifying_fields(tmp_path):
     assert shown["app_type"] == "self_hosted"
     assert {"created_at", "user_email", "ip_address", "ray_id"} <= set(shown)
     assert "app_uid" not in shown  # not read by the rule and not an identifying field
+
+
+def test_evidence_shows_a_missing_field_as_null_like_a_null_one(tmp_path):
+    # It used to show a null field but leave out a missing one; now every shown field is there.
+    missing, null = access(ray_id=ABSENT), access(ray_id=None, created_at="2026-11-15T11:00:00Z")
+    result = outcome(tmp_path, [missing, null], expect={"count": {"max": 0}})
+    assert [e["ray_id"] for e in result.evidence] == [None, None]
+    assert len({tuple(e) for e in result.evidence}) == 1  # the same fields, in the same order
 
 
 # --- windows ----------------------------------------------------------------------------------------------------

@@ -108,6 +108,13 @@ def test_bad_timestamp_is_a_data_error(tmp_path):
     assert statuses(missing)["any-login"] == "error"
 
 
+def test_records_read_before_a_data_error_are_counted(tmp_path):
+    # One way for every source: records_fetched counts what was read, also when a unit fails half-way.
+    result = run(tmp_path, [access(), access(), access(created_at="yesterday")], [scim()])
+    assert statuses(result)["any-login"] == "error"
+    assert result.records_fetched == 3  # two access records before the bad one, one scim record
+
+
 def test_missing_data_directory(tmp_path):
     result = run(tmp_path, data=tmp_path / "nowhere")
     assert set(statuses(result).values()) == {"error"}
