@@ -186,7 +186,8 @@ class RuleEvaluator:
         null, as a null one is (filters treat the two alike too)."""
         return {f: record.get(f) for f in self._shown}
 
-    def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int, project: Projection | None) -> None:
+    def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int,
+                project: Projection | None = None) -> None:
         heap = group.samples.setdefault(k, [])
         n = self.rule.evidence
         if len(heap) >= n and t_us > -heap[0][0]:
