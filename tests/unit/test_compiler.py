@@ -292,3 +292,15 @@ def test_equal_filters_over_overlapping_ranges_read_the_overlap_once(tmp_path):
     plan = compiled(tmp_path, text)
     (fetch,) = plan.fetches
     assert (fetch.since_us, fetch.until_us) == (parse_time("2026-11-09T23:59:59Z"), parse_time("2026-11-13T00:00:01Z"))
+
+
+def test_pushdown_is_asked_of_the_backends_table(tmp_path):
+    # The planner asks a table (auditor.compile.pushdown): files push nothing down, every condition is local.
+    from auditor.compile.pushdown import CLOUDFLARE, FILES
+
+    proj = project(tmp_path, rule_yaml(filter={"allowed": False, "user_email": "a@x.com"}))
+    api, _ = compile_plan(list(proj.rules), proj.config, parse_time(T), table=CLOUDFLARE)
+    files, _ = compile_plan(list(proj.rules), proj.config, parse_time(T), table=FILES)
+    assert [c.field for c in api.rules[0].pushed] == ["allowed", "user_email"] and api.rules[0].local == ()
+    assert files.rules[0].pushed == () and [c.field for c in files.rules[0].local] == ["allowed", "user_email"]
+    assert files.fetches[0].filter_params() == []
