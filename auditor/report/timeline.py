@@ -46,8 +46,10 @@ _MARKS = {Status.PASS: ".", Status.FAIL: "x", Status.WAIVED: "w", Status.ERROR: 
 
 
 def step_marks(result: dict) -> str:
-    """A periodic result's timeline, one character per step: `.` pass, `x` fail, `w` waived, `!` error."""
-    return "".join(_MARKS.get(step["status"], "?") for step in result.get("timeline") or ())
+    """A periodic result's timeline, one character per step: `.` pass, `x` fail, `w` waived, `!` error, `?` no
+    data (an error because data does not cover the step's window)."""
+    return "".join("?" if step.get("reason") == "no_data" else _MARKS.get(step["status"], "?")
+                   for step in result.get("timeline") or ())
 
 
 def step_summary(result: dict) -> str:
@@ -58,6 +60,9 @@ def step_summary(result: dict) -> str:
         return ""
     count = {status: sum(1 for step in timeline if step["status"] == status) for status in Status}
     error, fail, waived = count[Status.ERROR], count[Status.FAIL], count[Status.WAIVED]
+    no_data = sum(1 for step in timeline if step.get("reason") == "no_data")
+    if no_data:
+        return f"no data at {no_data} of {n} steps" + (f", error at {error - no_data}" if error > no_data else "")
     if error:
         return f"error at {error} of {n} steps"
     if fail:
@@ -76,7 +81,9 @@ def step_list(timeline: Iterable[dict]) -> str:
     """Steps as text: '2026-11-03T00:00:00Z (2 groups), 2026-11-05T00:00:00Z (error)'."""
     parts = []
     for step in timeline:
-        if step["status"] == Status.ERROR:
+        if step.get("reason") == "no_data":
+            parts.append(f"{step['at']} (no data)")
+        elif step["status"] == Status.ERROR:
             parts.append(f"{step['at']} (error)")
         else:
             v = step["violations"]
