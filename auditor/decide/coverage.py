@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from auditor.core.coverage import Coverage, Interval, LogCoverage, RuleCoverage
+from auditor.compile.plan import Plan
+from auditor.core.coverage import DAY_US, Coverage, Interval, LogCoverage, RuleCoverage, api_coverage
+from auditor.core.fields import SOURCES
 from auditor.core.model import Rule
 from auditor.core.status import Status
+from auditor.core.timeutil import format_time
 from auditor.evaluate.engine import Measurement, Outcome
 from auditor.evaluate.results import RuleResult
 
@@ -123,3 +126,23 @@ def apply(result: RuleResult, coverage: Coverage) -> RuleResult:
     covered = RuleCoverage(compiled.since_us, compiled.until_us, tuple(logs), tuple(m for _, m in span),
                            frozenset(no_data))
     return dataclasses.replace(result, coverage=covered, **changes)  # type: ignore[arg-type]
+
+
+def beyond_the_api(plan: Plan, now_us: int, retention_days: int) -> list[str]:
+    """Per rule whose window (any step's, for a period) reaches before the API's retention or past now: one
+    line saying so, known before any request (`plan` marks them, `run` over the API warns)."""
+    coverage = api_coverage(SOURCES, now_us, retention_days)
+    kept_from = now_us - retention_days * DAY_US
+    out = []
+    for r in plan.rules:
+        gaps = find_gaps(r.rule, r.since_us, r.until_us, coverage)
+        if not any(missing for _, missing in gaps):
+            continue
+        where = []
+        if r.since_us < kept_from:
+            where.append(f"starts {format_time(r.since_us)}, before the {retention_days} days the API keeps "
+                         f"(from {format_time(kept_from)}; retention_days)")
+        if r.until_us > now_us:
+            where.append(f"ends {format_time(r.until_us)}, after now ({format_time(now_us)})")
+        out.append(f"{r.rule.id}: its window {' and '.join(where)}")
+    return out

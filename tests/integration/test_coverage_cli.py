@@ -103,3 +103,23 @@ def test_a_single_api_run_before_the_retention_is_an_error_not_a_pass(tmp_path, 
         "(2026-11-16T00:00:00Z))")
     assert by_id["later"]["status"] == "pass"  # its hour is inside the retention
     assert by_id["quiet"]["coverage"]["logs"][0]["basis"] == "retention"
+
+
+def test_plan_marks_and_run_warns_about_windows_beyond_the_api_before_any_request(tmp_path, emulator, clock):
+    data = tmp_path / "data"
+    write_ndjson(data / "access_requests.ndjson", [])
+    write_ndjson(data / "scim_updates.ndjson", [])
+    root = write_rules(tmp_path, [rule("old", window="40d"), rule("recent", window="1h")])
+    plan = CliRunner().invoke(cli, ["plan", str(root / "rules"), "--config", str(root / "auditor.yaml"),
+                                    "--at", "2026-11-15T12:00:00Z"])
+    marked = [line for line in plan.stdout.splitlines() if line.startswith("  ! ")]
+    assert len(marked) == 1 and marked[0].startswith("  ! old: its window starts 2026-10-06T12:00:00Z, before the "
+                                                     "30 days the API keeps")
+    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
+    args = run_args(root, base=emu.base_url)
+    args[args.index("--at") + 1] = "2026-11-17T00:00:00Z"  # after the pinned now (2026-11-16): both reach past it
+    result = CliRunner().invoke(cli, args, env=token_env(), catch_exceptions=False)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert [w.split(":")[1].strip() for w in warnings] == ["old", "recent"]
+    assert "after now (2026-11-16T00:00:00Z)" in warnings[1]
+    assert result.exit_code == 2

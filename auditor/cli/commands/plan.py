@@ -39,6 +39,10 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
         warning = retention_warning(compiled, project.config.retention_days)
         if warning:
             click.echo(f"warning: over the API, {warning}", err=True)
+    from auditor.core.timeutil import now_us
+    from auditor.decide.coverage import beyond_the_api
+
+    beyond = beyond_the_api(compiled, now_us(), project.config.retention_days)
     saved = savedplan.document(compiled, project, paths)
     if profile is not None:  # what rests on `auditor doctor`'s findings (not read back by run --plan)
         saved["api_profile"] = {"account_id": profile.account_id, "measured_at": profile.measured_at,
@@ -52,4 +56,8 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
         click.echo(plan_text(compiled))
         if profile is not None:
             click.echo(profile_text(compiled, profile))
+        if beyond:
+            click.echo("\nBeyond what the API serves (retention_days, now): over the API these rules are decided "
+                       "only where more data could not change them, else error")
+            click.echo("\n".join(f"  ! {line}" for line in beyond))
     return ExitCode.OK

@@ -155,6 +155,11 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     if engine != "python" and data is None and not named:
         fail(f"--engine {engine} reads --data; the API is read by the Python engine")
     if data is None and not named:
+        from auditor.core.timeutil import now_us
+        from auditor.decide.coverage import beyond_the_api
+
+        for line in beyond_the_api(compiled, now_us(), project.config.retention_days):  # before any request
+            click.echo(f"warning: {line}: decided only where more data could not change it, else error", err=True)
         result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
     else:
         files = DataSource(data, source, named, compiled, covers)
