@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from auditor.testing.emulator import ApiError
+from tests.helpers import API_COVERS
 from tests.integration.test_api_source import (
     ACCOUNT,
     TOKEN,
@@ -41,7 +42,7 @@ def test_a_strict_server_refusing_undeclared_parameters_gives_the_files_answers(
     root = write_rules(tmp_path, RULES)
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN, strict=True)
     over_api = cli(run_args(root, base=emu.base_url, results=tmp_path / "api.json"), env=token_env())
-    over_files = cli(run_args(root, "--data", str(data), results=tmp_path / "files.json"))
+    over_files = cli(run_args(root, "--data", str(data), "--data-covers", API_COVERS, results=tmp_path / "files.json"))
     assert over_api.exit_code == over_files.exit_code, over_api.stderr
     api_doc, files_doc = load(tmp_path / "api.json"), load(tmp_path / "files.json")
     assert comparable(api_doc) == comparable(files_doc)
@@ -79,6 +80,7 @@ def test_the_starter_pack_against_the_strict_emulator_gives_the_files_answers(tm
     at = ["--at", "2026-11-15T00:00:00Z", "--quiet"]
     over_api = cli([*run_args(tmp_path, results=tmp_path / "api.json"), "--api-base", emu.base_url, *at],
                    env=token_env())
-    over_files = cli([*run_args(tmp_path, results=tmp_path / "files.json"), "--data", str(SAMPLE), *at])
+    over_files = cli([*run_args(tmp_path, results=tmp_path / "files.json"), "--data", str(SAMPLE),
+                      "--data-covers", API_COVERS, *at])
     assert over_api.exit_code == over_files.exit_code, over_api.stderr
     assert comparable(load(tmp_path / "api.json")) == comparable(load(tmp_path / "files.json"))
