@@ -232,6 +232,22 @@ def test_run_pushes_down_what_the_profile_proved(tmp_path, emulator):
     assert only["status"] == "pass" and only["measurements"][0]["value"] == expected > 0
 
 
+def test_run_over_the_strict_api_never_sends_what_the_profile_disproved(tmp_path, emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN, strict=True)
+    config = project(tmp_path, "pushdown: all\n")  # would send allowed=false, which strict refuses
+    write_rule(tmp_path)
+    assert doctor(config, emu.base_url).exit_code == 0
+    plan = plan_or_run(tmp_path, "plan", emu.base_url)
+    assert "allowed=false" not in plan.stdout and "no pushdown rests on the profile" in plan.stdout
+    result = plan_or_run(tmp_path, "run", emu.base_url)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    (only,) = doc["results"]
+    expected = sum(1 for r in DATA["access_requests"] if r["allowed"] is False
+                   and NOW - 10 * DAY <= parse_time(r["created_at"]) < NOW)
+    assert only["status"] == "pass" and only["measurements"][0]["value"] == expected > 0
+
+
 def test_a_stale_profile_is_not_used(tmp_path, emulator):
     emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN)
     project(tmp_path, "pushdown: documented\n")

@@ -57,8 +57,9 @@ def _drop_none(rules: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if v is not None} for r in rules]
 
 
-def _both(root: Path, data: Path, emulator, *extra: str, at: str | None = None) -> tuple[dict, dict]:
-    emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
+def _both(root: Path, data: Path, emulator, *extra: str, at: str | None = None,
+          strict: bool = False) -> tuple[dict, dict]:
+    emu = emulator(data, account_id=ACCOUNT, token=TOKEN, strict=strict)
     args = [*extra, *(["--at", at] if at else [])]
     over_api = cli([*_args(root, root / "api.json"), "--api-base", emu.base_url, *args], env=token_env())
     over_files = cli([*_args(root, root / "files.json"), "--data", str(data), "--data-covers", API_COVERS, *args])
@@ -96,3 +97,17 @@ def test_starter_pack_over_the_sample_data(tmp_path, emulator, clock):
     # Sharing and pushdown: far fewer requests than rules x pages; splitting kept every record. (The
     # correlation pack's leaver rule reads 30 days of allowed sign-ins, about 60 of these requests.)
     assert api_doc["summary"]["api_requests"] < 100
+
+
+@pytest.mark.skipif(not (SAMPLE / "access_requests.ndjson.gz").exists(), reason="sample data not generated")
+def test_starter_pack_against_the_strict_emulator(tmp_path, emulator, clock):
+    # An API that answers like its published schema (400 for undeclared parameters and fields, SCIM's
+    # default limit of 20, null result on empty pages, e-mail eq meaning equal): with default settings the
+    # starter pack gets the files' answers; only the number of requests may differ.
+    root = tmp_path
+    (root / "rules").symlink_to(REPO / "rules")
+    (root / "auditor.yaml").write_text((REPO / "auditor.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (root / "waivers.yaml").symlink_to(REPO / "waivers.yaml")
+    api_doc, files_doc = _both(root, SAMPLE, emulator, at=SAMPLE_AT, strict=True)
+    assert comparable(api_doc) == comparable(files_doc)
+    assert set(statuses(api_doc).values()) == {"pass", "fail", "waived"}
