@@ -84,7 +84,7 @@ class _Units:
                 source = self.source_of(f)
                 problem = source.problem(f.source)
                 if problem is None:
-                    units[key] = Unit(key, source, f, index, [], functools.partial(_describe, plan),
+                    units[key] = Unit(key, source, f, index, [], functools.partial(_describe, plan, source=source),
                                       correlations.feeds(key), functools.partial(correlations.finished, key))
                 else:
                     failed[key] = problem.rule_message()
@@ -169,11 +169,18 @@ def _read(plan: Plan, fetches: list[Fetch], units: _Units, correlations: Correla
     return out + [futures[u.key].result() for u in made]
 
 
-def _describe(plan: Plan, r: CompiledRule) -> str:
-    """The fetch(es) that fed a rule: `GET ...`, or `first: GET ...; then: GET ...` for a correlation rule."""
+def _describe(plan: Plan, r: CompiledRule, source: Source | None = None) -> str:
+    """The fetch(es) that fed a rule: `GET ...`, or `first: GET ...; then: GET ...` for a correlation rule;
+    a fetch the API refused as planned names the query it was read with instead."""
+    def one(key: str) -> str:
+        fetch = plan.fetch(key)
+        text = fetch.describe(plan.account_id)
+        instead = source.read_as(fetch) if source is not None else None
+        return text if instead is None else f"{text} (refused with 400; read as {instead}, filtered locally)"
+
     if not r.sides:
-        return plan.fetch(r.fetch_key).describe(plan.account_id)
-    return "; ".join(f"{s.name}: {plan.fetch(s.fetch_key).describe(plan.account_id)}" for s in r.sides)
+        return one(r.fetch_key)
+    return "; ".join(f"{s.name}: {one(s.fetch_key)}" for s in r.sides)
 
 
 def _correlation_results(plan: Plan, correlations: Correlations, described: dict[str, str]) -> list[RuleResult]:

@@ -107,6 +107,9 @@ class Source(Protocol):
         """Which time intervals of each log the source's data covers, and how that is known
         (auditor.core.coverage); `seen`: per log read, the earliest and latest record time."""
 
+    def read_as(self, fetch: Fetch) -> str | None:
+        """How `fetch` was really read when not as planned (an API refusing its query), else None."""
+
 
 class BaseSource:
     """Defaults of a local source: sequential, one pass per log source, nothing requested, nothing to cancel."""
@@ -148,3 +151,7 @@ class BaseSource:
     def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
         """Inferred from each log's first and last record: what a source knows when nothing says more."""
         return files_coverage(seen)
+
+    def read_as(self, fetch: Fetch) -> str | None:
+        """Read as planned."""
+        return None

@@ -52,6 +52,8 @@ def test_a_strict_server_refusing_undeclared_parameters_gives_the_files_answers(
     assert lines and len(lines) == len(set(lines))
     refused = [r for r in api_doc["provenance"]["requests"] if r["status"] == 400]
     assert refused and all(r["records"] == 0 for r in refused)
+    by_country = next(r for r in api_doc["results"] if r["id"] == "by-country")
+    assert "country_code=DE" in by_country["fetch"] and "(refused with 400; read as GET " in by_country["fetch"]
     answered = [parse_qs(r["query"]) for r in api_doc["provenance"]["requests"] if r["status"] == 200]
     assert not any("allowed" in q or "country_code" in q or "fields" in q for q in answered)
 

@@ -58,3 +58,7 @@ class CloudflareSource(BaseSource):
     def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
         """Each log from now - retention (or as measured) to now: older records are gone, newer do not exist."""
         return api_coverage(SOURCES, timeutil.now_us(), self.retention_days, self.measured_from)
+
+    def read_as(self, fetch: Fetch) -> str | None:
+        """The query used instead when the API refused the planned one (400), for the results' `fetch`."""
+        return self.client.fallbacks().get(fetch.key)
