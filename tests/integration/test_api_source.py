@@ -428,7 +428,8 @@ def test_a_five_minute_block_is_waited_out_with_a_countdown_unless_max_wait_is_l
     assert "Cloudflare rate limit: waiting 4m 59s (retry 1 of 4)" in result.stderr
     _, result, doc = _fault_run(tmp_path / "again", emulator, "--max-wait", "60", rate_limit_first=1,
                                 retry_after=299)
-    assert result.exit_code == 2 and "more than the 60 s bound" in doc["results"][0]["message"]
+    assert result.exit_code == 2  # whichever fetch's request met the 429 first errors, the other is decided
+    assert len([r for r in doc["results"] if "more than the 60 s bound" in r["message"]]) == 1
 
 
 @pytest.mark.parametrize("status", [500, 503])
