@@ -109,3 +109,19 @@ def test_cidr_on_dotted_quads_answers_as_python_and_leaves_colons_undecided(op):
     assert sql.undecided is not None
     assert con.execute(f"SELECT {sql.undecided.sql('duckdb')} FROM (SELECT '::ffff:10.0.0.1' AS ip_address)"
                        ).fetchone()[0] is True
+
+
+def test_plan_engine_shows_each_rules_sql_and_what_stays_in_python(monkeypatch):
+    from click.testing import CliRunner
+
+    from auditor.cli import app
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    result = CliRunner().invoke(app.cli, ["plan", "--engine", "duckdb", "--at", "2026-11-15T00:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "-- password-spray-per-ip\n-- in Python for the rows the engine cannot decide: ip_address not_cidr" \
+        in result.output
+    assert "FROM records_access_requests" in result.output
+    assert "correlation rule, matched by the Python correlation evaluator" in result.output
+    spark = CliRunner().invoke(app.cli, ["plan", "--engine", "spark", "--at", "2026-11-15T00:00:00Z"]).output
+    assert "INSTR(" in spark and "STRPOS(" not in spark

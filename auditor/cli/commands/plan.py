@@ -18,10 +18,13 @@ from auditor.core.exitcodes import ExitCode
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Save the plan (JSON with digests of its inputs) for run --plan.")
+@click.option("--engine", type=click.Choice(["python", "duckdb", "spark", "trino"]), default="python",
+              show_default=True, help="Show each rule's SQL as this engine would run it over --data.")
 @selection_options
 @guard
 def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
          var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, as_json: bool, output: Path | None,
+         engine: str,
          at: str | None, period_text: str | None, tz: str | None, step: str | None, account_id: str | None,
          rule_ids: tuple[str, ...], tags: tuple[str, ...]) -> int:
     """Show each rule's compiled fetch and what runs locally; no network."""
@@ -52,6 +55,10 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
         emit(document, output)
     if as_json:
         click.echo(document, nl=False)
+    elif engine != "python":
+        from auditor.evaluate.sql.explain import plan_sql
+
+        click.echo(plan_sql(compiled, engine), nl=False)
     elif not output:
         click.echo(plan_text(compiled))
         if profile is not None:
