@@ -105,8 +105,11 @@ def _test(op: str, operand: Any, col: exp.Column, is_bool: bool,
             return None, TRUE
         return dialect.regex(col, literal(pattern)), None
     if op == "cidr":
-        return _cidr(operand, col, dialect), exp.GT(this=dialect.strpos(col, literal(":")),
-                                                   expression=exp.Literal.number(0))
+        # Never NULL (a NULL would drop the row from both the engine's and Python's share): a missing value is
+        # decided (when_missing), only a present one with `:` is not.
+        has_colon = exp.GT(this=dialect.strpos(col, literal(":")), expression=exp.Literal.number(0))
+        return _cidr(operand, col, dialect), exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())),
+                                                     has_colon)
     raise ValueError(f"no SQL form for operator {op!r}")  # pragma: no cover - the operator table is covered
 
 

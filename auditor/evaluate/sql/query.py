@@ -63,7 +63,8 @@ class RuleSql:
     @property
     def needs_python(self) -> bool:
         """True when some rows may go to Python."""
-        return not isinstance(self.undecided, exp.Boolean)
+        undecided = self.undecided
+        return not (isinstance(undecided, exp.Boolean) and not undecided.this)  # anything but a literal FALSE
 
     def _steps(self) -> exp.Expression:
         rows = [exp.tuple_(*(exp.Literal.number(v) for v in w)) for w in self.windows]

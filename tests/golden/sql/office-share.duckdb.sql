@@ -51,7 +51,7 @@ WHERE
     )
   END
   AND NOT (
-    STRPOS("ip_address", ':') > 0
+    NOT "ip_address" IS NULL AND STRPOS("ip_address", ':') > 0
   )
 GROUP BY
   steps.step,

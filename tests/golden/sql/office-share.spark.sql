@@ -51,7 +51,7 @@ WHERE
     )
   END
   AND NOT (
-    INSTR(`ip_address`, ':') > 0
+    NOT `ip_address` IS NULL AND INSTR(`ip_address`, ':') > 0
   )
 GROUP BY
   steps.step,
