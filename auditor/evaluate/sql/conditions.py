@@ -108,8 +108,8 @@ def _test(op: str, operand: Any, col: exp.Column, is_bool: bool,
         # Never NULL (a NULL would drop the row from both the engine's and Python's share): a missing value is
         # decided (when_missing), only a present one with `:` is not.
         has_colon = exp.GT(this=dialect.strpos(col, literal(":")), expression=exp.Literal.number(0))
-        return _cidr(operand, col, dialect), exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())),
-                                                     has_colon)
+        present = exp.Not(this=exp.Is(this=col, expression=exp.Null()))
+        return _cidr(operand, col, dialect), exp.paren(exp.and_(present, has_colon))
     raise ValueError(f"no SQL form for operator {op!r}")  # pragma: no cover - the operator table is covered
 
 

@@ -51,7 +51,9 @@ WHERE
     )
   END
   AND NOT (
-    NOT `ip_address` IS NULL AND INSTR(`ip_address`, ':') > 0
+    (
+      NOT `ip_address` IS NULL AND INSTR(`ip_address`, ':') > 0
+    )
   )
 GROUP BY
   steps.step,
