@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+
+from auditor.core.selection import Selection
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -51,10 +54,33 @@ def period_options(func: Callable[..., Any], period_help: str = _PERIOD_HELP) ->
     ])
 
 
+def rule_choice_options(func: Callable[..., Any], *, tags: bool = True) -> Callable[..., Any]:
+    """--rule, --tag, --skip-rule, --skip-tag, passed to the command as one `chosen: Selection`."""
+    def wrapper(*args: Any, rule_ids: tuple[str, ...] = (), tags: tuple[str, ...] = (),
+                skip_rule_ids: tuple[str, ...] = (), skip_tags: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        return func(*args, chosen=Selection(rule_ids, tags, skip_rule_ids, skip_tags), **kwargs)
+
+    functools.update_wrapper(wrapper, func)
+    decorators: list[Decorator] = [
+        click.option("--rule", "rule_ids", multiple=True, metavar="ID",
+                     help="Only this rule id (a shell glob like 'scim-*' too); repeatable."),
+        click.option("--skip-rule", "skip_rule_ids", multiple=True, metavar="ID",
+                     help="Leave out this rule id or glob; repeatable."),
+    ]
+    if tags:
+        decorators += [
+            click.option("--tag", "tags", multiple=True, metavar="TAG",
+                         help="Only rules with this tag; 'soc2' selects every 'soc2:...' tag, globs like "
+                              "'soc2:CC6.*' work; repeatable."),
+            click.option("--skip-tag", "skip_tags", multiple=True, metavar="TAG",
+                         help="Leave out rules with this tag (prefix or glob as --tag); repeatable."),
+        ]
+    return _apply(wrapper, decorators)
+
+
 def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """What plan and run both select: reference time or period, account, rules by id or tag."""
-    func = click.option("--tag", "tags", multiple=True, help="Only rules with this tag; repeatable.")(func)
-    func = click.option("--rule", "rule_ids", multiple=True, help="Only this rule id; repeatable.")(func)
+    func = rule_choice_options(func)
     func = click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID",
                         help="Cloudflare account id (also shown in planned paths).")(func)
     func = period_options(func)

@@ -11,6 +11,7 @@ from auditor.cli.common import fail, fail_with
 from auditor.compile.compiler import compile_plan
 from auditor.compile.plan import Plan
 from auditor.core.period import Period
+from auditor.core.selection import Selection, is_glob
 from auditor.core.timeutil import TimeRangeError, now_us, parse_time
 from auditor.load.profile import ApiProfile
 from auditor.load.validate import Project
@@ -46,22 +47,23 @@ def period(text: str | None, tz: str | None, step: str | None, at: str | None = 
         fail(str(exc))
 
 
-def select(project: Project, rule_ids: tuple[str, ...], tags: tuple[str, ...]) -> list:
-    """The rules chosen by --rule and --tag (all without either)."""
+def select(project: Project, chosen: Selection) -> list:
+    """The rules chosen by --rule/--tag (all without either) less --skip-rule/--skip-tag."""
     rules = list(project.rules)
-    if not rule_ids and not tags:
-        return rules
     known = {r.id for r in rules}
-    unknown = [r for r in rule_ids if r not in known]
-    if unknown:
-        from auditor.load.schema import did_you_mean
+    for option, pattern in chosen.unmatched(rules):
+        if option.endswith("rule") and not is_glob(pattern):
+            from auditor.load.schema import did_you_mean
 
-        hint = did_you_mean(unknown[0], known)
-        fail(f"--rule {unknown[0]!r}: no such rule" + (f"; {hint}" if hint else ""))
-    selected = [r for r in rules if r.id in rule_ids or set(r.tags) & set(tags)]
+            hint = did_you_mean(pattern, known)
+            fail(f"{option} {pattern!r}: no such rule" + (f"; {hint}" if hint else ""))
+        if option.endswith("rule"):
+            fail(f"{option} {pattern!r} matches no rule id")
+    selected = chosen.apply(rules)
     if not selected:
-        fail("--tag selected no rules" + (f" (tags in use: {', '.join(sorted({t for r in rules for t in r.tags}))})"
-                                         if rules else ""))
+        in_use = sorted({t for r in rules for t in r.tags})
+        what = "--skip-rule/--skip-tag left" if not chosen.tags else "--tag selected"
+        fail(f"{what} no rules" + (f" (tags in use: {', '.join(in_use)})" if in_use else ""))
     return selected
 
 
@@ -90,15 +92,16 @@ def compile_rules(project: Project, rules: list, at: str | None, account_id: str
     return plan
 
 
-def saved_plan(path: Path | None, *, at: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...],
-               per_page: int | None, period_text: str | None = None) -> dict[str, Any] | None:
+def saved_plan(path: Path | None, *, at: str | None, chosen: Selection, per_page: int | None,
+               period_text: str | None = None) -> dict[str, Any] | None:
     """`run --plan`: the saved plan document; the options it fixes cannot be given again."""
     if path is None:
         return None
     from auditor.compile.savedplan import SavedPlanError, load
 
-    given = [name for name, value in (("--at", at), ("--period", period_text), ("--rule", rule_ids),
-                                      ("--tag", tags), ("--per-page", per_page))
+    given = [name for name, value in (("--at", at), ("--period", period_text), ("--rule", chosen.rule_ids),
+                                      ("--tag", chosen.tags), ("--skip-rule", chosen.skip_rule_ids),
+                                      ("--skip-tag", chosen.skip_tags), ("--per-page", per_page))
              if value]
     if given:
         fail(f"{', '.join(given)} cannot be combined with --plan: the saved plan fixes the reference time, "

@@ -124,7 +124,8 @@ def load_project(inputs: Inputs) -> Project:
     waivers: list[Waiver] = []
     if waivers_path is not None:
         waivers, found = load_waivers(waivers_path, set(first_seen), {r.id: r for r in rules}, config,
-                                      now_us() if inputs.now_us is None else inputs.now_us)
+                                      now_us() if inputs.now_us is None else inputs.now_us,
+                                      whole_rule_set=_whole_rule_set(files, config))
         problems.extend(found)
     return Project(
         config=config,
@@ -138,6 +139,12 @@ def load_project(inputs: Inputs) -> Project:
         waivers=tuple(waivers),
         waivers_sha256=_sha256_files([waivers_path]) if waivers_path else None,
     )
+
+
+def _whole_rule_set(files: list[Path], config: Config) -> bool:
+    """True when the files read include every file of the configured rule set (rules: in auditor.yaml)."""
+    configured, _ = rule_files([Path(p) for p in config.rules] or [Path("rules")])
+    return set(configured) <= set(files)
 
 
 def _load_rule_file(

@@ -34,12 +34,14 @@ def parse_expiry(text: str) -> int:
 
 
 def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], config: Config,
-                 now_us: int) -> tuple[list[Waiver], list[Diagnostic]]:
+                 now_us: int, *, whole_rule_set: bool = True) -> tuple[list[Waiver], list[Diagnostic]]:
     """Validated waivers of one file, and its problems with file:line:col.
 
     `rule_ids` are all ids seen in the rule files (a waiver for a rule with its own problems is not
     reported again); `rules` the valid ones, whose group_by `match` keys are checked against. A waiver
     valid for more than `max_waiver_days` counted from `now_us` (the clock at validation) is an error.
+    Without the `whole_rule_set` loaded (some rule files named on the command line), a waiver of a rule
+    not loaded is skipped: its rule may be in a file not read, as for rules not chosen with --rule.
     """
     doc, problems = load_yaml(path)
     if doc is None:
@@ -64,6 +66,8 @@ def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], conf
             problems.append(Diagnostic(code, message, doc.location(pointer, key=key), hint))
 
         rule_id = entry["rule"]
+        if rule_id not in rule_ids and not whole_rule_set:
+            continue
         if rule_id not in rule_ids:
             problem(Code.WAIVER_UNKNOWN_RULE, f"waiver names unknown rule '{rule_id}'", pointer_join(at, "rule"),
                     schema.did_you_mean(rule_id, rule_ids))

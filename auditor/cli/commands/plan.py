@@ -11,6 +11,7 @@ from auditor.cli import selection
 from auditor.cli.common import emit, guard, load_valid
 from auditor.cli.options import project_options, selection_options
 from auditor.core.exitcodes import ExitCode
+from auditor.core.selection import Selection
 
 
 @click.command()
@@ -26,7 +27,7 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
          var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, as_json: bool, output: Path | None,
          engine: str,
          at: str | None, period_text: str | None, tz: str | None, step: str | None, account_id: str | None,
-         rule_ids: tuple[str, ...], tags: tuple[str, ...]) -> int:
+         chosen: Selection) -> int:
     """Show each rule's compiled fetch and what runs locally; no network."""
     from auditor.compile import savedplan
     from auditor.report.plantext import plan_text, profile_text, resting_pushdowns
@@ -34,7 +35,7 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     period = selection.period(period_text, tz, step, at)
     project, profile = selection.with_api_profile(load_valid(paths, config_path, cli_vars, var_files, waivers_path),
                                                   account_id)
-    compiled = selection.compile_rules(project, selection.select(project, rule_ids, tags), at,
+    compiled = selection.compile_rules(project, selection.select(project, chosen), at,
                                        account_id or project.config.account_id, period)
     if period is not None:
         from auditor.decide.period import retention_warning

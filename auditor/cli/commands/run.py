@@ -16,6 +16,7 @@ from auditor.cli.options import project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
 from auditor.compile.plan import Plan
 from auditor.core.model import Config
+from auditor.core.selection import Selection
 from auditor.core.status import Severity
 
 
@@ -103,7 +104,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data_args: tuple[str, ...],
         source: str | None, data_covers: tuple[str, ...], engine: str | None, at: str | None,
         period_text: str | None, tz: str | None, step: str | None,
-        account_id: str | None, rule_ids: tuple[str, ...], tags: tuple[str, ...], fail_on: str,
+        account_id: str | None, chosen: Selection, fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
         quiet: bool, api_base: str | None,
         concurrency: int | None, per_page: int | None, no_progress: bool, max_wait: int | None,
@@ -125,7 +126,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     if source and not data:
         fail("--source only applies with --data FILE")
     covers = _data_covers(data_covers, bool(data_args))
-    saved = selection.saved_plan(plan_path, at=at, rule_ids=rule_ids, tags=tags, per_page=per_page,
+    saved = selection.saved_plan(plan_path, at=at, chosen=chosen, per_page=per_page,
                                  period_text=period_text)
     period = selection.period(period_text, tz, step, at)
     if saved is not None and not paths:
@@ -134,7 +135,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
     if data is None and not named:  # over the API: what `auditor doctor` proved on this account
         project, _ = selection.with_api_profile(project, account_id)
-    selected = selection.select(project, rule_ids, tags)
+    selected = selection.select(project, chosen)
     if per_page is not None:  # part of each fetch's query, so it must be known when compiling
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, per_page=per_page))
     if max_wait is not None:

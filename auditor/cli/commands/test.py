@@ -8,7 +8,8 @@ import click
 
 from auditor.cli import selection
 from auditor.cli.common import guard, load_valid, report_problems
-from auditor.cli.options import project_options
+from auditor.cli.options import project_options, rule_choice_options
+from auditor.core.selection import Selection
 from auditor.core.status import Status
 from auditor.core.timeutil import now_us
 from auditor.core.visible import visible
@@ -21,15 +22,15 @@ def _plural(n: int, word: str) -> str:
 
 @click.command("test")
 @project_options
-@click.option("--rule", "rule_ids", multiple=True, help="Only this rule's cases; repeatable.")
+@rule_choice_options
 @guard
 def test_rules(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
-               var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, rule_ids: tuple[str, ...]) -> int:
+               var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, chosen: Selection) -> int:
     """Run the rules' tests: cases on fixture records; no network. Exit 0 all hold, 1 one does not."""
     from auditor.run.ruletests import run_tests
 
     project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
-    rules = selection.select(project, rule_ids, ())
+    rules = selection.select(project, chosen)
     results, problems = run_tests(rules, project.config, now_us())
     for case in results:
         click.echo(visible(case.line(), one_line=True))  # test names are the rule author's text
