@@ -86,9 +86,14 @@ def report_problems(problems: Iterable[Diagnostic]) -> None:
         click.echo(d.format(), err=True)
 
 
-def use_color() -> bool:
-    """Colour on stdout: only a terminal, and never with NO_COLOR set."""
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+def use_color(no_color: bool = False) -> bool:
+    """Colour on stdout: only a terminal, and never with --no-color or NO_COLOR set."""
+    return sys.stdout.isatty() and not no_color and "NO_COLOR" not in os.environ
+
+
+def warn(message: str) -> None:
+    """`warning: MESSAGE` on stderr (also with --quiet: warnings are never silenced)."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def emit(text: str, path: Path | None) -> None:

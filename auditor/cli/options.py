@@ -87,6 +87,11 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--at", help="Reference time T (RFC 3339; default now).")(func)
 
 
+def no_color_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--no-color: the same as setting NO_COLOR."""
+    return click.option("--no-color", is_flag=True, help="No colour, as with NO_COLOR set.")(func)
+
+
 def report_period_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """`report --period`: a check of the saved results, not an evaluation."""
     return period_options(func, "Refuse (exit 2) unless the results are of this period (with --tz, --step); "

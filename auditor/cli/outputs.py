@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from auditor.cli.common import emit, fail, use_color
+from auditor.cli.common import emit, fail
 
 
 def parse_reports(specs: tuple[str, ...], results_path: Path | None) -> list[tuple[str, Path | None]]:
@@ -21,32 +21,46 @@ def parse_reports(specs: tuple[str, ...], results_path: Path | None) -> list[tup
         out.append((fmt, Path(path) if sep and path else None))
     if results_path is not None:
         out.append(("json", results_path))
-    if not any(path is None for _, path in out):
+    to_stdout = [fmt for fmt, path in out if path is None]
+    if len(to_stdout) > 1:
+        fail(f"--report {' and '.join(to_stdout)} would both go to stdout; give all but one a path "
+             "(--report FORMAT=PATH)")
+    if not to_stdout:
         out.insert(0, ("text", None))
     return out
 
 
-def parse_templates(specs: tuple[str, ...]) -> list[tuple[Path, Path | None]]:
-    """(template, path or None for stdout) per --template."""
+def parse_templates(specs: tuple[str, ...], reports: list[tuple[str, Path | None]],
+                    quiet: bool) -> list[tuple[Path, Path | None]]:
+    """(template, path or None for stdout) per --template; stdout takes one report or template only."""
     out: list[tuple[Path, Path | None]] = []
     for spec in specs:
         template, sep, path = spec.partition("=")
         if not Path(template).is_file():
             fail(f"--template {spec!r}: template file {template!r} not found")
         out.append((Path(template), Path(path) if sep and path else None))
+    explicit = [fmt for fmt, path in reports if path is None and not (fmt == "text" and quiet)]
+    to_stdout = [str(t) for t, path in out if path is None]
+    if to_stdout and (len(to_stdout) > 1 or explicit):
+        fail(f"--template {to_stdout[0]} and {'the ' + explicit[0] + ' report' if explicit else to_stdout[1]} "
+             "would both go to stdout; give all but one a path (FILE.j2=PATH)")
     return out
 
 
 def write_reports(document: dict[str, Any], reports: list[tuple[str, Path | None]],
-                  templates: list[tuple[Path, Path | None]], *, quiet: bool, redact: bool) -> None:
+                  templates: list[tuple[Path, Path | None]], *, quiet: bool, redact: bool, color: bool) -> None:
     """Render every report and template; append Markdown to $GITHUB_STEP_SUMMARY when it is set."""
     from auditor.report.render import ReportError, render, render_template_file
 
     try:
         for fmt, path in reports:
-            if quiet and fmt == "text" and path is None:
+            if fmt == "text" and path is None:
+                if quiet:
+                    continue
+                # The warnings went to stderr already (they survive --quiet); the terminal shows them once.
+                emit(render({**document, "warnings": []}, fmt, color=color, redact=redact), path)
                 continue
-            emit(render(document, fmt, color=path is None and use_color(), redact=redact), path)
+            emit(render(document, fmt, color=path is None and color, redact=redact), path)
         for template, path in templates:
             emit(render_template_file(template, document, redact=redact), path)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,17 @@ def period(text: str | None, tz: str | None, step: str | None, at: str | None = 
         return parse_period(text, tz=tz or "UTC", step=step or "1d")
     except PeriodError as exc:
         fail(str(exc))
+
+
+_ACCOUNT_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def account(account_id: str | None) -> str | None:
+    """The account id (--account-id, CLOUDFLARE_ACCOUNT_ID or auditor.yaml), checked before any request."""
+    if account_id is not None and not _ACCOUNT_ID.fullmatch(account_id):
+        fail(f"account id {account_id!r} is not a Cloudflare account id (32 hexadecimal digits, as in the "
+             "dashboard URL); check --account-id, CLOUDFLARE_ACCOUNT_ID or account_id in auditor.yaml")
+    return account_id
 
 
 def select(project: Project, chosen: Selection) -> list:

@@ -128,6 +128,13 @@ class Diagnostic:
     hint: str | None = None
     level: Level = Level.ERROR
 
+    def to_json(self) -> dict[str, object]:
+        """The problem as `validate --json` lists it (file, line and column are null when unknown)."""
+        where = self.location
+        return {"code": self.code, "file": where.path if where else None, "line": where.line or None if where else None,
+                "column": (where.col or 1) if where and where.line else None, "message": self.message,
+                "hint": self.hint}
+
     def format(self) -> str:
         """`PATH:LINE:COL: error: MESSAGE (HINT)`, or `error: MESSAGE` when there is no file."""
         # Messages quote rule keys and values: one line, no control characters, never a workflow command.

@@ -103,7 +103,7 @@ def test_validate_reports_every_problem_on_stderr_exit_2(policy):
 
 
 def test_validate_explicit_paths_and_missing_path(policy):
-    assert cli("validate", "rules/scim.yaml").stdout == "ok: 1 rules in 1 file\n"
+    assert cli("validate", "rules/scim.yaml").stdout == "ok: 1 rule in 1 file\n"
     result = cli("validate", "nope")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: rules path not found: nope")
@@ -129,12 +129,12 @@ def test_plan_text_and_json(policy, tmp_path):
     assert text.exit_code == 0, text.stderr
     assert "denied-burst" in text.stdout and "scim-heartbeat" in text.stdout
     assert "access_requests" in text.stdout
-    as_json = cli("plan", "--at", AT, "--json", "--account-id", "acc1")
+    as_json = cli("plan", "--at", AT, "--json", "--account-id", "0000000000000000000000000000acc1")
     assert as_json.exit_code == 0
     doc = json.loads(as_json.stdout)
     assert doc["version"] == 1 and doc["reference_time"] == AT
     assert {f["source"] for f in doc["fetches"]} == {"access_requests", "scim_updates"}
-    assert all(f["path"].startswith("/client/v4/accounts/acc1/") for f in doc["fetches"])
+    assert all(f["path"].startswith("/client/v4/accounts/0000000000000000000000000000acc1/") for f in doc["fetches"])
     assert sorted(r["id"] for r in doc["rules"]) == ["denied-burst", "foreign-login", "scim-heartbeat"]
     shared = [f for f in doc["fetches"] if f["source"] == "access_requests"]
     assert sum(len(f["rules"]) for f in shared) == 2

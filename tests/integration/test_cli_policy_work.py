@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -98,3 +99,100 @@ def test_selection_mistakes_are_one_line_errors(policy):
     assert none.stderr == "error: --tag selected no rules (tags in use: iso27001:A.8.5, soc2:CC6.1, soc2:CC6.2)\n"
     everything = cli("plan", "--at", AT, "--skip-tag", "*")
     assert everything.stderr.startswith("error: --skip-rule/--skip-tag left no rules")
+
+
+# --- 6. outputs ---------------------------------------------------------------------------------------------------
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+
+
+def test_two_reports_to_stdout_are_refused(policy):
+    result = cli("run", "--data", "data", "--at", AT, "--report", "json", "--report", "text")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == ("error: --report json and text would both go to stdout; give all but one a path "
+                             "(--report FORMAT=PATH)\n")
+    assert run("--report", "json", "--report", "text=out.txt").exit_code == 0
+
+
+def test_warnings_go_to_stderr_and_survive_quiet(policy):
+    _with_waivers(policy)
+    write(policy / "waivers.yaml", yaml.safe_dump({"waivers": [yaml.safe_load(WAIVERS)["waivers"][0]]}))
+    for args in (("-q",), ("--quiet",), ()):
+        result = run(*args)
+        assert result.exit_code == 0, result.stderr
+        assert ("warning: waiver for scim-heartbeat (IAM-1) matched nothing in this run: stale exception?"
+                in result.stderr.splitlines())
+        assert "warning" not in result.stdout  # shown once, on stderr
+        assert (result.stdout == "") == bool(args)
+
+
+def test_no_color_and_case_insensitive_fail_on(policy):
+    assert run("--no-color", "--fail-on", "HIGH").exit_code == 0
+    assert cli("run", "--help").stdout.count("--no-color") == 1
+    assert cli("report", "--help").stdout.count("--no-color") == 1
+
+
+def test_validate_json_lists_every_problem(policy):
+    ok = cli("validate", "--json")
+    assert ok.exit_code == 0
+    assert json.loads(ok.stdout) == {"ok": True, "rules": ["denied-burst", "foreign-login", "scim-heartbeat"],
+                                     "files": ["rules/access.yaml", "rules/scim.yaml"], "waivers": 0,
+                                     "problems": []}
+    write(policy / "rules" / "bad.yaml", "rules:\n  - id: b\n    title: t\n    source: access_requests\n"
+          "    filtr: {}\n")
+    bad = cli("validate", "--json")
+    assert bad.exit_code == 2 and bad.stderr == ""
+    problem = json.loads(bad.stdout)["problems"][0]
+    assert problem == {"code": problem["code"], "file": "rules/bad.yaml", "line": 5, "column": 5,
+                       "message": "unknown key 'filtr' in rule file rules[0]", "hint": "did you mean 'filter'?"}
+
+
+def test_test_writes_junit(policy):
+    write(policy / "rules" / "scim.yaml", yaml.safe_dump({"rules": [
+        {"id": "scim-heartbeat", "title": "SCIM ran", "source": "scim_updates", "window": "1d",
+         "expect": {"count": {"min": 1}}, "tests": [
+             {"name": "one run is enough", "at": AT, "expect": "pass",
+              "records": {"scim_updates": [{"logged_at": "2026-11-15T11:00:00Z", "idp_id": "idp-1"}]}},
+             {"name": "a <wrong> expectation", "at": AT, "expect": "pass", "records": {"scim_updates": []}},
+         ]}]}, sort_keys=False))
+    result = cli("test", "rules/scim.yaml", "--report", "junit=out/tests.xml")
+    assert result.exit_code == 1
+    root = ElementTree.parse(policy / "out" / "tests.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [
+        ("scim-heartbeat", "one run is enough"), ("scim-heartbeat", "a <wrong> expectation")]
+    failure = cases[1].find("failure")
+    assert failure is not None and "expected pass, got fail" in (failure.get("message") or "")
+    wrong = cli("test", "--report", "html=x.html")
+    assert wrong.stderr == "error: --report 'html=x.html': auditor test writes junit=PATH only\n"
+
+
+def test_plan_output_says_where_it_saved(policy):
+    result = cli("plan", "--at", AT, "-o", "plans/today.json")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == "saved the plan to plans/today.json; run it with: auditor run --plan plans/today.json\n"
+    assert (policy / "plans" / "today.json").is_file()
+
+
+def test_account_id_is_checked_before_any_request(policy, emulator):
+    emu = emulator(policy / "data", token="t")
+    for bad in ("acc-1", "0123456789abcdef0123456789abcde", "../../x?y=1"):
+        result = cli("run", "--at", AT, "--api-base", emu.base_url, "--account-id", bad,
+                     env={"CLOUDFLARE_API_TOKEN": "t"})
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"error: account id {bad!r} is not a Cloudflare account id (32 hexadecimal")
+        assert result.stderr.count("\n") == 1
+    assert emu.requests == []
+
+
+def test_retries_bounds_the_attempts_per_request(policy, emulator, clock):
+    emu = emulator(policy / "data", account_id=ACCOUNT, token="t", rate_limit_first=99, retry_after=1)
+    result = cli("run", "rules/scim.yaml", "--at", AT, "--api-base", emu.base_url, "--account-id", ACCOUNT,
+                 "--retries", "2", "--no-progress", env={"CLOUDFLARE_API_TOKEN": "t"})
+    assert result.exit_code == 2
+    assert len(emu.requests) == 3  # the first attempt and two retries
+    assert "gave up after 3 attempts" in result.stdout
+    assert run("--retries", "1").stderr == "error: --retries only applies over the API, not with --data\n"

@@ -122,7 +122,8 @@ def _project(root: Path) -> None:
         {"id": "hb", "title": "SCIM per IdP", "source": "scim_updates", "window": "1d", "group_by": "idp_id",
          "for_each": {"idp_id": ["idp-1", "idp-2"]}, "expect": {"count": {"min": 1}}},
     ]}, sort_keys=False))
-    write(root / "auditor.yaml", "account_id: acc0123\nwaivers: waivers.yaml\nscim_idp_ids: [idp-1]\n")
+    write(root / "auditor.yaml",
+          "account_id: 0000000000000000000000000acc0123\nwaivers: waivers.yaml\nscim_idp_ids: [idp-1]\n")
     write(root / "waivers.yaml", "waivers:\n  - rule: denied\n    match: {user_email: bot@example.com}\n"
           "    justification: CI account\n    owner: secops@example.com\n    expires: 2026-12-01\n")
     write_ndjson(root / "data" / "access_requests.ndjson",
@@ -162,7 +163,7 @@ def test_provenance_digests_are_stable_across_identical_runs(tmp_path, monkeypat
 def test_api_requests_are_recorded_and_stable(tmp_path, monkeypatch, emulator):
     monkeypatch.chdir(tmp_path)
     _project(tmp_path)
-    emu = emulator(tmp_path / "data", account_id="acc0123", token="tok-test-0000")
+    emu = emulator(tmp_path / "data", account_id="0000000000000000000000000acc0123", token="tok-test-0000")
     env = {"CLOUDFLARE_API_TOKEN": "tok-test-0000"}
     docs = []
     for name in ("one.json", "two.json"):
@@ -174,8 +175,8 @@ def test_api_requests_are_recorded_and_stable(tmp_path, monkeypatch, emulator):
     requests = one["provenance"]["requests"]
     assert requests, "every API request is in the provenance"
     paths = {q["path"] for q in requests}
-    assert paths == {"/client/v4/accounts/acc0123/access/logs/access_requests",
-                     "/client/v4/accounts/acc0123/access/logs/scim/updates"}
+    assert paths == {"/client/v4/accounts/0000000000000000000000000acc0123/access/logs/access_requests",
+                     "/client/v4/accounts/0000000000000000000000000acc0123/access/logs/scim/updates"}
     for q in requests:
         assert q["status"] == 200 and len(q["sha256"]) == 64 and q["records"] >= 0
         assert "tok-test" not in json.dumps(q)

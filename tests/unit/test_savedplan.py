@@ -130,9 +130,10 @@ def test_not_a_plan(repo):
 
 
 def test_account_of_the_plan(repo):
-    save("--account-id", "abc123")
-    result = cli("run", "--plan", "plan.json", "--data", "data", "--account-id", "other99")
-    assert result.exit_code == 2 and "was planned for account abc123, not other99" in result.stderr
+    planned, other = "00000000000000000000000000abc123", "000000000000000000000000ffff0099"
+    save("--account-id", planned)
+    result = cli("run", "--plan", "plan.json", "--data", "data", "--account-id", other)
+    assert result.exit_code == 2 and f"was planned for account {planned}, not {other}" in result.stderr
     result = cli("run", "--plan", "plan.json", "--data", "data", "--results", "out.json", "--quiet")
     assert result.exit_code == 1
-    assert json.loads((repo / "out.json").read_text())["account_id"] == "abc123"
+    assert json.loads((repo / "out.json").read_text())["account_id"] == planned

@@ -36,7 +36,7 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     project, profile = selection.with_api_profile(load_valid(paths, config_path, cli_vars, var_files, waivers_path),
                                                   account_id)
     compiled = selection.compile_rules(project, selection.select(project, chosen), at,
-                                       account_id or project.config.account_id, period)
+                                       selection.account(account_id or project.config.account_id), period)
     if period is not None:
         from auditor.decide.period import retention_warning
 
@@ -54,6 +54,7 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     document = json.dumps(saved, indent=2) + "\n"
     if output:
         emit(document, output)
+        click.echo(f"saved the plan to {output}; run it with: auditor run --plan {output}", err=True)
     if as_json:
         click.echo(document, nl=False)
     elif engine != "python":

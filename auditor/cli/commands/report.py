@@ -8,7 +8,7 @@ import click
 
 from auditor.cli import selection
 from auditor.cli.common import emit, fail, guard, use_color
-from auditor.cli.options import debug_option, report_period_options
+from auditor.cli.options import debug_option, no_color_option, report_period_options
 from auditor.core.exitcodes import ExitCode
 
 
@@ -20,10 +20,11 @@ from auditor.core.exitcodes import ExitCode
 @click.option("--template", type=click.Path(path_type=Path), help="Render this Jinja template instead.")
 @click.option("--redact", is_flag=True, help="Mask emails and IP addresses.")
 @report_period_options
+@no_color_option
 @debug_option
 @guard
 def report(results_file: Path, fmt: str, output: Path | None, template: Path | None, redact: bool,
-           period_text: str | None, tz: str | None, step: str | None, debug: bool) -> int:
+           period_text: str | None, tz: str | None, step: str | None, no_color: bool, debug: bool) -> int:
     """Re-render a saved run's results JSON; no network.
 
     With --period (and --tz, --step) the results must be of exactly that period, else exit 2: a check that
@@ -50,7 +51,7 @@ def report(results_file: Path, fmt: str, output: Path | None, template: Path | N
             fail(f"{results_file}: --period {period.label}: {mismatch}")
     try:
         text = (render_template_file(template, document, redact=redact) if template
-                else render(document, fmt, color=output is None and use_color(), redact=redact))
+                else render(document, fmt, color=output is None and use_color(no_color), redact=redact))
     except ReportError as exc:
         fail(str(exc).removeprefix("error: "))
     emit(text, output)

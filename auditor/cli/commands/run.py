@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from auditor.cli import selection
-from auditor.cli.common import fail, guard, load_valid
-from auditor.cli.options import project_options, selection_options
+from auditor.cli.common import fail, guard, load_valid, use_color, warn
+from auditor.cli.options import no_color_option, project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
 from auditor.compile.plan import Plan
 from auditor.core.model import Config
@@ -21,17 +21,18 @@ from auditor.core.status import Severity
 
 
 def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, concurrency: int | None,
-             no_progress: bool) -> Any:
+             no_progress: bool, retries: int | None) -> Any:
     """`run` over the live API: settings checked (one-line error) before the first request."""
     from auditor.cli.progress import ProgressBar
     from auditor.run.runner import run as run_plan
     from auditor.sources.cloudflare.client import ApiClient, SetupError, settings_from
+    from auditor.sources.cloudflare.envelope import CredentialsRejected
     from auditor.sources.cloudflare.source import CloudflareSource
 
     try:
         settings = settings_from(api_base or config.api_base, plan.account_id, os.environ,
                                  concurrency or config.concurrency, max_wait_s=config.max_retry_wait,
-                                 deadline_s=config.request_deadline)
+                                 deadline_s=config.request_deadline, retries=retries)
     except SetupError as exc:
         fail(str(exc))
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
@@ -40,6 +41,8 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
     try:
         with ApiClient(settings, progress=progress) as client:
             return run_plan(plan, CloudflareSource(client, config.retention_days), options)
+    except CredentialsRejected as exc:
+        fail(str(exc))
     finally:
         progress.close()
 
@@ -73,8 +76,8 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
               help="The time span the --data files hold completely (RFC 3339), for every log or one; repeatable. "
                    "Default: from each log's first to its last record (inferred).")
 @selection_options
-@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=Severity.INFO.value,
-              show_default=True,
+@click.option("--fail-on", type=click.Choice([s.value for s in Severity], case_sensitive=False),
+              default=Severity.INFO.value, show_default=True,
               help="Lowest severity whose failure fails the gate (exit 1).")
 @click.option("--report", "reports", multiple=True, metavar="FORMAT[=PATH]",
               help="Render a report (text, markdown, html, junit, sarif, csv, json); repeatable.")
@@ -83,7 +86,8 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
 @click.option("--template", "templates", multiple=True, metavar="FILE.j2[=PATH]",
               help="Render your own Jinja template (sandboxed) with the results; repeatable.")
 @click.option("--redact", is_flag=True, help="Mask emails and IP addresses in every report.")
-@click.option("--quiet", is_flag=True, help="No text report on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No text report on stdout (warnings still go to stderr).")
+@no_color_option
 @click.option("--api-base", envvar="CLOUDFLARE_BASE_URL",
               help="API base URL (default https://api.cloudflare.com/client/v4; http:// only for loopback).")
 @click.option("--concurrency", type=click.IntRange(1, 32),
@@ -94,6 +98,8 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
 @click.option("--max-wait", type=click.IntRange(0, 86400), metavar="SECONDS",
               help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default {Config.max_retry_wait}; "
                    "config max_retry_wait).")
+@click.option("--retries", type=click.IntRange(0, 20),
+              help="Retries of a failed or rate-limited request before its rules are errors (default 4).")
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path),
               help="Run exactly this saved plan (from plan -o); refused (exit 2) when its inputs changed.")
 @click.option("--baseline", "baseline_path", type=click.Path(path_type=Path),
@@ -106,8 +112,9 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         period_text: str | None, tz: str | None, step: str | None,
         account_id: str | None, chosen: Selection, fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
-        quiet: bool, api_base: str | None,
+        quiet: bool, no_color: bool, api_base: str | None,
         concurrency: int | None, per_page: int | None, no_progress: bool, max_wait: int | None,
+        retries: int | None,
         plan_path: Path | None, baseline_path: Path | None, fail_on_new: bool) -> int:
     """Fetch, evaluate, report; exit 0 pass, 1 fail, 2 undecided."""
     from auditor.report.outputs import clear
@@ -116,7 +123,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     from auditor.sources.locate import DataSource, parse_data_args
 
     report_specs = parse_reports(reports, results_path)
-    template_specs = parse_templates(templates)
+    template_specs = parse_templates(templates, report_specs, quiet)
     try:
         data, named = parse_data_args(data_args)
     except ValueError as exc:
@@ -126,6 +133,8 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     if source and not data:
         fail("--source only applies with --data FILE")
     covers = _data_covers(data_covers, bool(data_args))
+    if (data is not None or named) and retries is not None:
+        fail("--retries only applies over the API, not with --data")
     saved = selection.saved_plan(plan_path, at=at, chosen=chosen, per_page=per_page,
                                  period_text=period_text)
     period = selection.period(period_text, tz, step, at)
@@ -140,11 +149,12 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, per_page=per_page))
     if max_wait is not None:
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, max_retry_wait=max_wait))
+    account_id = selection.account(account_id or project.config.account_id)
     if saved is not None and plan_path is not None:
-        compiled = selection.compile_saved(saved, project, account_id or project.config.account_id, plan_path)
+        compiled = selection.compile_saved(saved, project, account_id, plan_path)
     else:
-        compiled = selection.compile_rules(project, selected, at, account_id or project.config.account_id, period)
-    options = RunOptions(fail_on=Severity(fail_on), rules_sha256=project.rules_sha256,
+        compiled = selection.compile_rules(project, selected, at, account_id, period)
+    options = RunOptions(fail_on=Severity(fail_on.lower()), rules_sha256=project.rules_sha256,
                          config_sha256=project.config_sha256,
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
                          fail_on_new=fail_on_new, retention_days=project.config.retention_days,
@@ -161,7 +171,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
 
         for line in beyond_the_api(compiled, now_us(), project.config.retention_days):  # before any request
             click.echo(f"warning: {line}: decided only where more data could not change it, else error", err=True)
-        result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress)
+        result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress, retries)
     else:
         files = DataSource(data, source, named, compiled, covers)
         if engine == "duckdb":
@@ -170,5 +180,10 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
             result = run_sql(compiled, files, options)
         else:
             result = run_plan(compiled, files, options)
-    write_reports(result.to_json(), report_specs, template_specs, quiet=quiet, redact=redact)
+    document = result.to_json()
+    from auditor.report.redact import redact_text
+
+    for warning in document["warnings"]:
+        warn(redact_text(warning) if redact else warning)
+    write_reports(document, report_specs, template_specs, quiet=quiet, redact=redact, color=use_color(no_color))
     return result.exit_code

@@ -19,6 +19,10 @@ class Rejected(FetchError):
     """A 400: the API refused the query itself (a parameter it does not take)."""
 
 
+class CredentialsRejected(FetchError):
+    """401: the API did not accept the credentials; no fetch of the run can succeed, so the run stops."""
+
+
 class Malformed(Exception):
     """A 2xx body that is not the envelope: retried (usually a cut transfer), then an error."""
 

@@ -22,6 +22,7 @@ from auditor import __version__
 from auditor.compile.plan import Fetch
 from auditor.core.provenance import RequestRecord
 from auditor.sources.cloudflare.envelope import (
+    CredentialsRejected,
     FetchError,
     Malformed,
     Page,
@@ -202,6 +203,11 @@ class Transport:
         """A non-2xx answer: a reason to retry (429, 5xx), or FetchError with a hint."""
         status, retry = response.status_code, self.settings.retry
         text = f"{status} {error_text(doc, response.reason_phrase, self.scrub)}"
+        if status == 401:
+            which = ("CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY" if self.settings.credentials.scheme == "key"
+                     else "CLOUDFLARE_API_TOKEN")
+            raise CredentialsRejected(f"the API refused the credentials: {text}; check {which} "
+                                      "(current, complete, not revoked)")
         if status != 429 and status < 500:
             error = Rejected if status == 400 else FetchError
             raise error(f"{where} (page {number}): {text}: {self._hint(status, job.fetch.source)}")

@@ -165,10 +165,10 @@ class ApiSettings:
 
 def settings_from(base_url: str | None, account_id: str | None, env: Mapping[str, str],
                   concurrency: int | None = None, *, max_wait_s: float | None = None,
-                  deadline_s: float | None = None) -> ApiSettings:
+                  deadline_s: float | None = None, retries: int | None = None) -> ApiSettings:
     """Settings from CLI/config values and the environment; SetupError names what is missing."""
     credentials = credentials_from_env(env)
-    retry = RetryPolicy()
+    retry = RetryPolicy() if retries is None else RetryPolicy(attempts=retries + 1)
     if max_wait_s is not None:
         retry = replace(retry, max_retry_after_s=float(max_wait_s))
     if deadline_s is not None:

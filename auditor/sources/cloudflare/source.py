@@ -9,7 +9,8 @@ from auditor.core import timeutil
 from auditor.core.coverage import DEFAULT_RETENTION_DAYS, Coverage, Seen, api_coverage
 from auditor.core.fields import SOURCES
 from auditor.sources.base import BaseSource, DataMissing, Part
-from auditor.sources.cloudflare.client import ApiClient, FetchError
+from auditor.sources.cloudflare.client import ApiClient
+from auditor.sources.cloudflare.envelope import CredentialsRejected, FetchError
 
 if TYPE_CHECKING:
     from auditor.compile.plan import Fetch
@@ -40,6 +41,8 @@ class CloudflareSource(BaseSource):
         try:
             for origin, records in self.client.timed_stream(fetch, index):
                 yield Part(origin, records)
+        except CredentialsRejected:
+            raise  # not one fetch's problem: the run stops (auditor run prints one error line)
         except FetchError as exc:
             raise DataMissing(str(exc)) from None
 
