@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor import __version__
-from auditor.core.resources import scaffold_dir, schemas_dir
+from auditor.core.resources import rules_reference, scaffold_dir, schemas_dir
 
 # Package-data name -> name in the new repository (hidden names are stored without their dot).
 _RENAMES = {
@@ -36,6 +36,7 @@ def files() -> dict[str, bytes]:
         out[_RENAMES.get(name, name)] = content
     for name in SCHEMAS:
         out[f"schemas/{name}.schema.json"] = (schemas_dir() / f"{name}.schema.json").read_bytes()
+    out["docs/rules.md"] = rules_reference().read_bytes()  # the language reference of this version
     return dict(sorted(out.items()))
 
 

@@ -31,6 +31,11 @@ def starter_rules_dir() -> Path:
     return _locate("rules", "rules")
 
 
+def rules_reference() -> Path:
+    """docs/rules.md, the rule-language reference (`auditor init` copies it into a new policy repo)."""
+    return _locate("docs", "docs") / "rules.md"
+
+
 def scaffold_dir() -> Path:
     """Directory holding the files `auditor init` writes (package data inside auditor/)."""
     return _PACKAGE / "scaffold"

@@ -123,7 +123,8 @@ def _tally(statuses: list[Status]) -> str:
     elif waived:
         decided = f"waived at {waived} of {n} steps, passed at the rest"
     else:
-        decided = "" if error == n else ("passed at the rest" if error else f"passed at all {n} steps")
+        everywhere = f"passed at all {n} steps" if n != 1 else "passed at its only step"
+        decided = "" if error == n else ("passed at the rest" if error else everywhere)
     return "; ".join(part for part in (undecided, decided) if part)
 
 

@@ -69,7 +69,7 @@ def step_summary(result: dict) -> str:
         return f"failed at {fail} of {n} steps" + (f", {waived} waived" if waived else "")
     if waived:
         return f"waived at {waived} of {n} steps"
-    return f"passed at all {n} steps"
+    return f"passed at all {n} steps" if n != 1 else "passed at its only step"
 
 
 def failing_steps(result: dict) -> list[dict]:

@@ -19,6 +19,7 @@ EXPECTED = [
     ".pre-commit-hooks.yaml",
     ".vscode/settings.json",
     "auditor.yaml",
+    "docs/rules.md",
     "rules/access.yaml",
     "rules/scim.yaml",
     "rules/tests/mass-deprovisioning.ndjson",
@@ -104,7 +105,10 @@ def test_workflow_runs_validate_test_and_run_uploads_reports_and_gates():
     assert workflow["permissions"]["security-events"] == "write"
     steps = workflow["jobs"]["audit"]["steps"]
     runs = "\n".join(s.get("run", "") for s in steps)
-    assert f'"auditor=={__version__}"' in runs
+    # Never by name from the public index (not this project there): a pinned git URL or a checked-in wheel.
+    assert "auditor==" not in runs and 'python -m pip install "$AUDITOR_PACKAGE"' in runs
+    assert workflow["env"]["AUDITOR_PACKAGE"] == f"git+https://github.com/YOUR-ORG/auditor@v{__version__}"
+    assert "*YOUR-ORG*) echo \"::error::set AUDITOR_PACKAGE" in runs  # an unset pin fails with a clear error
     assert "auditor validate" in runs and "auditor test" in runs
     assert "--report sarif=out/auditor.sarif" in runs and "--report html=out/report.html" in runs
     audit = next(s for s in steps if s.get("id") == "audit")
@@ -140,3 +144,10 @@ def test_starter_rules_are_copies_of_the_shipped_pack():
             assert {c["expect"] for c in rule["tests"]} == {"pass", "fail"}
     fixture = "rules/tests/mass-deprovisioning.ndjson"
     assert content[fixture] == (REPO / fixture).read_bytes()
+
+
+def test_the_scaffold_carries_the_rule_language_reference(tmp_path):
+    assert CliRunner().invoke(app.cli, ["init", str(tmp_path / "p")]).exit_code == 0
+    assert (tmp_path / "p" / "docs" / "rules.md").read_text() == (REPO / "docs" / "rules.md").read_text()
+    config = (tmp_path / "p" / "auditor.yaml").read_text()
+    assert "docs/rules.md" in config and "http" not in config.split("\n")[1]
