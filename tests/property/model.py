@@ -35,7 +35,7 @@ from tests.integration.test_api_source import VirtualClock
 
 AT = "2026-11-15T12:00:00Z"
 T = parse_time(AT)
-ACCOUNT = "acc0123"
+ACCOUNT = "0000000000000000000000000acc0123"  # 32 hex digits, as the CLI checks
 TOKEN = "tok-FAKE-property-never-print"
 IDPS = ("idp-0", "idp-1")
 ABSENT = object()
