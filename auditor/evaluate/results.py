@@ -13,7 +13,7 @@ from auditor.core.coverage import Coverage, RuleCoverage
 from auditor.core.decisions import AppliedWaiver, BaselineMarks, Mark, TimelineStep, WaiverUse
 from auditor.core.exitcodes import ExitCode
 from auditor.core.period import Period
-from auditor.core.provenance import RequestRecord
+from auditor.core.provenance import FileRecord, RequestRecord
 from auditor.core.status import Status
 from auditor.core.timeutil import format_time
 from auditor.evaluate.engine import Measurement, Outcome
@@ -90,6 +90,7 @@ class RunResult:
     waivers_sha256: str | None = None
     config_sha256: str | None = None
     requests: tuple[RequestRecord, ...] = field(default=())
+    files: tuple[FileRecord, ...] = field(default=())  # the input files of a run over files
     # Each waiver of the waivers file with its state and the records it covered (auditor.load.waivers).
     waivers: tuple[WaiverUse, ...] | None = None
     # With --baseline: the earlier run and the rule ids marked new / still / fixed (auditor.decide.baseline).
@@ -127,6 +128,7 @@ class RunResult:
                 "rules_sha256": self.rules_sha256,
                 "waivers_sha256": self.waivers_sha256,
                 "config_sha256": self.config_sha256,
+                "files": [f.to_json() for f in self.files],
                 "requests": [q.to_json() for q in self.requests],
             },
         }

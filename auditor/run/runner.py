@@ -90,7 +90,7 @@ class _Units:
                     failed[key] = problem.rule_message()
                     correlations.finished(key, failed[key])
             if key in failed:
-                errors.extend(RuleResult(r, Status.ERROR, failed[key], _describe(plan, r)) for r in rules)
+                errors.extend(RuleResult(r, Status.ERROR, failed[key], _describe(plan, r, units=self)) for r in rules)
             else:
                 units[key].rules.extend(r for r in rules if r not in units[key].rules)
         return list(units.values()), errors
@@ -132,12 +132,13 @@ def run(plan: Plan, sources: Source | Sequence[Source], options: RunOptions) -> 
         if pool is not None:
             pool.shutdown()
     results = [r for o in outcomes for r in o.results]
-    results.extend(_correlation_results(plan, correlations, described))
+    results.extend(_correlation_results(plan, units, correlations, described))
     records = sum(o.records for o in outcomes)
     notes = tuple(n for o in outcomes for n in o.notes) + tuple(n for s in chosen for n in s.notes())
     requests = tuple(q for s in chosen for q in s.requests())
     coverage = options.coverage if options.coverage is not None else chosen[0].coverage(_seen(plan, outcomes))
-    return _collect(plan, chosen[0].kind, results, records, options, started, requests, notes, coverage)
+    files = tuple(f for s in chosen for f in s.files())
+    return _collect(plan, chosen[0].kind, results, records, options, started, requests, notes, coverage, files)
 
 
 def _seen(plan: Plan, outcomes: list[UnitOutcome]) -> dict[str, Seen]:
@@ -169,12 +170,14 @@ def _read(plan: Plan, fetches: list[Fetch], units: _Units, correlations: Correla
     return out + [futures[u.key].result() for u in made]
 
 
-def _describe(plan: Plan, r: CompiledRule, source: Source | None = None) -> str:
+def _describe(plan: Plan, r: CompiledRule, source: Source | None = None, units: _Units | None = None) -> str:
     """The fetch(es) that fed a rule: `GET ...`, or `first: GET ...; then: GET ...` for a correlation rule;
     a fetch the API refused as planned names the query it was read with instead."""
     def one(key: str) -> str:
         fetch = plan.fetch(key)
-        text = fetch.describe(plan.account_id)
+        # How the source names what it read: the request, or the files.
+        reader = source if source is not None else units.source_of(fetch) if units is not None else None
+        text = reader.describe(fetch, plan.account_id) if reader is not None else fetch.describe(plan.account_id)
         instead = source.read_as(fetch) if source is not None else None
         return text if instead is None else f"{text} (refused with 400; read as {instead}, filtered locally)"
 
@@ -183,12 +186,13 @@ def _describe(plan: Plan, r: CompiledRule, source: Source | None = None) -> str:
     return "; ".join(f"{s.name}: {one(s.fetch_key)}" for s in r.sides)
 
 
-def _correlation_results(plan: Plan, correlations: Correlations, described: dict[str, str]) -> list[RuleResult]:
+def _correlation_results(plan: Plan, units: _Units, correlations: Correlations,
+                         described: dict[str, str]) -> list[RuleResult]:
     """Correlation rules, decided once both of their sides were read; an error on either side errors them.
     `described`: how a rule's data was read when its `then` side was narrowed."""
     out = []
     for compiled, o, error in correlations.outcomes():
-        query = described.get(compiled.rule.id) or _describe(plan, compiled)
+        query = described.get(compiled.rule.id) or _describe(plan, compiled, units=units)
         if o is None:
             out.append(RuleResult(compiled, Status.ERROR, error or "rule not evaluated", query))
         else:
@@ -199,7 +203,7 @@ def _correlation_results(plan: Plan, correlations: Correlations, described: dict
 
 def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, options: RunOptions,
              started: float, requests: tuple = (), notes: tuple[str, ...] = (),
-             coverage: Coverage | None = None) -> RunResult:
+             coverage: Coverage | None = None, files: tuple = ()) -> RunResult:
     """The run's result: each rule decided against the coverage of its window, then periods, waivers, baseline."""
     if coverage is not None:
         results = [apply_coverage(r, coverage) for r in results]
@@ -218,6 +222,7 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
         config_sha256=options.config_sha256,
         requests=requests,
         coverage=coverage,
+        files=files,
         waivers_sha256=options.waivers_sha256,
     )
     if plan.period is not None:  # waivers per step, worst step, timeline

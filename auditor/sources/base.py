@@ -21,7 +21,7 @@ from auditor.core.coverage import Coverage, Seen, files_coverage
 
 if TYPE_CHECKING:
     from auditor.compile.plan import Fetch
-    from auditor.core.provenance import RequestRecord
+    from auditor.core.provenance import FileRecord, RequestRecord
 
 Timed = tuple[int, dict[str, Any]]  # (time in epoch microseconds, record with API field names)
 
@@ -110,6 +110,12 @@ class Source(Protocol):
     def read_as(self, fetch: Fetch) -> str | None:
         """How `fetch` was really read when not as planned (an API refusing its query), else None."""
 
+    def files(self) -> tuple[FileRecord, ...]:
+        """Every input file read, for provenance (none for the API)."""
+
+    def describe(self, fetch: Fetch, account_id: str | None) -> str:
+        """How a fetch was read, as results and reports name it: the request, or the files."""
+
 
 class BaseSource:
     """Defaults of a local source: sequential, one pass per log source, nothing requested, nothing to cancel."""
@@ -155,3 +161,11 @@ class BaseSource:
     def read_as(self, fetch: Fetch) -> str | None:
         """Read as planned."""
         return None
+
+    def files(self) -> tuple[FileRecord, ...]:
+        """No files."""
+        return ()
+
+    def describe(self, fetch: Fetch, account_id: str | None) -> str:
+        """The request the fetch stands for (a local source reads all of its log source)."""
+        return fetch.describe(account_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import hashlib
 import io
 import itertools
 import json
@@ -23,7 +24,8 @@ from typing import IO, TYPE_CHECKING, Any
 from auditor.core.coverage import Coverage, Interval, Seen, files_coverage
 from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES, Source
-from auditor.core.timeutil import EPOCH, MICROSECOND
+from auditor.core.provenance import FileRecord
+from auditor.core.timeutil import EPOCH, MICROSECOND, format_time
 from auditor.sources.base import BaseSource, DataError, Part, SourceError, Timed
 from auditor.sources.jsondoc import JsonDocument
 from auditor.sources.records import MAX_NESTING, Normalizer, beyond_limits, too_deep
@@ -118,6 +120,7 @@ class FileSource(BaseSource):
                  covers: Mapping[str, tuple[Interval, ...]] | None = None) -> None:
         self.data = Path(data)
         self._covers = covers  # --data-covers: what the user states the files hold completely, per log
+        self._tally: dict[Path, tuple[int, int | None, int | None]] = {}  # records, first, last of files read
         try:
             self._files: dict[str, list[Path]] = find_source_files(self.data, source)
             self._problem: DataError | None = None
@@ -134,7 +137,41 @@ class FileSource(BaseSource):
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """Every record of the fetch's log source, file by file."""
         for path in self._files.get(fetch.source, ()):
-            yield file_part(path, fetch.source)
+            yield self._counted(path, file_part(path, fetch.source))
+
+    def _counted(self, path: Path, part: Part) -> Part:
+        """The part, its records tallied for provenance."""
+        return Part(part.origin, self._tallied(path, iter(part.records)), part.line)
+
+    def _tallied(self, path: Path, records: Iterator[Timed]) -> Iterator[Timed]:
+        """The records, counted with their earliest and latest time once the file is read to its end."""
+        count, first, last = 0, None, None
+        for timed in records:
+            t = timed[0]
+            count += 1
+            if first is None or t < first:
+                first = t
+            if last is None or t > last:
+                last = t
+            yield timed
+        self._tally.setdefault(path, (count, first, last))
+
+    def files(self) -> tuple[FileRecord, ...]:
+        """Every file read to its end: path, size, SHA-256 of its bytes, records and their time span."""
+        out = []
+        for source, paths in self._files.items():
+            for path in paths:
+                if path in self._tally:
+                    count, first, last = self._tally[path]
+                    size, digest = _digest(path)
+                    out.append(FileRecord(display_path(path), source, size, digest, count,
+                                          None if first is None else format_time(first),
+                                          None if last is None else format_time(last)))
+        return tuple(out)
+
+    def describe(self, fetch: Fetch, account_id: str | None) -> str:
+        """The files the fetch's log source was read from."""
+        return "files " + ", ".join(display_path(p) for p in self._files.get(fetch.source, ()))
 
     def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
         """As stated with --data-covers, else inferred from each log's first and last record."""
@@ -146,6 +183,16 @@ class FileSource(BaseSource):
             return sum(p.stat().st_size for p in self._files.get(fetch.source, ()))
         except OSError:
             return 0
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a file's bytes as stored."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 @contextmanager

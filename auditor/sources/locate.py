@@ -160,6 +160,7 @@ class DataSource(FileSource):
         self._covers = covers  # --data-covers: what the user states the data holds completely, per log
         self._located = locate(data, source, named)
         self._files = {name: log.paths() for name, log in self._located.logs.items()}
+        self._tally = {}  # provenance of the files read (FileSource.files)
         self._problem = None
         self._outside = OutsideCounter()
         self._plan = plan
@@ -188,10 +189,11 @@ class DataSource(FileSource):
         if log.lake is not None:
             yield Part(display_path(log.lake), lake_records(log.lake, fetch.source))
         for path in log.files:
-            yield file_part(path, fetch.source)
+            yield self._counted(path, file_part(path, fetch.source))
         for batch in log.batches:
             part = file_part(Path(batch.location), fetch.source)
-            yield Part(part.origin, _checked(batch, part.origin, part.records, self._outside), part.line)
+            checked = Part(part.origin, _checked(batch, part.origin, part.records, self._outside), part.line)
+            yield self._counted(Path(batch.location), checked)
 
     def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
         """As stated with --data-covers; else a log of Logpush objects only as their names say; else inferred

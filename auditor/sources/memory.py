@@ -28,6 +28,10 @@ class MemorySource(BaseSource):
         """Complete: the records given are all there is (a rule test's case)."""
         return COMPLETE
 
+    def describe(self, fetch: Fetch, account_id: str | None) -> str:
+        """The case's records of the fetch's log source."""
+        return f"{len(self._records.get(fetch.source, ()))} {fetch.source} records of {self._origin}"
+
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """The log source's records, each with its time."""
         where = f"{self._origin}/{fetch.source}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -196,3 +197,30 @@ def test_retries_bounds_the_attempts_per_request(policy, emulator, clock):
     assert len(emu.requests) == 3  # the first attempt and two retries
     assert "gave up after 3 attempts" in result.stdout
     assert run("--retries", "1").stderr == "error: --retries only applies over the API, not with --data\n"
+
+
+# --- 2. provenance of input files ---------------------------------------------------------------------------------
+
+
+def test_a_run_over_files_records_and_shows_every_file_it_read(policy):
+    data(policy, [access(country="US", created_at="2026-11-15T10:00:00Z"),
+                  access(country="US", created_at="2026-11-15T11:30:00Z")], [scim()])
+    formats = ("text", "markdown", "html", "junit", "sarif")
+    result = run("--results", "out/r.json", *(a for f in formats for a in ("--report", f"{f}=out/r.{f}")))
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((policy / "out" / "r.json").read_text())
+    assert doc["provenance"]["requests"] == []
+    files = {f["path"]: f for f in doc["provenance"]["files"]}
+    access_file = policy / "data" / "access_requests.ndjson"
+    assert files["data/access_requests.ndjson"] == {
+        "path": "data/access_requests.ndjson", "source": "access_requests", "size": access_file.stat().st_size,
+        "sha256": hashlib.sha256(access_file.read_bytes()).hexdigest(), "records": 2,
+        "first": "2026-11-15T10:00:00Z", "last": "2026-11-15T11:30:00Z"}
+    assert files["data/scim_updates.ndjson"]["records"] == 1
+    fetches = {r["id"]: r["fetch"] for r in doc["results"]}
+    assert fetches["denied-burst"] == "files data/access_requests.ndjson"
+    assert fetches["scim-heartbeat"] == "files data/scim_updates.ndjson"
+    for fmt in formats:
+        text = (policy / "out" / f"r.{fmt}").read_text()
+        assert files["data/access_requests.ndjson"]["sha256"] in text, fmt
+        assert "GET /client/v4" not in text, fmt

@@ -64,7 +64,8 @@ def test_run_plan_uses_the_plans_time_and_selection(repo):
     assert doc["reference_time"] == AT  # not now
     assert [r["id"] for r in doc["results"]] == ["denied-burst"]
     saved = json.loads((repo / "plan.json").read_text())
-    assert doc["results"][0]["fetch"].endswith(saved["fetches"][0]["query"])
+    assert [f["rules"] for f in saved["fetches"]] == [["denied-burst"]]
+    assert doc["results"][0]["fetch"] == "files data/access_requests.ndjson"  # over files: the files read
 
 
 def test_run_plan_with_the_plans_paths(repo):
