@@ -9,6 +9,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.compile.plan import CompiledRule
+from auditor.core.compliance import rollup
 from auditor.core.coverage import Coverage, RuleCoverage
 from auditor.core.decisions import AppliedWaiver, BaselineMarks, Mark, TimelineStep, WaiverUse
 from auditor.core.exitcodes import ExitCode
@@ -123,6 +124,7 @@ class RunResult:
                 "exit_code": int(self.exit_code),
             },
             "results": results,
+            "compliance": rollup(results),
             "warnings": list(self.warnings),
             "provenance": {
                 "rules_sha256": self.rules_sha256,

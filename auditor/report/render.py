@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 
+from auditor.core.compliance import rollup
 from auditor.core.resources import templates_dir
 from auditor.core.status import Status
 from auditor.core.visible import visible
@@ -34,7 +35,7 @@ from auditor.report.timeline import failing_steps, heatmap, step_list, step_mark
 
 __all__ = ["FORMATS", "ReportError", "redact_results", "render", "render_template_file"]
 
-FORMATS: tuple[str, ...] = ("text", "markdown", "html", "junit", "sarif", "csv", "json")
+FORMATS: tuple[str, ...] = ("text", "markdown", "html", "junit", "sarif", "csv", "compliance", "json")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ _BUILTIN: dict[str, _Format] = {
     "junit": _Format("junit.xml.j2", autoescape=True, visible_controls=True),
     "sarif": _Format("sarif.json.j2", autoescape=False, visible_controls=False),
     "csv": _Format("csv.j2", autoescape=False, visible_controls=True),
+    "compliance": _Format("compliance.csv.j2", autoescape=False, visible_controls=True),  # the roll-up as CSV
 }
 
 _ANSI = {Status.PASS: "32", Status.FAIL: "1;31", Status.ERROR: "1;33", Status.WAIVED: "36", "dim": "2", "bold": "1"}
@@ -192,6 +194,7 @@ def _filters(color: bool) -> dict[str, Callable[..., Any]]:
 
     return {
         "paint": paint,
+        "compliance": lambda results: results.get("compliance") or rollup(results.get("results") or []),
         "num": format_number,
         "thousands": thousands,
         "measure": measure,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from tests.helpers import access, scim, write
-from tests.integration.test_cli import AT, CONFIG, RULES, cli, data, run
+from tests.integration.test_cli import AT, CONFIG, DENIED, RULES, cli, data, run
 
 WAIVERS = yaml.safe_dump({"waivers": [
     {"rule": "scim-heartbeat", "justification": "IdP migration", "owner": "iam@x.com", "ticket": "IAM-1",
@@ -224,3 +225,33 @@ def test_a_run_over_files_records_and_shows_every_file_it_read(policy):
         text = (policy / "out" / f"r.{fmt}").read_text()
         assert files["data/access_requests.ndjson"]["sha256"] in text, fmt
         assert "GET /client/v4" not in text, fmt
+
+
+def test_reports_roll_up_rules_per_framework_and_control(policy):
+    data(policy, DENIED, [scim()])
+    result = run("--results", "out/r.json", "--report", "html=out/r.html", "--report", "markdown=out/r.md",
+                 "--report", "compliance=out/controls.csv")
+    assert result.exit_code == 1
+    doc = json.loads((policy / "out" / "r.json").read_text())
+    assert doc["compliance"] == [
+        {"framework": "iso27001", "status": "pass", "summary": {"pass": 1, "fail": 0, "waived": 0, "error": 0},
+         "controls": [{"control": "A.8.5", "status": "pass", "rules": [{"id": "foreign-login", "status": "pass"}]}]},
+        {"framework": "soc2", "status": "fail", "summary": {"pass": 1, "fail": 1, "waived": 0, "error": 0},
+         "controls": [{"control": "CC6.1", "status": "fail", "rules": [{"id": "denied-burst", "status": "fail"}]},
+                      {"control": "CC6.2", "status": "pass", "rules": [{"id": "scim-heartbeat", "status": "pass"}]}]},
+    ]
+    rows = list(csv.reader((policy / "out" / "controls.csv").read_text().splitlines()))
+    assert rows[0] == ["framework", "control", "control_status", "rule", "rule_status", "severity", "title"]
+    assert rows[1:] == [
+        ["iso27001", "A.8.5", "pass", "foreign-login", "pass", "medium", "Sign-ins only from expected countries"],
+        ["soc2", "CC6.1", "fail", "denied-burst", "fail", "high", "No user denied more than twice in an hour"],
+        ["soc2", "CC6.2", "pass", "scim-heartbeat", "pass", "low", "SCIM ran at least once a day"]]
+    markdown = (policy / "out" / "r.md").read_text()
+    assert "| soc2 | CC6.1 | ❌ FAIL | denied-burst (fail) |" in markdown
+    html = (policy / "out" / "r.html").read_text()
+    assert '<h2 id="compliance">Compliance</h2>' in html and "<code>CC6.2</code>" in html
+    # A saved results file renders the same roll-up (also one written before the roll-up existed).
+    del doc["compliance"]
+    (policy / "old.json").write_text(json.dumps(doc))
+    again = cli("report", "old.json", "--format", "compliance")
+    assert again.exit_code == 0 and again.stdout.splitlines()[1:] == [",".join(r) for r in rows[1:]]

@@ -159,7 +159,7 @@ def test_results_json_matches_spec_and_schema(tmp_path):
     errors = sorted(results_validator().iter_errors(doc), key=str)
     assert errors == [], [e.message for e in errors]
     assert list(doc) == ["version", "tool", "reference_time", "account_id", "source", "summary", "results",
-                         "warnings", "provenance"]
+                         "compliance", "warnings", "provenance"]
     assert doc["summary"] == {**doc["summary"], "rules": 3, "pass": 2, "fail": 1, "waived": 0, "error": 0,
                               "api_requests": 0, "records_fetched": 5, "exit_code": 1}
     failing = doc["results"][0]

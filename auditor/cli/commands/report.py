@@ -15,7 +15,7 @@ from auditor.core.exitcodes import ExitCode
 @click.command()
 @click.argument("results_file", metavar="RESULTS.json", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", default="text", show_default=True,
-              help="text, markdown, html, junit, sarif, csv or json.")
+              help="text, markdown, html, junit, sarif, csv, compliance (CSV per framework and control) or json.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here instead of stdout.")
 @click.option("--template", type=click.Path(path_type=Path), help="Render this Jinja template instead.")
 @click.option("--redact", is_flag=True, help="Mask emails and IP addresses.")

@@ -80,7 +80,7 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
               default=Severity.INFO.value, show_default=True,
               help="Lowest severity whose failure fails the gate (exit 1).")
 @click.option("--report", "reports", multiple=True, metavar="FORMAT[=PATH]",
-              help="Render a report (text, markdown, html, junit, sarif, csv, json); repeatable.")
+              help="Render a report (text, markdown, html, junit, sarif, csv, compliance, json); repeatable.")
 @click.option("--results", "results_path", type=click.Path(path_type=Path),
               help="Write the results JSON here (same as --report json=PATH).")
 @click.option("--template", "templates", multiple=True, metavar="FILE.j2[=PATH]",
