@@ -37,9 +37,10 @@ def rollup(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 rules.append({"id": r["id"], "status": r["status"]})
     out = []
     for framework in sorted(frameworks):
-        controls = [{"control": c, "status": worst(x["status"] for x in rules), "rules": rules}
+        statuses = {c: worst(x["status"] for x in rules) for c, rules in frameworks[framework].items()}
+        controls = [{"control": c, "status": statuses[c], "rules": rules}
                     for c, rules in sorted(frameworks[framework].items())]
-        counts = {s.value: sum(1 for c in controls if c["status"] == s.value) for s in Status}
-        out.append({"framework": framework, "status": worst(c["status"] for c in controls), "controls": controls,
+        counts = {s.value: sum(1 for v in statuses.values() if v == s.value) for s in Status}
+        out.append({"framework": framework, "status": worst(statuses.values()), "controls": controls,
                     "summary": counts})
     return out

@@ -98,14 +98,15 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                 seen[name] = (counted[1], counted[2]) if counted and counted[0] else (None, None)
             for r in plan.rules:
                 if not r.sides:
-                    results.append(_rule(plan, r, problems, dialect, con))
+                    results.append(_rule(plan, r, problems, dialect, con, source))
             if correlated:
                 keys = {k for r in correlated for k in r.fetch_keys}
                 fetches = tuple(f for f in plan.fetches if f.key in keys)
                 # Without the period: per-step outcomes come back unfinished and are finished with the rest below.
                 sub = dataclasses.replace(plan, rules=tuple(correlated), fetches=fetches, period=None)
                 # Decided against the data's coverage below, with the other rules.
-                results.extend(run(sub, _TableSource(con, correlated, problems), RunOptions(coverage=COMPLETE)).results)
+                results.extend(run(sub, _TableSource(con, correlated, problems, source),
+                                   RunOptions(coverage=COMPLETE)).results)
         finally:
             con.close()
     coverage = options.coverage if options.coverage is not None else source.coverage(seen)
@@ -113,8 +114,8 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
 
 
 def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any,
-          con: duckdb.DuckDBPyConnection) -> RuleResult:
-    describe = plan.fetch(r.fetch_key).describe(plan.account_id)
+          con: duckdb.DuckDBPyConnection, source: DataSource) -> RuleResult:
+    describe = source.describe(plan.fetch(r.fetch_key), plan.account_id)  # the files read
     problem = problems.get(r.rule.source)
     if problem is not None:
         return RuleResult(r, Status.ERROR, f"data error, rule not evaluated: {problem}", describe)
@@ -129,9 +130,11 @@ class _TableSource(BaseSource):
     Python evaluator then matches exactly). An e-mail join compares case-folded: an ASCII address is kept
     when its lower case is a folded `first` value, a non-ASCII one always (Python folds it)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, rules: Sequence[CompiledRule], problems: dict[str, str]):
+    def __init__(self, con: duckdb.DuckDBPyConnection, rules: Sequence[CompiledRule], problems: dict[str, str],
+                 files: DataSource | None = None):
         self._con = con
         self._problems = problems
+        self._files = files  # the data behind the tables: results name it
         firsts = {r.rule.correlation.first.source for r in rules if r.rule.correlation is not None}
         self._where: dict[str, Any] = {}
         for r in rules:
@@ -141,6 +144,12 @@ class _TableSource(BaseSource):
             test = self._semijoin(r)
             previous = self._where.get(c.then.source)
             self._where[c.then.source] = test if previous is None else exp.or_(previous, test)
+
+    def describe(self, fetch: Fetch, account_id: str | None) -> str:
+        """The files behind the engine's tables, as the Python engine names them."""
+        if self._files is None:
+            return super().describe(fetch, account_id)
+        return self._files.describe(fetch, account_id)
 
     def _semijoin(self, r: CompiledRule) -> Any:
         c = r.rule.correlation
