@@ -14,7 +14,9 @@ from typing import Any
 from auditor.core.decisions import AppliedWaiver, WaiverState, WaiverUse
 from auditor.core.model import Waiver
 from auditor.core.status import Status
-from auditor.evaluate.results import RuleResult, RunResult
+from auditor.evaluate.engine import Measurement, failure_message
+from auditor.evaluate.results import RuleResult, RunResult, group_key
+from auditor.language.expectations import worst
 
 
 def violating_groups(result: RuleResult) -> list[tuple[dict[str, Any] | None, int]]:
@@ -29,11 +31,27 @@ def violating_groups(result: RuleResult) -> list[tuple[dict[str, Any] | None, in
     for m in result.measurements:
         if m.ok:
             continue
-        key = repr(sorted(m.group.items())) if m.group else ""
+        key = group_key(m.group)
         records = int(m.value) if m.expectation == "count" and m.value is not None else 0
         group, before = seen.get(key, (m.group, 0))
         seen[key] = (group, max(before, records))
     return list(seen.values())
+
+
+def _partly_waived(result: RuleResult, uncovered: int,
+                   waived: list[tuple[dict[str, Any] | None, Waiver]]) -> RuleResult:
+    """A rule still failing with some groups waived: its message leads with the worst unwaived group and says
+    how many groups were waived, under which tickets; the waived groups' measurements are marked."""
+    marks = tuple((group, w.ticket or w.owner) for group, w in waived)
+    keys = {group_key(g) for g, _ in marks}
+    unwaived = [m for m in result.measurements if not m.ok and group_key(m.group) not in keys]
+    top = worst(unwaived, Measurement.bounds)
+    message = result.message
+    if top is not None:
+        message = failure_message(top, uncovered, bool(result.compiled.rule.group_by))
+    tickets = ", ".join(dict.fromkeys(t for _, t in marks))
+    message += f"; {len(marks)} group{'s' if len(marks) != 1 else ''} waived ({tickets})"
+    return dataclasses.replace(result, message=message, waived_groups=marks)
 
 
 def label(waiver: Waiver) -> str:
@@ -60,6 +78,7 @@ def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
         violating = violating_groups(result)
         covered: dict[int, int] = {}
         uncovered = 0
+        waived_groups: list[tuple[dict[str, Any] | None, int]] = []
         for group, count in violating:
             hit = next((i for i in active if waivers[i].matches(group)), None)
             if hit is None:
@@ -67,6 +86,7 @@ def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
                 continue
             covered[hit] = covered.get(hit, 0) + count
             groups[hit] += 1
+            waived_groups.append((group, hit))
         for i, count in covered.items():
             records[i] += count
         if violating and not uncovered:
@@ -75,6 +95,8 @@ def apply_waivers(run: RunResult, waivers: Sequence[Waiver]) -> RunResult:
             primary = max(covered, key=lambda i: (covered[i], -i))
             waiver = AppliedWaiver(waivers[primary], covered[primary])
             results.append(dataclasses.replace(result, status=Status.WAIVED, waiver=waiver))
+        elif waived_groups:
+            results.append(_partly_waived(result, uncovered, [(g, waivers[i]) for g, i in waived_groups]))
         else:
             results.append(result)
     statuses = {r.compiled.rule.id: r.status for r in results}

@@ -59,6 +59,20 @@ class Measurement:
         """(ok, value, min, max): what auditor.language.expectations compares."""
         return self.ok, self.value, self.min, self.max
 
+    def text(self) -> str:
+        """'count 3 (max 2) for user_email=eve@x.com': the measurement as result messages name it."""
+        name = KINDS[self.expectation].label(self.field)
+        where = f" for {group_label(self.group)}" if self.group else ""
+        return f"{name} {format_number(self.value)} ({bounds_text(self.min, self.max)}){where}"
+
+
+def failure_message(worst: Measurement, violations: int, grouped: bool) -> str:
+    """A failing rule's message: how many groups violate and the worst measurement."""
+    if grouped:
+        noun = "group violates" if violations == 1 else "groups violate"
+        return f"{violations} {noun}; worst: {worst.text()}"
+    return f"failed: {worst.text()}"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -290,15 +304,10 @@ class RuleEvaluator:
         return [shown for *_, shown in sorted(heap, reverse=True)]
 
     def _text(self, m: Measurement) -> str:
-        name = KINDS[m.expectation].label(m.field)
-        where = f" for {group_label(m.group)}" if m.group else ""
-        return f"{name} {format_number(m.value)} ({bounds_text(m.min, m.max)}){where}"
+        return m.text()
 
     def _describe(self, worst: Measurement, violations: int) -> str:
-        if self.rule.group_by:
-            noun = "group violates" if violations == 1 else "groups violate"
-            return f"{violations} {noun}; worst: {self._text(worst)}"
-        return f"failed: {self._text(worst)}"
+        return failure_message(worst, violations, bool(self.rule.group_by))
 
 
 class _Neg:

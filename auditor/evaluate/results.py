@@ -21,6 +21,11 @@ from auditor.evaluate.engine import Measurement, Outcome
 from auditor.load.schema import validator
 
 
+def group_key(group: dict[str, Any] | None) -> str:
+    """A group's identity, for matching the measurements of one group ('' for the whole rule)."""
+    return repr(sorted(group.items())) if group else ""
+
+
 @dataclass(frozen=True)
 class RuleResult:
     """What happened to one rule."""
@@ -36,11 +41,25 @@ class RuleResult:
     # Violating groups and their record counts (not serialised): what waivers cover.
     groups: tuple[tuple[dict[str, Any] | None, int], ...] = ()
     baseline: Mark | None = None  # with --baseline: new | still | fixed | None
+    # A failing rule with some of its violating groups waived: each waived group and its waiver's ticket
+    # (or owner); their measurements say so in the JSON (`waived`).
+    waived_groups: tuple[tuple[dict[str, Any] | None, str], ...] = ()
     # Periodic runs: each step's status (serialised), and the per-step outcomes the evaluator produced before
     # waivers (not serialised; auditor.decide.period turns them into the timeline).
     timeline: tuple[TimelineStep, ...] | None = None
     steps: tuple[Outcome, ...] = ()
     coverage: RuleCoverage | None = None  # what data covers of the window (auditor.decide.coverage)
+
+    def _measurements_json(self) -> list[dict[str, Any]]:
+        waived = {group_key(g): ticket for g, ticket in self.waived_groups}
+        out = []
+        for m in self.measurements:
+            item = m.to_json()
+            if not m.ok and group_key(m.group) in waived:
+                item["waived"] = waived[group_key(m.group)]
+            out.append(item)
+        # Unwaived failing groups lead, then the waived ones, then the groups that hold.
+        return sorted(out, key=lambda item: 2 if item["ok"] else 1 if "waived" in item else 0)
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON form of one rule (SPEC section 4 key order)."""
@@ -58,7 +77,7 @@ class RuleResult:
             "status": self.status.value,
             "message": self.message,
             "window": {"since": format_time(self.compiled.since_us), "until": format_time(self.compiled.until_us)},
-            "measurements": [m.to_json() for m in self.measurements],
+            "measurements": self._measurements_json(),
             "violations": self.violations,
             "evidence": list(self.evidence),
             "waiver": self.waiver.to_json() if self.waiver is not None else None,

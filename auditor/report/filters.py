@@ -49,7 +49,11 @@ def failing(measurements: Iterable[dict]) -> list[dict]:
 
 
 def headline(result: dict) -> str:
-    """One-line outcome of a rule: worst measurement, its group, and how many other groups failed."""
+    """One-line outcome of a rule: worst measurement, its group, and how many other groups failed; a rule
+    still failing with some groups waived leads with an unwaived group and says how many were waived."""
+    waived = [m for m in result["measurements"] if m.get("waived")]
+    if waived:
+        return _partly_waived(result, waived)
     top = worst(result)
     if top is None:
         return ""
@@ -64,6 +68,15 @@ def headline(result: dict) -> str:
     if others > 0:
         text += f" +{others} more group{'s' if others != 1 else ''}"
     return text
+
+
+def _partly_waived(result: dict, waived: list[dict]) -> str:
+    shown = {**result, "measurements": [m for m in result["measurements"] if not m.get("waived")]}
+    groups = {repr(sorted((m["group"] or {}).items())): m["waived"] for m in waived}
+    shown["violations"] = result["violations"] - len(groups)
+    tickets = ", ".join(dict.fromkeys(groups.values()))
+    text = headline(shown)
+    return f"{text}; {len(groups)} group{'s' if len(groups) != 1 else ''} waived ({tickets})"
 
 
 def ordered(results: list[dict]) -> list[dict]:

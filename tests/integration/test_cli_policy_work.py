@@ -255,3 +255,30 @@ def test_reports_roll_up_rules_per_framework_and_control(policy):
     (policy / "old.json").write_text(json.dumps(doc))
     again = cli("report", "old.json", "--format", "compliance")
     assert again.exit_code == 0 and again.stdout.splitlines()[1:] == [",".join(r) for r in rows[1:]]
+
+
+# --- 4. partly waived rules -------------------------------------------------------------------------------------
+
+
+def test_a_partly_waived_rule_leads_with_the_unwaived_group(policy):
+    # Two users violate; the one with more denials is waived, so the other must lead.
+    data(policy, [*[access(allowed=False, user_email="trip@x.com", created_at=f"2026-11-15T11:0{i}:00Z",
+                           country="US") for i in range(5)], *DENIED], [scim()])
+    write(policy / "waivers.yaml", yaml.safe_dump({"waivers": [
+        {"rule": "denied-burst", "match": {"user_email": "trip@x.com"}, "justification": "travel",
+         "owner": "sec@x.com", "ticket": "TRAVEL-12", "expires": "2026-12-01"}]}))
+    write(policy / "auditor.yaml", CONFIG + "waivers: waivers.yaml\nmax_waiver_days: 100000\n")
+    result = run("--results", "out/r.json", "--report", "html=out/r.html", "--report", "markdown=out/r.md")
+    assert result.exit_code == 1
+    line = next(x for x in result.stdout.splitlines() if "denied-burst" in x)
+    assert line.endswith("count 3 > max 2 (user_email=eve@x.com); 1 group waived (TRAVEL-12)")
+    rule = json.loads((policy / "out" / "r.json").read_text())["results"][0]
+    assert rule["status"] == "fail"
+    assert rule["message"] == ("1 group violates; worst: count 3 (max 2) for user_email=eve@x.com; "
+                               "1 group waived (TRAVEL-12)")
+    assert [(m["group"], m.get("waived")) for m in rule["measurements"]] == [
+        ({"user_email": "eve@x.com"}, None), ({"user_email": "trip@x.com"}, "TRAVEL-12")]
+    assert "waived TRAVEL-12" in (policy / "out" / "r.html").read_text()
+    markdown = (policy / "out" / "r.md").read_text()
+    assert ("| user\\_email=eve@x.com | count 3 &gt; max 2 |\n"
+            "| user\\_email=trip@x.com | count 5 &gt; max 2 · waived (TRAVEL-12) |") in markdown
