@@ -110,7 +110,9 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
         finally:
             con.close()
     coverage = options.coverage if options.coverage is not None else source.coverage(seen)
-    return _collect(plan, "files", results, records, options, started, (), source.notes(), coverage)
+    # DuckDB read the files itself: their provenance (records, time span) takes a pass of its own.
+    return _collect(plan, "files", results, records, options, started, (), source.notes(), coverage,
+                    source.files(unread=True))
 
 
 def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any,

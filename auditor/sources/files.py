@@ -156,11 +156,18 @@ class FileSource(BaseSource):
             yield timed
         self._tally.setdefault(path, (count, first, last))
 
-    def files(self) -> tuple[FileRecord, ...]:
-        """Every file read to its end: path, size, SHA-256 of its bytes, records and their time span."""
+    def files(self, unread: bool = False) -> tuple[FileRecord, ...]:
+        """Every file read to its end: path, size, SHA-256 of its bytes, records and their time span. With
+        `unread`, files not streamed here (another engine read them) are counted by a pass of their own."""
         out = []
         for source, paths in self._files.items():
             for path in paths:
+                if unread and path not in self._tally:
+                    try:
+                        for _ in self._tallied(path, iter_timed(path, source)):
+                            pass
+                    except SourceError:
+                        continue  # the run reported it; a file that cannot be read has no provenance
                 if path in self._tally:
                     count, first, last = self._tally[path]
                     size, digest = _digest(path)
