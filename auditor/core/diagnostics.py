@@ -21,6 +21,7 @@ class Code(StrEnum):
     VAR_FILE_INVALID = "E110"
     VAR_OPTION_INVALID = "E111"
     VAR_UNDEFINED = "E112"
+    VAR_UNUSED = "W113"
     SCHEMA = "E200"
     UNKNOWN_KEY = "E201"
     MISSING_KEY = "E202"
@@ -62,6 +63,7 @@ MEANING: dict[Code, str] = {
     Code.VAR_FILE_INVALID: "a var file is not a mapping of NAME: value, or a variable name is invalid",
     Code.VAR_OPTION_INVALID: "a --var is not NAME=VALUE, or its value is not valid YAML",
     Code.VAR_UNDEFINED: "${var.NAME} names a variable defined nowhere",
+    Code.VAR_UNUSED: "warning: a --var or --var-file variable that no rule uses and auditor.yaml does not declare",
     Code.SCHEMA: "a value breaks the file's JSON Schema (the cases below are the common ones)",
     Code.UNKNOWN_KEY: "an unknown key or operator",
     Code.MISSING_KEY: "a required key is missing (or a rule file is empty)",

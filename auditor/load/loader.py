@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,19 @@ def load_yaml(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     return load_yaml_text(text, path)
 
 
+_UNQUOTED_REFERENCE = re.compile(r"""(?<!["'])\$\{var\.""")
+
+
+def _flow_reference_hint(text: str, exc: yaml.MarkedYAMLError) -> str | None:
+    """In a {...} or [...] mapping `${` is not plain YAML: say to quote the reference."""
+    inside_flow = "flow" in (exc.context or "") + (exc.problem or "")
+    mark = exc.problem_mark or exc.context_mark
+    line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+    if inside_flow and _UNQUOTED_REFERENCE.search(line):
+        return 'quote the reference inside {...} or [...]: write "${var.NAME}"'
+    return None
+
+
 def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnostic]]:
     """Load YAML from text that came from `path`."""
     shown = display_path(path)
@@ -152,7 +166,8 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
             message = f"invalid YAML: {problem} ({context})"
             if problem.startswith("but "):  # PyYAML splits "expected X, but found Y" across the two parts
                 message = f"invalid YAML: {context}, {problem}"
-        return None, [Diagnostic(Code.YAML_INVALID, message, SourceLocation(shown, line, col))]
+        return None, [Diagnostic(Code.YAML_INVALID, message, SourceLocation(shown, line, col),
+                                 _flow_reference_hint(text, exc))]
     except yaml.YAMLError as exc:
         line, col = 1, 1
         if isinstance(exc, yaml.reader.ReaderError):  # a character YAML forbids: point at it

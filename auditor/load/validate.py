@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from auditor.load import schema
 from auditor.load.config import CONFIG_NAMES, find_config, load_config
 from auditor.load.loader import Document, load_yaml
 from auditor.load.rules import RuleChecker
-from auditor.load.variables import REFERENCE, Variables, collect, substitute
+from auditor.load.variables import REFERENCE, Variables, collect, origin_text, substitute, unused
 from auditor.load.waivers import load_waivers
 
 
@@ -109,8 +110,9 @@ def load_project(inputs: Inputs) -> Project:
     problems.extend(found)
     rules: list[Rule] = []
     first_seen: dict[str, SourceLocation] = {}
+    referenced: set[str] = set()  # variables the rule files use
     for path in files:
-        file_rules, ids, found = _load_rule_file(path, variables, config)
+        file_rules, ids, found = _load_rule_file(path, variables, config, referenced)
         for rule_id, location in ids:
             if rule_id in first_seen:
                 found.append(Diagnostic(Code.DUPLICATE_RULE_ID, f"duplicate rule id '{rule_id}' (first defined at "
@@ -135,7 +137,8 @@ def load_project(inputs: Inputs) -> Project:
         rules_sha256=_sha256_files(files),
         config_sha256=_sha256_files([config_path]) if config_path else None,
         diagnostics=tuple(d for d in problems if d.level is Level.ERROR),
-        warnings=tuple(d for d in problems if d.level is not Level.ERROR),
+        warnings=(*(d for d in problems if d.level is not Level.ERROR),
+                  *unused(variables, referenced, set(config.variables))),
         waivers=tuple(waivers),
         waivers_sha256=_sha256_files([waivers_path]) if waivers_path else None,
     )
@@ -148,7 +151,7 @@ def _whole_rule_set(files: list[Path], config: Config) -> bool:
 
 
 def _load_rule_file(
-    path: Path, variables: Variables, config: Config
+    path: Path, variables: Variables, config: Config, referenced: set[str]
 ) -> tuple[list[Rule], list[tuple[str, SourceLocation]], list[Diagnostic]]:
     """A file's valid rules, the id and location of every rule in it, and its problems."""
     doc, problems = load_yaml(path)
@@ -157,7 +160,9 @@ def _load_rule_file(
     if doc.data is None:
         return [], [], [Diagnostic(Code.MISSING_KEY, "empty rule file: expected a mapping with a 'rules:' list",
                                    doc.location(""))]
-    data, problems = substitute(doc, variables)
+    seen: dict[str, str] = {}
+    data, problems = substitute(doc, variables, seen)
+    referenced.update(seen.values())
     resolved = Document(doc.path, data, doc.positions, doc.key_positions, doc.text)
     # An unresolved reference is reported once: not again as "expected a list, got a string".
     unresolved_at = {d.location for d in problems}
@@ -184,7 +189,21 @@ def _load_rule_file(
         problems.extend(checker.warnings)
         if rule is not None:
             rules.append(rule)
-    return rules, ids, problems
+    return rules, ids, _with_origins(problems, resolved, seen, variables)
+
+
+def _with_origins(problems: list[Diagnostic], doc: Document, seen: dict[str, str],
+                  variables: Variables) -> list[Diagnostic]:
+    """A problem with a value that came from a variable says where the value came from (--var, a file...)."""
+    at = {doc.location(pointer): name for pointer, name in seen.items()}
+    out = []
+    for d in problems:
+        name = at.get(d.location) if d.location is not None and d.code != Code.VAR_UNDEFINED else None
+        origin = origin_text(variables, name) if name else None
+        if origin:
+            d = dataclasses.replace(d, hint=f"{d.hint}; {origin}" if d.hint else origin)
+        out.append(d)
+    return out
 
 
 def _unresolved(value: Any, variables: Variables) -> bool:

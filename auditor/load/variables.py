@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.core.diagnostics import Code, Diagnostic
+from auditor.core.diagnostics import Code, Diagnostic, Level
 from auditor.load.loader import Document, load_yaml, load_yaml_text, pointer_join
 
 REFERENCE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -94,6 +94,37 @@ def collect(
     return Variables(values, origins, env_upper), problems
 
 
+def origin_text(variables: Variables, name: str) -> str | None:
+    """Where a variable's value came from, as a hint names it: `--var NAME=VALUE`, a var file, the
+    environment or the default in auditor.yaml."""
+    origin = variables.origins.get(name)
+    if origin is None:
+        return None
+    value = _as_text(variables.values.get(name))
+    if origin == "--var":
+        return f"the value comes from --var {name}={value}"
+    if origin == "auditor.yaml":
+        return f"the value is {name}'s default in auditor.yaml"
+    if origin.startswith("$"):
+        return f"the value comes from the environment ({origin[1:]}={value})"
+    return f"the value comes from --var-file {origin}"
+
+
+def unused(variables: Variables, referenced: set[str], declared: set[str]) -> list[Diagnostic]:
+    """Warnings for --var and --var-file names that no rule references and auditor.yaml does not declare."""
+    from auditor.load.schema import did_you_mean
+
+    out = []
+    for name, origin in sorted(variables.origins.items()):
+        if origin == "auditor.yaml" or origin.startswith("$") or name in referenced or name in declared:
+            continue
+        where = "--var" if origin == "--var" else f"--var-file {origin}"
+        hint = did_you_mean(name, referenced | declared)
+        out.append(Diagnostic(Code.VAR_UNUSED, f"{where}: no rule uses variable '{name}' and auditor.yaml does "
+                              "not declare it", None, hint, level=Level.WARNING))
+    return out
+
+
 def _parse_value(raw: str, what: str) -> tuple[Any, Diagnostic | None]:
     # The rule files' loader, with its limits on nodes (alias bombs) and depth, and timestamps kept as text.
     if not raw.strip():
@@ -118,9 +149,12 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def substitute(doc: Document, variables: Variables) -> tuple[Any, list[Diagnostic]]:
-    """A copy of the document's data with every `${var.NAME}` in a value replaced."""
+def substitute(doc: Document, variables: Variables,
+               seen: dict[str, str] | None = None) -> tuple[Any, list[Diagnostic]]:
+    """A copy of the document's data with every `${var.NAME}` in a value replaced; `seen` gets the JSON
+    pointer of each value holding a reference and the variable's name."""
     problems: list[Diagnostic] = []
+    seen = {} if seen is None else seen
 
     def undefined(name: str, pointer: str) -> Diagnostic:
         return Diagnostic(Code.VAR_UNDEFINED, f"undefined variable '{name}'", doc.location(pointer),
@@ -134,6 +168,8 @@ def substitute(doc: Document, variables: Variables) -> tuple[Any, list[Diagnosti
             return [walk(v, pointer_join(pointer, i)) for i, v in enumerate(value)]
         if not isinstance(value, str) or "${" not in value:
             return value
+        for m in REFERENCE.finditer(value):
+            seen[pointer] = m.group(1)
         whole = REFERENCE.fullmatch(value)
         if whole:
             name = whole.group(1)

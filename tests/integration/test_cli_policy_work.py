@@ -140,7 +140,7 @@ def test_validate_json_lists_every_problem(policy):
     assert ok.exit_code == 0
     assert json.loads(ok.stdout) == {"ok": True, "rules": ["denied-burst", "foreign-login", "scim-heartbeat"],
                                      "files": ["rules/access.yaml", "rules/scim.yaml"], "waivers": 0,
-                                     "problems": []}
+                                     "problems": [], "warnings": []}
     write(policy / "rules" / "bad.yaml", "rules:\n  - id: b\n    title: t\n    source: access_requests\n"
           "    filtr: {}\n")
     bad = cli("validate", "--json")
@@ -282,3 +282,42 @@ def test_a_partly_waived_rule_leads_with_the_unwaived_group(policy):
     markdown = (policy / "out" / "r.md").read_text()
     assert ("| user\\_email=eve@x.com | count 3 &gt; max 2 |\n"
             "| user\\_email=trip@x.com | count 5 &gt; max 2 · waived (TRAVEL-12) |") in markdown
+
+
+# --- 7. variables -----------------------------------------------------------------------------------------------
+
+
+def test_unknown_variable_names_are_warned_with_a_hint(policy):
+    write(policy / "vars.yaml", "countrys: [US]\nmax_denied: 3\n")
+    for command in ("validate", "test", "plan"):
+        result = cli(command, "--var", "max_denid=3", "--var-file", "vars.yaml", *(["--at", AT] if command == "plan"
+                                                                                   else []))
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr.splitlines()[:2] == [  # in name order
+            "warning: --var-file vars.yaml: no rule uses variable 'countrys' and auditor.yaml does not declare it; "
+            "did you mean 'countries'?",
+            "warning: --var: no rule uses variable 'max_denid' and auditor.yaml does not declare it; "
+            "did you mean 'max_denied'?"]
+    assert json.loads(cli("validate", "--json", "--var", "zzz=1").stdout)["warnings"] == [
+        {"code": "W113", "file": None, "line": None, "column": None, "hint": None,
+         "message": "--var: no rule uses variable 'zzz' and auditor.yaml does not declare it"}]
+
+
+def test_a_type_error_says_the_value_came_from_var(policy):
+    result = cli("validate", "--var", "max_denied=many")
+    assert result.exit_code == 2
+    assert ("rules/access.yaml:14:12: error: rules[0].expect.count.max: expected an integer, got a string; "
+            "the value comes from --var max_denied=many") in result.stderr
+    write(policy / "vars.yaml", "max_denied: many\n")
+    from_file = cli("validate", "--var-file", "vars.yaml")
+    assert "; the value comes from --var-file vars.yaml" in from_file.stderr
+
+
+def test_an_unquoted_reference_in_a_flow_mapping_gets_a_quote_it_hint(policy):
+    write(policy / "rules" / "flow.yaml", "rules:\n  - id: f\n    title: t\n    source: access_requests\n"
+          "    expect: {count: {max: ${var.max_denied}}}\n")
+    result = cli("validate")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].endswith(
+        """; quote the reference inside {...} or [...]: write "${var.NAME}\"""")
+    assert result.stderr.startswith("rules/flow.yaml:5:")

@@ -142,7 +142,8 @@ def test_rule_variables_resolved_with_types(tmp_path):
 def test_variable_of_wrong_type_is_a_validation_error(tmp_path):
     proj = project(tmp_path, RULE, config=CONF, cli_vars=("max_denied=many",))
     assert [d.format() for d in proj.diagnostics] == [
-        "rules/rules.yaml:8:27: error: rules[0].expect.count.max: expected an integer, got a string"]
+        "rules/rules.yaml:8:27: error: rules[0].expect.count.max: expected an integer, got a string; "
+        "the value comes from --var max_denied=many"]
 
 
 def test_undefined_variable_in_rule_file(tmp_path):

@@ -20,6 +20,7 @@ def _json(project: Project) -> str:
         "files": [str(p) for p in project.rule_files],
         "waivers": len(project.waivers),
         "problems": [d.to_json() for d in project.diagnostics],
+        "warnings": [d.to_json() for d in project.warnings],
     }
     return json.dumps(document, indent=2)
 
