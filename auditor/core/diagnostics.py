@@ -46,6 +46,7 @@ class Code(StrEnum):
     TEST_RECORDS = "E322"
     TEST_AT = "E323"
     TEST_RECORDS_UNREADABLE = "E324"
+    TEST_RECORD_FIELD = "E325"
     NESTED_QUANTIFIER = "W306"
     CORRELATION_SHAPE = "E330"
     JOIN_NEVER_MATCHES = "E331"
@@ -88,6 +89,7 @@ MEANING: dict[Code, str] = {
     Code.TEST_RECORDS: "a rule test's records are missing, given twice, of the wrong source or without times",
     Code.TEST_AT: "a rule test's `at` is not an RFC 3339 timestamp",
     Code.TEST_RECORDS_UNREADABLE: "a rule test's records_file cannot be read",
+    Code.TEST_RECORD_FIELD: "a rule test's inline record has an unknown field or a value of the wrong type",
     Code.NESTED_QUANTIFIER: "warning: a regex repeats a group that itself repeats, so it can backtrack exponentially",
     Code.CORRELATION_SHAPE: "correlate on a non-correlation rule, or filter on a correlation rule",
     Code.JOIN_NEVER_MATCHES: "a correlation join on a time field or on fields of different types",

@@ -11,11 +11,12 @@ from auditor.core.diagnostics import Code, Diagnostic, Level, display_path
 from auditor.core.fields import SOURCES, FieldType, Source
 from auditor.core.model import Condition, Config, Correlation, Expectation, Rule, RuleTest, Side, TimeBound
 from auditor.core.status import Severity, Status
-from auditor.core.timeutil import TimeRangeError, parse_duration, parse_epoch, parse_time
+from auditor.core.timeutil import TimeRangeError, parse_duration, parse_time
 from auditor.language import conditions as ops
 from auditor.language.conditions import MATCH_TIMEOUT_S, OPERATORS, ValueKind, nested_quantifier
 from auditor.load import schema
 from auditor.load.loader import Document, pointer_join
+from auditor.load.testrecords import record_problems
 
 
 class RuleChecker:
@@ -374,17 +375,9 @@ class RuleChecker:
         return tuple(out)
 
     def test_records(self, by_source: dict[str, tuple[dict[str, Any], ...]], raw: Any, pointer: str) -> bool:
-        """Every inline record carries a readable time; the case cannot be placed in a window otherwise."""
+        """Inline records have a readable time and only their source's fields, with values of their types."""
         ok = True
-        for name, records in by_source.items():
-            time_field = SOURCES[name].time_field
-            for j, record in enumerate(records):
-                at = pointer_join(pointer_join(pointer, name), j) if isinstance(raw, dict) else pointer_join(pointer, j)
-                stamp = record.get(time_field)
-                try:
-                    parse_time(stamp) if isinstance(stamp, str) else parse_epoch(stamp)
-                except (ValueError, TypeError, OverflowError):
-                    what = "has no" if stamp is None else f"has an invalid ({stamp!r})"
-                    self.problem(Code.TEST_RECORDS, f"test record {what} {time_field}", at, "e.g. 2026-11-15T09:00:00Z")
-                    ok = False
+        for code, message, at, hint, key in record_problems(by_source, isinstance(raw, dict), pointer):
+            self.problem(code, message, at, hint, key=key)
+            ok = False
         return ok

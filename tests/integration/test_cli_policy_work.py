@@ -321,3 +321,21 @@ def test_an_unquoted_reference_in_a_flow_mapping_gets_a_quote_it_hint(policy):
     assert result.stderr.splitlines()[0].endswith(
         """; quote the reference inside {...} or [...]: write "${var.NAME}\"""")
     assert result.stderr.startswith("rules/flow.yaml:5:")
+
+
+# --- 8. rule tests check their records -------------------------------------------------------------------------
+
+
+def test_rule_test_records_are_checked_against_the_source_fields(policy):
+    write(policy / "rules" / "scim.yaml", yaml.safe_dump({"rules": [
+        {"id": "denied", "title": "t", "source": "access_requests", "window": "1h", "filter": {"allowed": False},
+         "tests": [{"name": "typo", "at": AT, "expect": "fail", "records": [
+             {"created_at": "2026-11-15T11:00:00Z", "alowed": False, "user_email": "a@x.com"},
+             {"created_at": "2026-11-15T11:00:00Z", "allowed": "no", "ip_address": None}]}]}]}, sort_keys=False))
+    result = cli("test", "rules/scim.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[:2] == [
+        "rules/scim.yaml:14:7: error: test record field 'alowed' is not a field of access_requests; "
+        "did you mean 'allowed'?",
+        "rules/scim.yaml:17:16: error: test record field 'allowed' must be true or false, not str 'no'"]
+    assert cli("validate", "rules/scim.yaml").exit_code == 2
