@@ -58,6 +58,8 @@ class RuleResult:
             if not m.ok and group_key(m.group) in waived:
                 item["waived"] = waived[group_key(m.group)]
             out.append(item)
+        if not waived:
+            return out
         # Unwaived failing groups lead, then the waived ones, then the groups that hold.
         return sorted(out, key=lambda item: 2 if item["ok"] else 1 if "waived" in item else 0)
 

@@ -15,6 +15,7 @@ from auditor.core.timeutil import now_us
 from auditor.load import schema
 from auditor.load.config import CONFIG_NAMES, find_config, load_config
 from auditor.load.loader import Document, load_yaml
+from auditor.load.prune import pruned
 from auditor.load.rules import RuleChecker
 from auditor.load.variables import REFERENCE, Variables, collect, origin_text, substitute, unused
 from auditor.load.waivers import load_waivers
@@ -176,16 +177,22 @@ def _load_rule_file(
         for i, raw in enumerate(raw_rules)
         if isinstance(raw, dict) and isinstance(raw.get("id"), str)
     ]
-    # Semantic checks need a schema-valid rule with every variable resolved: skip only the rules that
-    # are not (their problems are reported already), so the other rules' problems still come in this pass.
+    # Semantic checks need a schema-valid rule with every variable resolved: a rule that is not is checked
+    # with its broken parts cut out (their problems are reported already), so all its other problems come
+    # in this pass too.
     rule_schema = schema.definition_validator("rules", "rule")
     rules: list[Rule] = []
     for index, raw in enumerate(raw_rules):
-        if problems and (not rule_schema.is_valid(raw) or _unresolved(raw, variables)):
+        cut = (raw, set()) if rule_schema.is_valid(raw) else pruned(raw, rule_schema)
+        if cut is None or _unresolved(cut[0], variables):
             continue
+        checked, changed = cut
         checker = RuleChecker(resolved, f"/rules/{index}", config)
-        rule = checker.build(raw)
-        problems.extend(checker.problems)
+        rule = checker.build(checked)
+        reported = {d.location for d in problems} | {resolved.location(f"/rules/{index}{p}") for p in changed}
+        problems.extend(d for d in checker.problems if d.location not in reported)
+        if checked is not raw:
+            continue
         problems.extend(checker.warnings)
         if rule is not None:
             rules.append(rule)

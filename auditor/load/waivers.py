@@ -17,6 +17,7 @@ from auditor.core.model import Config, Rule, Waiver
 from auditor.core.timeutil import US, parse_time
 from auditor.load import schema
 from auditor.load.loader import load_yaml, pointer_join
+from auditor.load.prune import pruned
 
 DAY_US = 86400 * US
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -57,9 +58,12 @@ def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], conf
         return [], problems
     item = schema.definition_validator("waivers", "waiver")
     out: list[Waiver] = []
-    for i, entry in enumerate(raw):
-        if not item.is_valid(entry):
-            continue  # its schema problems are reported already
+    for i, given in enumerate(raw):
+        # A waiver with schema problems (reported already) is still checked for the rest, with them cut out.
+        cut = (given, set()) if item.is_valid(given) else pruned(given, item)
+        if cut is None:
+            continue
+        entry = cut[0]
         at = f"/waivers/{i}"
 
         def problem(code: Code, message: str, pointer: str, hint: str | None = None, *, key: bool = False) -> None:
@@ -68,26 +72,26 @@ def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], conf
         rule_id = entry["rule"]
         if rule_id not in rule_ids and not whole_rule_set:
             continue
+        bad = entry is not given  # every independent problem is reported, then the waiver is left out
         if rule_id not in rule_ids:
             problem(Code.WAIVER_UNKNOWN_RULE, f"waiver names unknown rule '{rule_id}'", pointer_join(at, "rule"),
                     schema.did_you_mean(rule_id, rule_ids))
-            continue
+            bad = True
         try:
             expires_us = parse_expiry(entry["expires"])
         except ValueError:
             problem(Code.WAIVER_EXPIRES, f"expires {entry['expires']!r} is neither a date nor an RFC 3339 timestamp",
                     pointer_join(at, "expires"), "e.g. 2027-01-31 (00:00 UTC that day)")
-            continue
+            bad, expires_us = True, now_us
         days = (expires_us - now_us) / DAY_US
         if days > config.max_waiver_days:
             problem(Code.WAIVER_TOO_LONG,
                     f"waiver is valid for {days:.0f} days from now (until {entry['expires']}), more than "
                     f"max_waiver_days ({config.max_waiver_days})", pointer_join(at, "expires"),
                     "pick an earlier expiry and renew the waiver when it is reviewed")
-            continue
+            bad = True
         rule = rules.get(rule_id)
         match = entry.get("match", {})
-        bad = False
         if rule is not None:
             for name in match:
                 if name not in rule.group_by:

@@ -339,3 +339,27 @@ def test_rule_test_records_are_checked_against_the_source_fields(policy):
         "did you mean 'allowed'?",
         "rules/scim.yaml:17:16: error: test record field 'allowed' must be true or false, not str 'no'"]
     assert cli("validate", "rules/scim.yaml").exit_code == 2
+
+
+# --- 9. one pass, every problem ---------------------------------------------------------------------------------
+
+
+def test_one_pass_reports_every_independent_problem_of_a_rule_and_a_waiver(policy):
+    write(policy / "rules" / "bad.yaml", "rules:\n  - id: bad\n    title: t\n    source: access_requests\n"
+          "    filtr: {allowed: false}\n    filter:\n      ip_address: {cidr: 10.0.0.0/33}\n"
+          "    group_by: usr_email\n    expect:\n      count: {min: 5, max: 2}\n")
+    write(policy / "waivers.yaml", "waivers:\n  - rule: denied-burst\n    owner: 5\n    justification: j\n"
+          "    expires: 2026-13-45\n    match: {user: x}\n")
+    result = cli("validate", "--waivers", "waivers.yaml")
+    assert result.exit_code == 2
+    lines = [line.split(": error: ")[1].split(";")[0] for line in result.stderr.splitlines()[:-1]]
+    assert lines == [
+        "unknown key 'filtr' in rule file rules[0]",
+        "invalid network: '10.0.0.0/33' does not appear to be an IPv4 or IPv6 network",
+        "unknown field 'usr_email' for source access_requests",
+        "expectation 'count' has min 5 greater than max 2",
+        "waivers[0].owner: expected a string, got a number",
+        "expires '2026-13-45' is neither a date nor an RFC 3339 timestamp",
+        "match field 'user' is not a group_by field of rule 'denied-burst'",
+    ]
+    assert result.stderr.splitlines()[-1] == "7 problems found"

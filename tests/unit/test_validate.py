@@ -160,11 +160,13 @@ def test_all_problems_of_all_files_in_one_pass(tmp_path):
     where = [line.split(": error: ")[0] for line in out]
     assert where == [
         "rules/a.yaml:2:9", "rules/a.yaml:5:5", "rules/a.yaml:10:29", "rules/a.yaml:11:26", "rules/a.yaml:15:15",
+        "rules/a.yaml:16:12",  # the rule with a bad severity is still checked: its since/until are reversed
         "rules/b.yaml:4:1",
         "rules/c.yaml:2:5", "rules/c.yaml:5:22",
     ], out
-    assert "duplicate rule id 'ok-1'" in out[6]
-    assert "undefined variable 'idp'" in out[7]
+    assert "'since' must be earlier than 'until'" in out[5]
+    assert "duplicate rule id 'ok-1'" in out[7]
+    assert "undefined variable 'idp'" in out[8]
 
 
 def test_no_problems_builds_rules(tmp_path):
@@ -277,9 +279,9 @@ def test_file_level_schema_error_does_not_hide_rule_problems(tmp_path):
     assert "unknown key 'version'" in out[1]
 
 
-def test_rule_with_schema_error_is_skipped_but_its_neighbours_are_checked(tmp_path):
-    text = (HEAD + "    severity: urgent\n    filter: {nope: 1}\n"  # schema error: semantic check skipped
+def test_rule_with_schema_error_is_still_checked_with_the_broken_part_cut_out(tmp_path):
+    text = (HEAD + "    severity: urgent\n    filter: {nope: 1}\n"  # schema error, and an unknown field
             + HEAD.replace("rules:\n", "").replace("id: a", "id: b") + "    filter: {nope: 1}\n")
     out = problems(tmp_path, text)
-    assert [line.split(": error: ")[0] for line in out] == [f"{F}:5:15", f"{F}:10:14"]
-    assert "unknown field 'nope'" in out[1]
+    assert [line.split(": error: ")[0] for line in out] == [f"{F}:5:15", f"{F}:6:14", f"{F}:10:14"]
+    assert "unknown field 'nope'" in out[1] and "unknown field 'nope'" in out[2]
