@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable
 from typing import IO
@@ -102,3 +103,68 @@ class ProgressBar:
         self._stream.write("\r" + text.ljust(self._width))
         self._stream.flush()
         self._width = max(self._width, len(text))
+
+
+# --- --data runs ---------------------------------------------------------------------------------------
+
+_ERASE = "\r\x1b[K"  # back to the line's start and erase it: a shorter line leaves nothing behind
+
+
+class Line:
+    """One redrawn stderr line, never wider than the terminal (so it never wraps and scrolls)."""
+
+    def __init__(self, stream: IO[str], clock: Callable[[], float] | None = None, width: int | None = None) -> None:
+        self._stream = stream
+        self._clock = clock or SystemClock().monotonic
+        self._width = width or shutil.get_terminal_size(fallback=(80, 24)).columns
+        self._drawn = float("-inf")
+        self._shown = False
+        self.lock = threading.Lock()
+
+    def draw(self, text: str, force: bool = False) -> None:
+        """Show text (cut to the width), at most ten times a second unless forced."""
+        now = self._clock()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        if len(text) > self._width - 1:
+            text = text[: self._width - 2] + "…"
+        self._stream.write(_ERASE + text)
+        self._stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Erase the line (the run's output follows on a clean line)."""
+        if self._shown:
+            self._stream.write(_ERASE)
+            self._stream.flush()
+            self._shown = False
+
+
+class FilesProgress:
+    """`--data` runs: the file being read, its records so far, and how many files and bytes are done."""
+
+    def __init__(self, stream: IO[str], total_files: int, total_bytes: int,
+                 clock: Callable[[], float] | None = None, width: int | None = None) -> None:
+        self._line = Line(stream, clock, width)
+        self._files, self._bytes = total_files, total_bytes
+        self._done_files, self._done_bytes = 0, 0
+
+    def __call__(self, path: str, size: int, records: int, finished: bool) -> None:
+        """Progress of one file (called every so many records, and once when the file is read)."""
+        with self._line.lock:
+            if finished:
+                self._done_files += 1
+                self._done_bytes += size
+            self._line.draw(f"reading {path}: {records:,} record{'s' if records != 1 else ''} · "
+                            f"{self._done_files}/{self._files} files, "
+                            f"{_mb(self._done_bytes)} of {_mb(self._bytes)}", force=finished)
+
+    def close(self) -> None:
+        """Erase the line."""
+        with self._line.lock:
+            self._line.clear()
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"

@@ -143,9 +143,19 @@ class FileSource(BaseSource):
         """The part, its records tallied for provenance."""
         return Part(part.origin, self._tallied(path, iter(part.records)), part.line)
 
+    # Told (path shown, bytes, records so far, finished) every 65,536 records and at each file's end: the
+    # CLI's progress line for --data runs (None: nobody watches).
+    watch: Callable[[str, int, int, bool], None] | None = None
+
+    def inventory(self) -> tuple[int, int]:
+        """How many files the run may read, and their bytes."""
+        paths = [p for ps in self._files.values() for p in ps]
+        return len(paths), sum(p.stat().st_size for p in paths if p.is_file())
+
     def _tallied(self, path: Path, records: Iterator[Timed]) -> Iterator[Timed]:
         """The records, counted with their earliest and latest time once the file is read to its end."""
         count, first, last = 0, None, None
+        watch, shown = self.watch, display_path(path)
         for timed in records:
             t = timed[0]
             count += 1
@@ -153,7 +163,11 @@ class FileSource(BaseSource):
                 first = t
             if last is None or t > last:
                 last = t
+            if watch is not None and not count & 0xFFFF:
+                watch(shown, 0, count, False)
             yield timed
+        if watch is not None and path not in self._tally:
+            watch(shown, path.stat().st_size, count, True)
         self._tally.setdefault(path, (count, first, last))
 
     def files(self, unread: bool = False) -> tuple[FileRecord, ...]:

@@ -363,3 +363,37 @@ def test_one_pass_reports_every_independent_problem_of_a_rule_and_a_waiver(polic
         "match field 'user' is not a group_by field of rule 'denied-burst'",
     ]
     assert result.stderr.splitlines()[-1] == "7 problems found"
+
+
+# --- 3. progress ----------------------------------------------------------------------------------------------
+
+
+def test_a_data_run_on_a_terminal_shows_its_files_and_clears_the_line(policy):
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDITOR_VAR_", "CLOUDFLARE_"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "run", "--data", "data", "--at", AT, "-q"],
+                            stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=30) == 0
+    text = b"".join(chunks).decode()
+    assert "reading data/access_requests.ndjson: 1 record · 1/2 files" in text
+    assert text.endswith("\r\x1b[K") and "\n" not in text  # one line, redrawn, erased at the end

@@ -14,6 +14,7 @@ from auditor.cli import selection
 from auditor.cli.common import fail, guard, load_valid, use_color, warn
 from auditor.cli.options import no_color_option, project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
+from auditor.cli.progress import FilesProgress
 from auditor.compile.plan import Plan
 from auditor.core.model import Config
 from auditor.core.selection import Selection
@@ -174,12 +175,18 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress, retries)
     else:
         files = DataSource(data, source, named, compiled, covers)
-        if engine == "duckdb":
-            from auditor.run.sql import run_sql
+        shown = FilesProgress(sys.stderr, *files.inventory()) if sys.stderr.isatty() and not no_progress else None
+        files.watch = shown
+        try:
+            if engine == "duckdb":
+                from auditor.run.sql import run_sql
 
-            result = run_sql(compiled, files, options)
-        else:
-            result = run_plan(compiled, files, options)
+                result = run_sql(compiled, files, options)
+            else:
+                result = run_plan(compiled, files, options)
+        finally:
+            if shown is not None:
+                shown.close()
     document = result.to_json()
     from auditor.report.redact import redact_text
 
