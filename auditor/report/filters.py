@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from auditor.core.status import Severity, Status
 from auditor.language import expectations
@@ -109,3 +110,30 @@ def waiver_notes(results: dict, rule_id: str) -> str:
             label = w.get("ticket") or w.get("owner")
             notes.append(f"{w.get('state')} {label} (expires {w.get('expires')}, {w.get('records')} records)")
     return "; ".join(notes)
+
+
+# Query parameters that say how to page and project, not which records: left out of a readable fetch.
+_PAGING = frozenset({"since", "until", "per_page", "page", "limit", "direction", "fields"})
+
+
+def readable_fetch(fetch: str) -> str:
+    """A result's fetch for people: `access_requests 2026-11-14T09:00:00Z → 2026-11-15T09:00:00Z where
+    allowed=false, user_email=a@x.com` instead of the URL-encoded query; `files ...` and others as they are."""
+    return "; ".join(_readable_part(part) for part in fetch.split("; "))
+
+
+def _readable_part(part: str) -> str:
+    label, sep, rest = part.partition(": ")
+    if sep and label in ("first", "then"):
+        return f"{label}: {_readable_part(rest)}"
+    if not part.startswith("GET "):
+        return part
+    url = urlsplit(part[4:])
+    source = "scim_updates" if url.path.endswith("/scim/updates") else url.path.rstrip("/").rsplit("/", 1)[-1]
+    params = parse_qsl(url.query, keep_blank_values=True)
+    values = dict(params)
+    span = f" {values['since']} → {values['until']}" if "since" in values and "until" in values else ""
+    # The API pairs some filters with an operator (`allowed=false&allowedOp=eq`): shown as `=` or `!=`.
+    where = [f"{k}{'!=' if values.get(k + 'Op') == 'neq' else '='}{v}" for k, v in params
+             if k not in _PAGING and not (k.endswith("Op") and k[:-2] in values)]
+    return f"{source}{span}" + (f" where {', '.join(where)}" if where else "")

@@ -31,7 +31,7 @@ def plan_text(plan: Plan) -> str:
         lines.append(f"fetch {f.key}  {f.source}  {format_time(f.since_us)} .. {format_time(f.until_us)}")
         params = " ".join(f"{k}={v}" for k, v in f.filter_params()) or "(none)"
         lines.append(f"  api filters: {params}")
-        lines.append(f"  fields:      {','.join(f.fields)}")
+        lines.append(f"  fields:      {','.join(f.fields) or '(all fields)'}")
         shared = " (shared)" if len(rules) > 1 else ""
         lines.append(f"  rules{shared}:")
         for r in rules:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import os
 import re
+import secrets
 from typing import Any
 
 # Emails also appear URL-encoded inside fetch query strings (`user_email=alice%40example.com`).
@@ -43,9 +47,17 @@ def _walk(value: Any) -> Any:
     return value
 
 
+# Distinct addresses stay distinct (`a***@example.com #3f2a`): a short hash keyed so that it cannot be
+# looked up in a list of addresses. The key is random per process (one run's reports agree); set
+# AUDITOR_REDACT_KEY to keep the marks stable across runs, e.g. to compare two redacted reports.
+_KEY = os.environ.get("AUDITOR_REDACT_KEY", "").encode() or secrets.token_bytes(16)
+
+
 def _mask_email(match: re.Match[str]) -> str:
     local, at, domain = match.groups()
-    return f"{local[0]}***{at}{domain}"
+    address = f"{local}@{domain}".lower()
+    mark = hmac.new(_KEY, address.encode(), hashlib.sha256).hexdigest()[:4]
+    return f"{local[0]}***{at}{domain} #{mark}"
 
 
 def _mask_ipv4(match: re.Match[str]) -> str:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -397,3 +398,32 @@ def test_a_data_run_on_a_terminal_shows_its_files_and_clears_the_line(policy):
     text = b"".join(chunks).decode()
     assert "reading data/access_requests.ndjson: 1 record · 1/2 files" in text
     assert text.endswith("\r\x1b[K") and "\n" not in text  # one line, redrawn, erased at the end
+
+
+# --- 13. the HTML report ----------------------------------------------------------------------------------------
+
+
+def test_html_report_reads_well(policy, monkeypatch):
+    monkeypatch.setenv("AUDITOR_REDACT_KEY", "test-key")
+    users = [access(allowed=False, user_email=f"user{i}@example.com", created_at="2026-11-15T11:10:00Z",
+                    country="US") for i in range(3)]
+    data(policy, [*DENIED, *users], [scim()])
+    assert run("--report", "html=out/r.html", "--report", "json=out/r.json", "-q").exit_code == 1
+    html = (policy / "out" / "r.html").read_text()
+    assert '<header class="masthead fail">' in html  # the header's colour says the outcome
+    rule = html[html.index('id="rule-denied-burst"'):html.index('id="rule-foreign-login"')]
+    # The failing group is shown; the three groups within bounds are folded away.
+    assert '<details class="held"><summary>3 groups within bounds</summary>' in rule
+    assert rule.index("eve@x.com") < rule.index("<details")
+    assert "<dt>Message</dt>" not in rule  # the Result says it already
+    assert "%40" not in rule and "%3A" not in rule  # fetches are readable, not URL-encoded
+    assert ".keep { overflow-wrap: break-word" in html  # emails and ids are not broken mid-word
+    redacted = cli("report", "out/r.json", "--format", "json", "--redact")
+    groups = [m["group"]["user_email"] for m in json.loads(redacted.stdout)["results"][0]["measurements"]]
+    assert len(set(groups)) == 4 and all(re.fullmatch(r"\w\*\*\*@[\w.]+ #[0-9a-f]{4}", g) for g in groups), groups
+
+
+def test_plan_says_all_fields_when_a_fetch_projects_nothing(policy):
+    text = cli("plan", "--at", AT).stdout
+    scim_block = text[text.index("scim_updates"):]
+    assert "  fields:      (all fields)" in scim_block
