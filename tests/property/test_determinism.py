@@ -49,4 +49,10 @@ def test_a_run_at_a_fixed_time_is_reproducible(tmp_path, monkeypatch):
         else:
             shutil.copy(path, shuffled / path.name)
     second = _run(shuffled, tmp_path / "b.json", {"TZ": "Pacific/Kiritimati", "LC_ALL": "C.UTF-8"})
+    # The files are others (their paths and bytes, named in provenance and each fetch); what they hold is not.
+    for doc in (first, second):
+        for f in doc["provenance"].pop("files"):
+            assert f["records"] > 0
+        for r in doc["results"]:
+            assert r.pop("fetch").count("files ") >= 1
     assert second == first
