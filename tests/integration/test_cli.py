@@ -345,10 +345,12 @@ def test_main_returns_the_exit_code_instead_of_exiting(policy, capsys):
     assert "error: rules path not found: missing" in err and "No such option '--no-such-option'" in err
 
 
-def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """Run with stdout on a pseudo-terminal (so the program believes it is interactive)."""
+def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path, stream: str = "stdout") -> tuple[int, str]:
+    """Run with stdout (or stderr) on a pseudo-terminal (so the program believes it is interactive)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(args, stdout=follower, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+    on_stderr = stream == "stderr"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL if on_stderr else follower,
+                            stderr=follower if on_stderr else subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
                             cwd=cwd)
     os.close(follower)
     chunks = []
@@ -365,7 +367,8 @@ def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple
         chunks.append(chunk)
     os.close(leader)
     proc.wait(timeout=30)
-    proc.stderr.close()
+    if proc.stderr is not None:
+        proc.stderr.close()
     return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers import access, scim, write
-from tests.integration.test_cli import AT, CONFIG, DENIED, RULES, cli, data, run
+from tests.integration.test_cli import AT, CONFIG, DENIED, RULES, _run_on_a_terminal, cli, data, run, subprocess_env
 
 WAIVERS = yaml.safe_dump({"waivers": [
     {"rule": "scim-heartbeat", "justification": "IdP migration", "owner": "iam@x.com", "ticket": "IAM-1",
@@ -370,32 +371,9 @@ def test_one_pass_reports_every_independent_problem_of_a_rule_and_a_waiver(polic
 
 
 def test_a_data_run_on_a_terminal_shows_its_files_and_clears_the_line(policy):
-    import pty
-    import select
-    import subprocess
-    import sys
-
-    leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDITOR_VAR_", "CLOUDFLARE_"))}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.Popen([sys.executable, "-m", "auditor", "run", "--data", "data", "--at", AT, "-q"],
-                            stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL, env=env)
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=30) == 0
-    text = b"".join(chunks).decode()
+    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--at", AT, "-q"]
+    code, text = _run_on_a_terminal(args, subprocess_env(), policy, stream="stderr")
+    assert code == 0
     assert "reading data/access_requests.ndjson: 1 record · 1/2 files" in text
     assert text.endswith("\r\x1b[K") and "\n" not in text  # one line, redrawn, erased at the end
 
