@@ -15,7 +15,18 @@ import pytest
 import yaml
 
 from tests.helpers import access, scim, write
-from tests.integration.test_cli import AT, CONFIG, DENIED, RULES, _run_on_a_terminal, cli, data, run, subprocess_env
+from tests.integration.test_cli import (
+    AT,
+    CONFIG,
+    COVERS,
+    DENIED,
+    RULES,
+    _run_on_a_terminal,
+    cli,
+    data,
+    run,
+    subprocess_env,
+)
 
 WAIVERS = yaml.safe_dump({"waivers": [
     {"rule": "scim-heartbeat", "justification": "IdP migration", "owner": "iam@x.com", "ticket": "IAM-1",
@@ -85,7 +96,7 @@ def test_skip_rule_and_skip_tag_remove_from_the_selection(policy):
     assert _planned("--skip-tag", "soc2") == ["foreign-login"]
     assert _planned("--tag", "soc2", "--skip-rule", "scim-*") == ["denied-burst"]
     assert _planned("--skip-rule", "denied-burst", "--skip-rule", "foreign-login") == ["scim-heartbeat"]
-    result = cli("run", "--data", "data", "--at", AT, "--skip-tag", "soc2", "--report", "json")
+    result = run("--skip-tag", "soc2", "--report", "json")
     assert result.exit_code == 0
     assert [r["id"] for r in json.loads(result.stdout)["results"]] == ["foreign-login"]
     tested = cli("test", "--skip-rule", "denied-*")
@@ -371,7 +382,7 @@ def test_one_pass_reports_every_independent_problem_of_a_rule_and_a_waiver(polic
 
 
 def test_a_data_run_on_a_terminal_shows_its_files_and_clears_the_line(policy):
-    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--at", AT, "-q"]
+    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--data-covers", COVERS, "--at", AT, "-q"]
     code, text = _run_on_a_terminal(args, subprocess_env(), policy, stream="stderr")
     assert code == 0
     assert "reading data/access_requests.ndjson: 1 record · 1/2 files" in text
