@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from auditor.cli.common import emit, fail
+from auditor.cli.common import emit, fail, warn
 
 
 def parse_reports(specs: tuple[str, ...], results_path: Path | None) -> list[tuple[str, Path | None]]:
@@ -65,8 +65,17 @@ def write_reports(document: dict[str, Any], reports: list[tuple[str, Path | None
             emit(render_template_file(template, document, redact=redact), path)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            # GitHub Actions shows this file on the job page; append, as other steps may write too.
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(render(document, "markdown", redact=redact))
+            _append_summary(Path(summary), render(document, "markdown", redact=redact))
     except ReportError as exc:
         fail(str(exc).removeprefix("error: "))
+
+
+def _append_summary(path: Path, markdown: str) -> None:
+    """GitHub Actions shows this file on the job page; other steps append too, so the run's block is appended
+    whole, in one write (a crash or a full disk leaves it out, never half of it)."""
+    from auditor.report.outputs import append_whole
+
+    try:
+        append_whole(path, markdown)
+    except OSError as exc:
+        warn(f"cannot append to the GitHub step summary {path}: {exc.strerror or exc}")

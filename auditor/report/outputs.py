@@ -3,12 +3,14 @@
 A run first removes the outputs it is about to write (`clear`), so a run that fails or is interrupted
 leaves no earlier run's report at those paths to be mistaken for its own; each output is then written
 to a temporary file in the same folder and renamed into place (`write_atomic`), so a full disk or an
-interrupt leaves either the complete new file or nothing.
+interrupt leaves either the complete new file or nothing. A file other steps append to (the GitHub step
+summary) gets each run's block in one write (`append_whole`): all of it or none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterable
@@ -51,6 +53,33 @@ def write_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def append_whole(path: Path, text: str) -> None:
+    """Append text (UTF-8) to path with one write, so a crash or a full disk never leaves part of it.
+
+    A short write (the disk filled up) is undone by cutting the file back to its earlier size. Raises OSError.
+    """
+    data = encodable(text).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        before = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+        except BaseException:
+            _cut(fd, before)
+            raise
+        if written != len(data):
+            _cut(fd, before)
+            raise OSError(errno.ENOSPC, f"wrote only {written} of {len(data)} bytes; left as it was")
+    finally:
+        os.close(fd)
+
+
+def _cut(fd: int, size: int) -> None:
+    """Best effort: the file back to `size` bytes (what it held before a failed append)."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, size)
 
 
 def _umask() -> int:

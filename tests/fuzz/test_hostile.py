@@ -163,6 +163,29 @@ def test_a_report_that_cannot_be_written_leaves_no_partial_file_and_no_stale_one
     assert not [p.name for p in here.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_the_github_step_summary_gets_each_runs_block_whole_or_not_at_all(here):
+    write(here / "rules.yaml", DENIED)
+    data(here, [access(allowed=False, created_at="2026-11-15T11:30:00Z")])
+    summary = here / "summary.md"
+    earlier = "## an earlier step's summary\n"
+    summary.write_text(earlier)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "GITHUB_STEP_SUMMARY": str(summary)}
+    args = [sys.executable, "-m", "auditor", "run", "rules.yaml", "--data", "data", "--at", AT, "--quiet", *COVERS]
+    # The disk fills up after 200 more bytes: the block is left out whole, the earlier steps' text kept.
+    proc = subprocess.run(args, cwd=here, env=env, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_fsize_limit(len(earlier) + 200))
+    assert proc.returncode == 1, proc.stderr  # the rule's verdict still decides the exit code
+    assert "cannot append to the GitHub step summary" in proc.stderr and "Traceback" not in proc.stderr
+    assert summary.read_text() == earlier
+    # With room, two runs append two whole blocks after the earlier text.
+    for _ in range(2):
+        assert subprocess.run(args, cwd=here, env=env, capture_output=True, timeout=120).returncode == 1
+    text = summary.read_text()
+    block = text.removeprefix(earlier)
+    assert text.startswith(earlier) and block[:len(block) // 2] == block[len(block) // 2:]
+    assert "1 failed" in block
+
+
 def test_an_interrupted_run_leaves_no_earlier_outputs_at_its_paths(here, monkeypatch):
     write(here / "rules.yaml", DENIED)
     data(here, [access(allowed=False, created_at="2026-11-15T11:30:00Z")])
