@@ -11,6 +11,7 @@ from auditor.cli.commands.init import init
 from auditor.cli.commands.plan import plan
 from auditor.cli.commands.report import report
 from auditor.cli.commands.run import run
+from auditor.cli.commands.sync import sync
 from auditor.cli.commands.test import test_rules
 from auditor.cli.commands.validate import validate
 
@@ -31,7 +32,7 @@ def _exit_with(code: int, **_: object) -> None:
     click.get_current_context().exit(int(code))
 
 
-for _command in (validate, plan, run, report, test_rules, init, doctor, emulate):
+for _command in (validate, plan, run, sync, report, test_rules, init, doctor, emulate):
     cli.add_command(_command)
 
 

@@ -6,7 +6,8 @@ coverage per log:
 - `profile`: the live API, as far back as the account was measured to serve (`auditor doctor`);
 - `stated`: files, as the user said with `--data-covers START/END` or `SOURCE=START/END`;
 - `logpush`: files whose Logpush object names carry each batch's start and end;
-- `inferred`: files, from the first to the last record of each log (the edges of an export are a guess).
+- `inferred`: files, from the first to the last record of each log (the edges of an export are a guess);
+- `lake`: a Parquet log lake, as its manifest lists the intervals each sync read completely.
 
 Intervals are half-open [since, until) in epoch microseconds, like rule windows.
 """
@@ -32,6 +33,7 @@ class Basis(StrEnum):
     STATED = "stated"
     INFERRED = "inferred"
     LOGPUSH = "logpush"
+    LAKE = "lake"
 
 
 @dataclass(frozen=True, order=True)
@@ -196,6 +198,11 @@ def parse_data_covers(values: Iterable[str], logs: Iterable[str]) -> dict[str, t
 def logpush(log: str, intervals: tuple[Interval, ...]) -> LogCoverage:
     """A log's coverage as its Logpush object names give it (each batch's start and end)."""
     return LogCoverage(log, Basis.LOGPUSH, union(intervals), "as the Logpush object names give it")
+
+
+def lake(log: str, intervals: tuple[Interval, ...]) -> LogCoverage:
+    """A log's coverage as a log lake's manifest gives it (what each sync or copy read completely)."""
+    return LogCoverage(log, Basis.LAKE, union(intervals), "as the lake's manifest gives it")
 
 
 def stated(log: str, intervals: tuple[Interval, ...]) -> LogCoverage:

@@ -1,15 +1,20 @@
 """A Parquet log lake: `source=LOG/date=YYYY-MM-DD/*.parquet` (zstd), one column per field plus `t_us`.
 
-Written by `auditor sync --to DIR` (or from exported files, `write_lake`), read by DuckDB (`run --data DIR`).
-`manifest.json` is written last: it lists, per log, the time intervals the lake covers, so a lake without it
-is not read (an interrupted first write), and what it does not list is a gap, not a quiet time.
+Written by `auditor sync --to DIR` (`append`, from the API) or from exported files (`write_from_files`), read by
+DuckDB (`run --data DIR`). `manifest.json` is written last: it lists, per log, the time intervals the lake
+covers and the files that hold its records, so a lake without it is not read (an interrupted first write),
+a file it does not list is not read (an interrupted later write), and what it does not cover is a gap, not a
+quiet time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,32 @@ from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time, parse_time
 
 MANIFEST = "manifest.json"
+STAGING = ".staging-"  # a write's files before they are moved into place (hidden: never read)
+_PART = "part-*.parquet"
+
+
+@dataclass(frozen=True)
+class LakeLog:
+    """What the manifest says of one log: the times it covers and the files holding its records."""
+
+    covered: tuple[tuple[int, int], ...] = ()
+    files: tuple[str, ...] | None = None  # relative to the lake; None: a lake that lists none (all are read)
+    records: int | None = None
+    idp_ids: tuple[str, ...] | None = None  # scim_updates synced from the API: the IdPs it was asked for
+    # "read": each interval was read completely (sync); "records": first to last record (copied exports)
+    basis: str = "read"
+
+    def to_json(self) -> dict[str, Any]:
+        """The log's manifest entry."""
+        out: dict[str, Any] = {"covered": [[format_time(a), format_time(b)] for a, b in self.covered],
+                               "basis": self.basis}
+        if self.records is not None:
+            out["records"] = self.records
+        if self.idp_ids is not None:
+            out["idp_ids"] = list(self.idp_ids)
+        if self.files is not None:
+            out["files"] = list(self.files)
+        return out
 
 
 def is_lake(path: Path) -> bool:
@@ -35,19 +66,57 @@ def read_manifest(lake: Path) -> dict[str, Any]:
     return document
 
 
+def read_logs(lake: Path) -> dict[str, LakeLog]:
+    """Every log the manifest names (none when the lake has no manifest yet); ValueError when it is bad."""
+    if not (lake / MANIFEST).is_file():
+        return {}
+    out = {}
+    for name, entry in read_manifest(lake)["logs"].items():
+        try:
+            files = entry.get("files")
+            ids = entry.get("idp_ids")
+            out[name] = LakeLog(tuple((parse_time(a), parse_time(b)) for a, b in entry.get("covered", ())),
+                                None if files is None else tuple(str(f) for f in files), entry.get("records"),
+                                None if ids is None else tuple(str(i) for i in ids), str(entry.get("basis", "read")))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ValueError(f"{lake / MANIFEST}: error: bad entry for {name} ({exc})") from None
+    return out
+
+
 def covered(lake: Path, source: str) -> tuple[tuple[int, int], ...]:
     """The intervals of `source` the manifest says the lake holds, as epoch microseconds."""
     log = read_manifest(lake)["logs"].get(source) or {}
     return tuple((parse_time(a), parse_time(b)) for a, b in log.get("covered", ()))
 
 
-def write_manifest(lake: Path, logs: Mapping[str, Sequence[tuple[int, int]]]) -> None:
+def files(lake: Path, source: str) -> list[Path]:
+    """The Parquet files holding `source`'s records: those the manifest lists (every part file when it lists
+    none, as lakes written before it did)."""
+    log = read_logs(lake).get(source)
+    if log is not None and log.files is not None:
+        return [lake / f for f in log.files]
+    return sorted((lake / f"source={source}").glob(f"*/{_PART}"))
+
+
+def write_manifest(lake: Path, logs: Mapping[str, LakeLog]) -> None:
     """Write the manifest atomically (temporary file, then rename): the last step of every write."""
-    document = {"version": 1, "logs": {name: {"covered": [[format_time(a), format_time(b)] for a, b in spans]}
-                                      for name, spans in sorted(logs.items())}}
+    document = {"version": 1, "logs": {name: log.to_json() for name, log in sorted(logs.items())}}
     tmp = lake / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, lake / MANIFEST)
+
+
+def tidy(lake: Path) -> None:
+    """Remove what an interrupted write left: staging folders, and part files the manifest does not list."""
+    for entry in lake.glob(f"{STAGING}*"):
+        shutil.rmtree(entry, ignore_errors=True)
+    for name, log in read_logs(lake).items():
+        if log.files is None:
+            continue
+        listed = set(log.files)
+        for path in (lake / f"source={name}").glob(f"*/{_PART}"):
+            if path.relative_to(lake).as_posix() not in listed:
+                path.unlink()
 
 
 def columns(source: str) -> list[str]:
@@ -56,44 +125,104 @@ def columns(source: str) -> list[str]:
 
 
 def write_from_files(lake: Path, files: Mapping[str, Sequence[Path]]) -> dict[str, int]:
-    """Copy NDJSON exports (API or Logpush shape) into a lake, one COPY per log; the records written per log.
+    """Copy NDJSON exports (API or Logpush shape) into a new lake, one COPY per log; the records written per log.
     The manifest's coverage is each log's first to last record time (the files state no more)."""
     import tempfile
 
     import duckdb
 
-    from auditor.sources.relation import is_lines, json_relation, to_ndjson
+    from auditor.sources.relation import is_lines, to_ndjson
 
     lake.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     counts: dict[str, int] = {}
-    spans: dict[str, list[tuple[int, int]]] = {}
+    logs: dict[str, LakeLog] = {}
     scratch = tempfile.TemporaryDirectory(prefix="auditor-lake-")
     try:
         for source, given in sorted(files.items()):
             documents = [p for p in given if not is_lines(p)]
             paths = [p for p in given if is_lines(p)] + ([to_ndjson(documents, source, Path(scratch.name))]
                                                          if documents else [])
-            time_field = SOURCES[source].time_field
-            # An epoch time (null text in the relation) is stored as the RFC 3339 text the Python reader makes.
-            text = (f"COALESCE(\"{time_field}\", CASE WHEN t_us % 1000000 = 0 "
-                    "THEN strftime(make_timestamp(t_us), '%Y-%m-%dT%H:%M:%SZ') "
-                    "ELSE strftime(make_timestamp(t_us), '%Y-%m-%dT%H:%M:%S.%fZ') END)")
-            cols = ", ".join(text + f' AS "{c}"' if c == time_field else f'"{c}"' for c in columns(source))
-            # Identifiers from the fields table and quoted paths only.
-            select = (f"SELECT {cols}, '{source}' AS source, "  # noqa: S608
-                      f"strftime(make_timestamp(t_us), '%Y-%m-%d') AS date FROM ({json_relation(paths, source)})")
-            con.execute(f"CREATE TEMP TABLE batch AS {select}")
+            con.execute(f"CREATE TEMP TABLE batch AS {_rows(paths, source)}")
             row = con.execute("SELECT count(*), min(t_us), max(t_us) FROM batch").fetchone()
             counts[source] = int(row[0]) if row else 0
             if row and row[0]:
-                spans[source] = [(int(row[1]), int(row[2]) + 1)]
-                target = str(lake).replace("'", "''")
-                con.execute(f"COPY batch TO '{target}' (FORMAT parquet, PARTITION_BY (source, date), "
-                            "COMPRESSION zstd, OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'part-{uuid}')")
+                logs[source] = LakeLog(((int(row[1]), int(row[2]) + 1),), _stage(con, lake, source, "batch"),
+                                       counts[source], basis="records")
             con.execute("DROP TABLE batch")
     finally:
         con.close()
         scratch.cleanup()
-    write_manifest(lake, spans)
+    write_manifest(lake, logs)
     return counts
+
+
+def append(lake: Path, source: str, paths: Sequence[Path], held: LakeLog | None) -> tuple[tuple[str, ...], int]:
+    """Write the records of NDJSON files (API shape) that the lake does not hold yet, as new part files; returns
+    the files (relative to the lake) and the records added. Nothing is read until the manifest lists them.
+
+    A record is held when its key is: `ray_id` for access_requests (its content when it has none), its whole
+    content for scim_updates (which has no id). Only the days the new records fall on are compared.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        # Identifiers from the fields table and quoted paths only, here and below.
+        con.execute(f"CREATE TEMP TABLE batch AS SELECT *, {_key(source)} AS _k FROM ({_rows(paths, source)})")  # noqa: S608
+        days = {r[0] for r in con.execute("SELECT DISTINCT date FROM batch").fetchall()}
+        old = [p for p in (files(lake, source) if held is not None else [])
+               if p.parent.name.removeprefix("date=") in days]
+        known = (f"SELECT {_key(source)} AS _k FROM read_parquet({_list(old)}, hive_partitioning=false)"  # noqa: S608
+                 if old else "SELECT NULL::VARCHAR AS _k WHERE FALSE")
+        con.execute("CREATE TEMP TABLE fresh AS SELECT * EXCLUDE (_k) FROM batch "  # noqa: S608
+                    f"WHERE _k NOT IN ({known}) QUALIFY row_number() OVER (PARTITION BY _k ORDER BY t_us) = 1")
+        row = con.execute("SELECT count(*) FROM fresh").fetchone()
+        added = int(row[0]) if row else 0
+        return (_stage(con, lake, source, "fresh") if added else ()), added
+    finally:
+        con.close()
+
+
+def _rows(paths: Sequence[Path], source: str) -> str:
+    """SELECT of NDJSON records as lake rows: the columns, and the day (`date`) they are partitioned by."""
+    from auditor.sources.relation import json_relation
+
+    time_field = SOURCES[source].time_field
+    # An epoch time (null text in the relation) is stored as the RFC 3339 text the Python reader makes.
+    text = (f"COALESCE(\"{time_field}\", CASE WHEN t_us % 1000000 = 0 "
+            "THEN strftime(make_timestamp(t_us), '%Y-%m-%dT%H:%M:%SZ') "
+            "ELSE strftime(make_timestamp(t_us), '%Y-%m-%dT%H:%M:%S.%fZ') END)")
+    cols = ", ".join(text + f' AS "{c}"' if c == time_field else f'"{c}"' for c in columns(source))
+    # Identifiers from the fields table and quoted paths only.
+    return (f"SELECT {cols}, strftime(make_timestamp(t_us), '%Y-%m-%d') AS date "  # noqa: S608
+            f"FROM ({json_relation(paths, source)})")
+
+
+def _key(source: str) -> str:
+    """SQL of a record's identity in a lake table: `ray_id` for sign-ins, else the content (time as t_us)."""
+    src = SOURCES[source]
+    content = "md5(to_json({'t_us': t_us, " + ", ".join(
+        f"'{f}': \"{f}\"" for f in src.fields if f != src.time_field) + "}))"
+    return f'COALESCE("ray_id", {content})' if "ray_id" in src.fields else content
+
+
+def _list(paths: Sequence[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _stage(con: Any, lake: Path, source: str, table: str) -> tuple[str, ...]:
+    """Write a table's rows as new day files: into a hidden staging folder, then each renamed into place."""
+    staging = lake / f"{STAGING}{uuid.uuid4().hex}"
+    target = str(staging).replace("'", "''")
+    cols = ", ".join(f'"{c}"' for c in columns(source))
+    con.execute(f"COPY (SELECT {cols}, date FROM {table} ORDER BY t_us) TO '{target}' "  # noqa: S608
+                "(FORMAT parquet, PARTITION_BY (date), COMPRESSION zstd, FILENAME_PATTERN 'part-{uuid}')")
+    out = []
+    for path in sorted(staging.glob(f"date=*/{_PART}")):
+        day = lake / f"source={source}" / path.parent.name
+        day.mkdir(parents=True, exist_ok=True)
+        os.replace(path, day / path.name)
+        out.append((day / path.name).relative_to(lake).as_posix())
+    shutil.rmtree(staging, ignore_errors=True)
+    return tuple(out)

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from auditor.compile.plan import Fetch, Plan
 from auditor.core.coverage import Coverage, Interval, Seen, files_coverage, logpush
+from auditor.core.coverage import lake as lake_coverage
 from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time
 from auditor.sources.base import DataError, Part, SourceError, Timed
 from auditor.sources.files import FileSource, file_part, find_source_files
 from auditor.sources.lake import covered as lake_covered
-from auditor.sources.lake import is_lake, read_manifest
+from auditor.sources.lake import is_lake, read_logs, read_manifest
 from auditor.sources.logpush import (
     LOGPUSH_SOURCE,
     Batch,
@@ -196,12 +197,16 @@ class DataSource(FileSource):
             yield self._counted(Path(batch.location), checked)
 
     def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
-        """As stated with --data-covers; else a log of Logpush objects only as their names say; else inferred
-        from the log's first and last record."""
+        """As stated with --data-covers; else a lake's log as its manifest says, a log of Logpush objects only
+        as their names say; else inferred from the log's first and last record."""
         found = files_coverage(seen, self._covers)
         logs = dict(found.logs)
         for name, log in self._located.logs.items():
-            if log.batches and not log.files and not (self._covers and name in self._covers):
+            if self._covers and name in self._covers:
+                continue
+            if log.lake is not None and read_logs(log.lake)[name].basis == "read":
+                logs[name] = lake_coverage(name, tuple(Interval(a, b) for a, b in log.coverage()))
+            elif log.batches and not log.files:
                 logs[name] = logpush(name, tuple(Interval(a, b) for a, b in log.coverage()))
         return Coverage(logs)
 

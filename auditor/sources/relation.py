@@ -102,11 +102,16 @@ def time_us(raw: str) -> str:
 
 
 def parquet_relation(lake: Path, source: str) -> str:
-    """SELECT of one log's records in a Parquet lake (auditor.sources.lake's layout)."""
-    pattern = lake / f"source={source}" / "*" / "*.parquet"
+    """SELECT of one log's records in a Parquet lake (auditor.sources.lake's layout): the files its manifest lists."""
+    from auditor.sources.lake import files
+
+    paths = files(lake, source)
+    if not paths:
+        return empty_relation(source)
     cols = ", ".join(_ident(f) for f in SOURCES[source].fields)
-    # Only identifiers from the fields table and a quoted path are interpolated.
-    return f"SELECT t_us, {cols} FROM read_parquet({_quote(str(pattern))}, hive_partitioning=false)"  # noqa: S608
+    listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+    # Only identifiers from the fields table and quoted paths are interpolated.
+    return f"SELECT t_us, {cols} FROM read_parquet({listed}, hive_partitioning=false)"  # noqa: S608
 
 
 def empty_relation(source: str) -> str:

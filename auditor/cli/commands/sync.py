@@ -1,0 +1,98 @@
+"""`auditor sync --to DIR`: copy both logs from the API into a Parquet log lake (incremental, idempotent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from auditor.cli.common import emit, fail, fail_with, guard
+from auditor.cli.options import debug_option
+from auditor.core.exitcodes import ExitCode
+from auditor.core.model import Config
+
+
+def _time(option: str, text: str | None) -> int | None:
+    from auditor.core.timeutil import parse_time
+
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        fail(f"{option} {text!r}: expected an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")
+
+
+@click.command()
+@click.option("--to", "lake", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The lake directory (created when missing; `run --data DIR` reads it).")
+@click.option("--since", help="Read from this time (RFC 3339; default: an hour before the end of what the lake "
+                              "holds, else as far back as the API keeps).")
+@click.option("--until", help="Read until this time (RFC 3339; default now).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="auditor.yaml to use (default: ./auditor.yaml if present).")
+@click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID", help="Cloudflare account id.")
+@click.option("--api-base", envvar="CLOUDFLARE_BASE_URL",
+              help="API base URL (default https://api.cloudflare.com/client/v4; http:// only for loopback).")
+@click.option("--concurrency", type=click.IntRange(1, 32),
+              help=f"Requests in flight at once (default {Config.concurrency}).")
+@click.option("--per-page", type=click.IntRange(1, 1000),
+              help=f"Records per page asked of the API (default {Config.per_page}).")
+@click.option("--max-wait", type=click.IntRange(0, 86400), metavar="SECONDS",
+              help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default {Config.max_retry_wait}).")
+@click.option("--retries", type=click.IntRange(0, 20),
+              help="Retries of a failed or rate-limited request before the sync fails (default 4).")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@debug_option
+@guard
+def sync(lake: Path, since: str | None, until: str | None, config_path: Path | None, account_id: str | None,
+         api_base: str | None, concurrency: int | None, per_page: int | None, max_wait: int | None,
+         retries: int | None, no_progress: bool, as_json: bool, debug: bool) -> int:
+    """Copy the API's logs into a Parquet log lake: only what it lacks, complete or not at all.
+
+    Exit 0 when every log was read completely and written; 2 otherwise, with the lake unchanged.
+    """
+    import dataclasses
+
+    from auditor.cli.progress import ProgressBar
+    from auditor.core.timeutil import now_us
+    from auditor.load.config import find_config, load_config
+    from auditor.run.sync import SyncError
+    from auditor.run.sync import sync as sync_lake
+    from auditor.sources.cloudflare.client import ApiClient, SetupError, settings_from
+    from auditor.sources.cloudflare.envelope import CredentialsRejected
+
+    since_us, until_us = _time("--since", since), _time("--until", until)
+    if since_us is not None and until_us is not None and since_us >= until_us:
+        fail("--since must be before --until")
+    found, problems = find_config(config_path)
+    config, more = load_config(found)
+    if problems or more:
+        fail_with([*problems, *more])
+    if per_page is not None:
+        config = dataclasses.replace(config, per_page=per_page)
+    try:
+        settings = settings_from(api_base or config.api_base, account_id or config.account_id, os.environ,
+                                 concurrency or config.concurrency,
+                                 max_wait_s=max_wait if max_wait is not None else config.max_retry_wait,
+                                 deadline_s=config.request_deadline, retries=retries)
+    except SetupError as exc:
+        fail(str(exc))
+    click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
+    progress = ProgressBar(sys.stderr, 2, bar=sys.stderr.isatty() and not no_progress)
+    try:
+        with ApiClient(settings, progress=progress) as client:
+            result = sync_lake(lake, client, config, now_us(), since_us, until_us)
+    except (SyncError, CredentialsRejected) as exc:
+        fail(str(exc))
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        emit("".join(f"{log.line()}\n" for log in result.logs), None)
+    return ExitCode.OK
