@@ -3,7 +3,6 @@ options, progress, a subprocess run, and the token absent from every output on e
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -11,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.cli.progress import ProgressBar
 from auditor.sources.cloudflare import client as api
-from auditor.sources.cloudflare.events import FetchDone, FetchesExpected, PageRead
 from tests.integration.test_api_source import (
     ACCOUNT,
     EMAIL,
@@ -156,29 +153,7 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(project, emulator, clock)
     emu = emulator(project / "data", account_id=ACCOUNT, token=TOKEN)
     result = cli([a for a in run_args(project, base=emu.base_url) if a != "--no-progress"], env=token_env())
     assert result.exit_code == 0
-    assert "\r" not in result.stderr and "fetching" not in result.stderr
-
-
-def test_progress_bar_shows_pages_and_records_per_fetch():
-    out = io.StringIO()
-    ticks = iter(range(100))
-    bar = ProgressBar(out, 2, clock=lambda: next(ticks))
-    bar(PageRead("access_requests:abc", 1000))
-    bar(PageRead("access_requests:abc", 250))
-    bar(FetchDone("access_requests:abc"))
-    bar.close()
-    text = out.getvalue()
-    assert "access_requests:abc: 2 pages, 1250 records" in text and "1/2 fetches done" in text
-    assert text.endswith("\r") and "\n" not in text
-
-
-def test_progress_bar_total_follows_a_re_planned_run():
-    out = io.StringIO()
-    bar = ProgressBar(out, 3, clock=iter(range(100)).__next__)
-    bar(FetchDone("scim_updates:abc"))
-    bar(FetchesExpected(2))  # the correlation `then` sides were re-planned into one more fetch
-    bar(FetchDone("access_requests:def"))
-    assert out.getvalue().rstrip().endswith("2/2 fetches done | access_requests:def: 0 pages, 0 records")
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr and "fetches" not in result.stderr
 
 
 # --- the token never appears in any output ----------------------------------------------------------

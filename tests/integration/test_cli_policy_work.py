@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -18,14 +17,11 @@ from tests.helpers import access, scim, write
 from tests.integration.test_cli import (
     AT,
     CONFIG,
-    COVERS,
     DENIED,
     RULES,
-    _run_on_a_terminal,
     cli,
     data,
     run,
-    subprocess_env,
 )
 
 WAIVERS = yaml.safe_dump({"waivers": [
@@ -376,17 +372,6 @@ def test_one_pass_reports_every_independent_problem_of_a_rule_and_a_waiver(polic
         "match field 'user' is not a group_by field of rule 'denied-burst'",
     ]
     assert result.stderr.splitlines()[-1] == "7 problems found"
-
-
-# --- 3. progress ----------------------------------------------------------------------------------------------
-
-
-def test_a_data_run_on_a_terminal_shows_its_files_and_clears_the_line(policy):
-    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--data-covers", COVERS, "--at", AT, "-q"]
-    code, text = _run_on_a_terminal(args, subprocess_env(), policy, stream="stderr")
-    assert code == 0
-    assert "reading data/access_requests.ndjson: 1 record · 1/2 files" in text
-    assert text.endswith("\r\x1b[K") and "\n" not in text  # one line, redrawn, erased at the end
 
 
 # --- 13. the HTML report ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from auditor.cli import selection
 from auditor.cli.common import fail, guard, load_valid, use_color, warn
 from auditor.cli.options import no_color_option, project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
-from auditor.cli.progress import FilesProgress
+from auditor.cli.progress import Display, FilesProgress, wanted
 from auditor.compile.plan import Plan
 from auditor.core.model import Config
 from auditor.core.selection import Selection
@@ -22,9 +22,9 @@ from auditor.core.status import Severity
 
 
 def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, concurrency: int | None,
-             no_progress: bool, retries: int | None) -> Any:
+             display: Display, retries: int | None) -> Any:
     """`run` over the live API: settings checked (one-line error) before the first request."""
-    from auditor.cli.progress import ProgressBar
+    from auditor.cli.progress import ApiProgress
     from auditor.run.runner import run as run_plan
     from auditor.sources.cloudflare.client import ApiClient, SetupError, settings_from
     from auditor.sources.cloudflare.envelope import CredentialsRejected
@@ -37,15 +37,12 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
     except SetupError as exc:
         fail(str(exc))
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
-    # Without a terminal (or with --no-progress) only waits the user must know about are shown: rate limits.
-    progress = ProgressBar(sys.stderr, len(plan.fetches), bar=sys.stderr.isatty() and not no_progress)
+    # Without a live line only waits the user must know about are said: rate limits (auditor.cli.progress).
     try:
-        with ApiClient(settings, progress=progress) as client:
+        with ApiClient(settings, progress=ApiProgress(display, len(plan.fetches))) as client:
             return run_plan(plan, CloudflareSource(client, config.retention_days), options)
     except CredentialsRejected as exc:
         fail(str(exc))
-    finally:
-        progress.close()
 
 
 def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | None:
@@ -95,7 +92,8 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
               help=f"Requests in flight at once (default {Config.concurrency}).")
 @click.option("--per-page", type=click.IntRange(1, 1000),
               help=f"Records per page asked of the API (default {Config.per_page}).")
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress line on stderr (it is drawn only on a terminal, never with --quiet or in CI).")
 @click.option("--max-wait", type=click.IntRange(0, 86400), metavar="SECONDS",
               help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default {Config.max_retry_wait}; "
                    "config max_retry_wait).")
@@ -172,21 +170,19 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
 
         for line in beyond_the_api(compiled, now_us(), project.config.retention_days):  # before any request
             click.echo(f"warning: {line}: decided only where more data could not change it, else error", err=True)
-        result = _run_api(compiled, project.config, options, api_base, concurrency, no_progress, retries)
+        with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress, quiet=quiet)) as display:
+            result = _run_api(compiled, project.config, options, api_base, concurrency, display, retries)
     else:
         files = DataSource(data, source, named, compiled, covers)
-        shown = FilesProgress(sys.stderr, *files.inventory()) if sys.stderr.isatty() and not no_progress else None
-        files.watch = shown
-        try:
+        with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress, quiet=quiet)) as display:
+            if display.live:
+                files.watch = FilesProgress(display, *files.inventory())
             if engine == "duckdb":
                 from auditor.run.sql import run_sql
 
                 result = run_sql(compiled, files, options)
             else:
                 result = run_plan(compiled, files, options)
-        finally:
-            if shown is not None:
-                shown.close()
     document = result.to_json()
     from auditor.report.redact import redact_text
 

@@ -29,7 +29,15 @@ from auditor.core.provenance import RequestRecord
 from auditor.core.timeutil import US
 from auditor.sources.cloudflare.completeness import CapMemory, GetPage, capped, continue_cut, split
 from auditor.sources.cloudflare.envelope import FetchError, Page, Rejected
-from auditor.sources.cloudflare.events import FellBack, FetchDone, FetchesExpected, Progress, ignore
+from auditor.sources.cloudflare.events import (
+    FellBack,
+    FetchDone,
+    FetchesExpected,
+    FetchStarted,
+    Progress,
+    RangeRead,
+    ignore,
+)
 from auditor.sources.cloudflare.http import MAX_REQUESTS, Transport, retry_after
 from auditor.sources.cloudflare.pagination import PageReader, PagesState, ascending, check_ended, estimate, paginate
 from auditor.sources.cloudflare.parts import Done, Job, Part, PartRead, Split, fallback, part_read
@@ -115,6 +123,7 @@ class ApiClient:
         requests changes. A 400 that persists is the error, naming what was left out.
         """
         started = False
+        self._progress(FetchStarted(fetch.key, fetch.source, fetch.since_us, fetch.until_us))
         try:
             try:
                 for part in self._stream(fetch, index):
@@ -141,7 +150,7 @@ class ApiClient:
     def _fell_back(self, fetch: Fetch, lighter: Fetch, dropped: tuple[str, ...]) -> None:
         with self._lock:
             self._fallbacks[fetch.key] = lighter.describe(self.settings.account_id)
-        self._progress(FellBack(fetch.key, dropped))
+        self._progress(FellBack(fetch.key, dropped, lighter.key))
 
     def _stream(self, fetch: Fetch, index: int) -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]]]]:
         """The verified parts of one fetch as asked (see `timed_stream`).
@@ -169,7 +178,7 @@ class ApiClient:
         """Submit the first `concurrency` queued parts, and wait until the head (or any part) is done."""
         for i, item in enumerate(queue[: self.concurrency]):
             if isinstance(item, Part):
-                queue[i] = self._part_pool.submit(self._fetch_part, job, item)
+                queue[i] = self._part_pool.submit(self._read_part, job, item)
         running = [f for f in queue if isinstance(f, Future)]
         head = queue[0]
         if isinstance(head, Future) and not head.done():
@@ -197,6 +206,14 @@ class ApiClient:
         return None
 
     # -- one part --
+
+    def _read_part(self, job: Job, part: Part) -> Done | Split:
+        """`_fetch_part`, telling the progress display which time ranges it verified."""
+        outcome = self._fetch_part(job, part)
+        for done in outcome.parts if isinstance(outcome, Split) else (outcome,):
+            if isinstance(done, Done) and done.span is not None:
+                self._progress(RangeRead(job.fetch.key, *done.span))
+        return outcome
 
     def _fetch_part(self, job: Job, part: Part) -> Done | Split:
         """Fetch the pages of one part, never past the page where `limit` is reached.
@@ -237,7 +254,8 @@ class ApiClient:
             verdict = capped(read, state, self._check_page(read.job))
             if verdict is not False:
                 return self._cut(read, state, verdict)
-        return Done(read.where, [(t, r) for t, r in read.held(state.complete) if read.part.owns(t)])
+        return Done(read.where, [(t, r) for t, r in read.held(state.complete) if read.part.owns(t)],
+                    (read.lo, read.hi))
 
     def _cut(self, read: PartRead, state: PagesState, verdict: bool | None) -> Done | Split:
         """An answer cut at a silent cap (verdict True) or not provably whole (None): continued or split."""

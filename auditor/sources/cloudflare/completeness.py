@@ -143,7 +143,7 @@ def continue_cut(read: PartRead, state: PagesState) -> Done | Split | None:
     end = cut if part.own_hi is None else min(cut, part.own_hi)
     records = [(t, r) for t, r in held if (part.own_lo is None or t >= part.own_lo) and t < end]
     done = Done(f"{read.job.fetch.source} records {format_time(read.lo)} .. {format_time(min(cut, read.hi))}",
-                records)
+                records, (read.lo, min(cut, read.hi)))
     if cut >= read.hi:  # the last record is at the part's end (`until` inclusive): nothing of it is left
         return done
     return Split((done, Part(cut, part.own_hi, (*part.path, 1))))

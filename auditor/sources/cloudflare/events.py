@@ -18,6 +18,25 @@ class FetchesExpected:
 
 
 @dataclass(frozen=True)
+class FetchStarted:
+    """Fetch `fetch` (its key) starts reading `source` over [since_us, until_us) (epoch microseconds)."""
+
+    fetch: str
+    source: str
+    since_us: int
+    until_us: int
+
+
+@dataclass(frozen=True)
+class RangeRead:
+    """The records of fetch `fetch` in [lo_us, hi_us) are read and verified (spans never overlap)."""
+
+    fetch: str
+    lo_us: int
+    hi_us: int
+
+
+@dataclass(frozen=True)
 class PageRead:
     """One page of fetch `fetch` (its key) arrived with `records` records."""
 
@@ -54,6 +73,7 @@ class FellBack:
 
     fetch: str
     dropped: tuple[str, ...]
+    instead: str = ""  # the key of the lighter fetch, whose events follow (its pages belong to `fetch`)
 
 
 @dataclass(frozen=True)
@@ -63,7 +83,7 @@ class Throttled:
     seconds: float
 
 
-ProgressEvent = FetchesExpected | PageRead | FetchDone | RetryWait | FellBack | Throttled
+ProgressEvent = FetchesExpected | FetchStarted | RangeRead | PageRead | FetchDone | RetryWait | FellBack | Throttled
 Progress = Callable[[ProgressEvent], None]
 
 

@@ -58,6 +58,7 @@ class Done:
 
     origin: str
     records: list[tuple[int, dict[str, Any]]]  # (time in epoch microseconds, record), parsed once per page
+    span: tuple[int, int] | None = None  # the time range it covers completely, for the progress display
 
 
 @dataclass(frozen=True)
