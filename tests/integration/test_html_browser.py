@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import zlib
@@ -170,3 +171,81 @@ def test_periodic_report_draws_a_readable_heatmap(tmp_path) -> None:
     pdf = tmp_path / "periodic.pdf"
     chromium(tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer", html.as_uri())
     assert pdf.is_file() and pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
+
+
+# ---- what a reader sees (issue 17 item 13), measured in the rendered page ------------------------------------
+
+# Appended to a copy of the report (the report itself has no script): records what the browser laid out.
+PROBE = """<script>
+const lines = (el) => { const range = document.createRange(); range.selectNodeContents(el);
+  return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size; };
+// Laid out and not inside a closed <details> (whose content Chromium keeps laid out but hides).
+const seen = (el) => el.checkVisibility() && el.getClientRects().length > 0;
+const out = {
+  masthead: getComputedStyle(document.querySelector("header.masthead")).backgroundColor,
+  rules: [...document.querySelectorAll("article.rule")].map((rule) => ({
+    id: rule.id,
+    terms: [...rule.querySelectorAll("dl > dt")].map((dt) => dt.textContent.trim()),
+    fetch: (rule.querySelector("code.fetch") || {}).textContent || "",
+    shown: [...rule.querySelectorAll("td.keep")].filter(seen).map((td) => td.textContent.trim()),
+    folded: [...rule.querySelectorAll("details.held")].map((d) => ({open: d.open,
+      rows: d.querySelectorAll("tbody tr").length, seen: [...d.querySelectorAll("tbody tr")].filter(seen).length})),
+  })),
+  keep: [...document.querySelectorAll("td.keep")].filter(seen).map((td) => ({text: td.textContent.trim(),
+    lines: lines(td), wrap: getComputedStyle(td).overflowWrap, brk: getComputedStyle(td).wordBreak})),
+};
+const pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+def probe(tmp_path: Path, document: dict, *, redact: bool = False, width: int = 1024) -> dict:
+    """Render the results as HTML, open it in chromium at `width` pixels, and read what the page laid out."""
+    import html as markup
+
+    page = tmp_path / "probed.html"
+    page.write_text(render(document, "html", redact=redact).replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    done = chromium(tmp_path, "--dump-dom", f"--window-size={width},900", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.S)
+    assert found, done.stdout[-2000:]
+    return json.loads(markup.unescape(found.group(1)))
+
+
+def test_a_failing_rule_leads_with_its_failing_groups_and_folds_the_others(tmp_path) -> None:
+    page = probe(tmp_path, json.loads(SAMPLE.read_text(encoding="utf-8")))
+    rules = {r["id"].removeprefix("rule-"): r for r in page["rules"]}
+    burst = rules["failed-login-burst"]
+    # The two groups over the threshold are on the page; the two within bounds are folded away, unseen.
+    assert burst["shown"] == ["user_email=mallory@example.com", "user_email=bob@example.com"], burst
+    assert burst["folded"] == [{"open": False, "rows": 2, "seen": 0}]
+    assert rules["country-hopping"]["folded"] == []  # a passing rule shows its groups: nothing to lead with
+    # No Message row repeats the Result; a rule without measurements (an error) says its message instead.
+    assert "Result" in burst["terms"] and "Message" not in burst["terms"]
+    assert "Message" in rules["break-glass-use"]["terms"]
+    # Fetches read as filters, not URL-encoded queries.
+    assert "breakglass@example.com" in rules["break-glass-use"]["fetch"]
+    assert not [r["id"] for r in page["rules"] if re.search(r"%[0-9A-F]{2}", r["fetch"])]
+
+
+def test_emails_stay_on_one_line_and_the_masthead_has_the_outcomes_colour(tmp_path) -> None:
+    document = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    page = probe(tmp_path, document, width=600)  # a narrow window: cells are squeezed
+    for cell in page["keep"]:
+        assert cell["brk"] != "break-all" and cell["wrap"] != "anywhere", cell  # no mid-word breaks
+    addresses = [c for c in page["keep"] if "@" in c["text"] or "ip_address=" in c["text"]]
+    assert len(addresses) == 3 and all(c["lines"] == 1 for c in addresses), addresses  # (anywhere: 2 lines)
+    assert page["masthead"] == "rgb(154, 103, 0)"  # exit 2 (an error): amber
+    document["summary"]["exit_code"] = 1
+    assert probe(tmp_path, document)["masthead"] == "rgb(207, 34, 46)"  # exit 1: red
+    document["summary"]["exit_code"] = 0
+    assert probe(tmp_path, document)["masthead"] == "rgb(26, 127, 55)"  # exit 0: green
+
+
+def test_redaction_keeps_distinct_users_distinct(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AUDITOR_REDACT_KEY", "browser-test")
+    page = probe(tmp_path, json.loads(SAMPLE.read_text(encoding="utf-8")), redact=True)
+    burst = next(r for r in page["rules"] if r["id"] == "rule-failed-login-burst")
+    assert len(burst["shown"]) == 2 and len(set(burst["shown"])) == 2, burst
+    for text in burst["shown"]:
+        assert re.fullmatch(r"user_email=\w\*\*\*@example\.com #[0-9a-f]{4}", text), text
