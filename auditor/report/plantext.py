@@ -12,13 +12,17 @@ def _fetches(n: int) -> str:
     return f"{n} fetch{'es' if n != 1 else ''}"
 
 
+def _rules(n: int) -> str:
+    return f"{n} rule{'s' if n != 1 else ''}"
+
+
 def _headline(plan: Plan) -> list[str]:
     if plan.period is None:
-        return [f"Plan at {format_time(plan.reference_us)}: {len(plan.rules)} rules, {_fetches(len(plan.fetches))} "
+        return [f"Plan at {format_time(plan.reference_us)}: {_rules(len(plan.rules))}, {_fetches(len(plan.fetches))} "
                 f"(pushdown: {plan.pushdown})", ""]
     p = plan.period
     return [f"Plan for period {p.label} ({p.tz}): {len(p.steps)} step{'s' if len(p.steps) != 1 else ''} of "
-            f"{p.step} at {format_time(p.steps[0])} .. {format_time(p.steps[-1])}; {len(plan.rules)} rules, "
+            f"{p.step} at {format_time(p.steps[0])} .. {format_time(p.steps[-1])}; {_rules(len(plan.rules))}, "
             f"{_fetches(len(plan.fetches))} for the whole period (pushdown: {plan.pushdown})",
             "Each rule's window is evaluated at every step; rules below show the span of all steps.", ""]
 

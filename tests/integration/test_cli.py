@@ -149,6 +149,8 @@ def test_plan_selection(policy):
     assert [r["id"] for r in doc["rules"]] == ["scim-heartbeat"]
     doc = json.loads(cli("plan", "--at", AT, "--json", "--rule", "denied-burst", "--rule", "foreign-login").stdout)
     assert [r["id"] for r in doc["rules"]] == ["denied-burst", "foreign-login"]
+    one = cli("plan", "--at", AT, "--rule", "scim-heartbeat").stdout.splitlines()[0]
+    assert one.startswith(f"Plan at {AT}: 1 rule, 1 fetch (pushdown: "), one  # not "1 rules"
 
 
 # --- run --------------------------------------------------------------------------------------------------------
