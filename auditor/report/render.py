@@ -27,6 +27,7 @@ from auditor.report.filters import (
     ordered,
     readable_fetch,
     thousands,
+    unbroken,
     waiver_notes,
     worst,
 )
@@ -201,6 +202,7 @@ def _filters(color: bool) -> dict[str, Callable[..., Any]]:
         "measure": measure,
         "group_label": group_label,
         "headline": headline,
+        "unbroken": unbroken,
         "readable_fetch": readable_fetch,
         "worst": worst,
         "failing": failing,

@@ -191,6 +191,7 @@ const out = {
     folded: [...rule.querySelectorAll("details.held")].map((d) => ({open: d.open,
       rows: d.querySelectorAll("tbody tr").length, seen: [...d.querySelectorAll("tbody tr")].filter(seen).length})),
   })),
+  nobr: [...document.querySelectorAll(".nobr")].filter(seen).map((s) => ({text: s.textContent, lines: lines(s)})),
   keep: [...document.querySelectorAll("td.keep")].filter(seen).map((td) => ({text: td.textContent.trim(),
     lines: lines(td), wrap: getComputedStyle(td).overflowWrap, brk: getComputedStyle(td).wordBreak})),
 };
@@ -235,6 +236,9 @@ def test_emails_stay_on_one_line_and_the_masthead_has_the_outcomes_colour(tmp_pa
         assert cell["brk"] != "break-all" and cell["wrap"] != "anywhere", cell  # no mid-word breaks
     addresses = [c for c in page["keep"] if "@" in c["text"] or "ip_address=" in c["text"]]
     assert len(addresses) == 3 and all(c["lines"] == 1 for c in addresses), addresses  # (anywhere: 2 lines)
+    # Within results' text too: an email or a UUID is not broken at a hyphen.
+    assert {s["text"] for s in page["nobr"]} == {"mallory@example.com", "5f1b7c3e-9a2d-4b6e-8c0f-1a2b3c4d5e6f"}
+    assert all(s["lines"] == 1 for s in page["nobr"]), page["nobr"]
     assert page["masthead"] == "rgb(154, 103, 0)"  # exit 2 (an error): amber
     document["summary"]["exit_code"] = 1
     assert probe(tmp_path, document)["masthead"] == "rgb(207, 34, 46)"  # exit 1: red
