@@ -13,14 +13,18 @@ from auditor.core.status import Severity, Status
 from auditor.language import expectations
 from auditor.language.expectations import KINDS, Bounds, bounds_text, format_number, group_label
 
-
 # An e-mail address or a UUID: a browser would break them at a hyphen, so HTML keeps each on one line.
 _WHOLE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
 
 
 def unbroken(text: Any) -> Markup:
     """HTML: the text escaped, each e-mail address and UUID in it kept on one line (`<span class="nobr">`)."""
-    return Markup(_WHOLE.sub(lambda m: f'<span class="nobr">{m.group(0)}</span>', str(escape(text))))
+    text = str(text)
+    pieces, start = [], 0
+    for match in _WHOLE.finditer(text):
+        pieces += [escape(text[start:match.start()]), Markup('<span class="nobr">{}</span>').format(match.group(0))]
+        start = match.end()
+    return Markup("").join([*pieces, escape(text[start:])])
 
 
 def thousands(value: Any) -> str:
