@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
@@ -61,6 +62,7 @@ class Display:
         self._lock = threading.Lock()
         self._drawn = float("-inf")
         self._live: Live | None = None
+        self._closed = False  # a late event after the end must not put the line up again
         encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "")
         self.unicode = encoding.startswith("utf")  # else `->` and a plain cut instead of `→` and `…`
 
@@ -80,7 +82,7 @@ class Display:
             return
         with self._lock:
             now = self.clock()
-            if not force and now - self._drawn < 0.1:
+            if self._closed or (not force and now - self._drawn < 0.1):
                 return
             self._drawn = now
             if self._live is None:
@@ -104,41 +106,42 @@ class Display:
     def close(self) -> None:
         """Erase the line: what the command prints next starts on a clean line."""
         with self._lock:
-            live, self._live = self._live, None
+            live, self._live, self._closed = self._live, None, True
         if live is not None:
             live.stop()
 
     def _render(self) -> Text:
         """The line, cut to the terminal's width (rich measures it; an ellipsis marks a cut)."""
-        if self._live is not None:  # follow a resized terminal: the width of the stream's own terminal
+        live = self._live
+        if live is not None:  # follow a resized terminal: the width of the stream's own terminal
             try:
                 columns = os.get_terminal_size(self._stream.fileno()).columns
             except (AttributeError, ValueError, OSError):
                 columns = 0
             if columns:  # a pseudo-terminal nobody sized says 0: rich's own guess then stands
-                self._live.console.width = columns
+                live.console.width = columns
         return Text(self._text(), no_wrap=True, overflow="ellipsis" if self.unicode else "crop", end="")
 
 
+@dataclass
 class _Fetch:
     """What the display knows of one fetch: its name, its time range and how much of it is read."""
 
-    def __init__(self, name: str, since_us: int, until_us: int) -> None:
-        self.name = name
-        self.span = max(1, until_us - since_us)
-        self.read_us = 0
-        self.done = False
+    name: str
+    span_us: int
+    read_us: int = 0
+    done: bool = False
 
     def fraction(self) -> float:
-        return 1.0 if self.done else min(1.0, self.read_us / self.span)
+        return 1.0 if self.done else min(1.0, self.read_us / max(1, self.span_us))
 
 
+@dataclass(frozen=True)
 class _Wait:
     """A retry wait under way: until when (display clock), and what to say."""
 
-    def __init__(self, until: float, event: RetryWait) -> None:
-        self.until = until
-        self.event = event
+    until: float
+    event: RetryWait
 
 
 class ApiProgress:
@@ -180,7 +183,7 @@ class ApiProgress:
         """Update the state (the caller holds the lock); True when the line must be redrawn at once."""
         if isinstance(event, FetchStarted):
             self._fetches[key] = _Fetch(fetch_name(event.source, event.since_us, event.until_us,
-                                                   self._display.unicode), event.since_us, event.until_us)
+                                                   self._display.unicode), event.until_us - event.since_us)
             self._current = key
         elif isinstance(event, RangeRead) and key in self._fetches:
             self._fetches[key].read_us += event.hi_us - event.lo_us
