@@ -45,7 +45,8 @@ def _time(option: str, text: str | None) -> int | None:
               help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default {Config.max_retry_wait}).")
 @click.option("--retries", type=click.IntRange(0, 20),
               help="Retries of a failed or rate-limited request before the sync fails (default 4).")
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress line on stderr (it is drawn only on a terminal, never in CI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @debug_option
 @guard
@@ -58,7 +59,7 @@ def sync(lake: Path, since: str | None, until: str | None, config_path: Path | N
     """
     import dataclasses
 
-    from auditor.cli.progress import ProgressBar
+    from auditor.cli.progress import ApiProgress, Display, wanted
     from auditor.core.timeutil import now_us
     from auditor.load.config import find_config, load_config
     from auditor.run.sync import SyncError
@@ -83,14 +84,12 @@ def sync(lake: Path, since: str | None, until: str | None, config_path: Path | N
     except SetupError as exc:
         fail(str(exc))
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
-    progress = ProgressBar(sys.stderr, 2, bar=sys.stderr.isatty() and not no_progress)
-    try:
-        with ApiClient(settings, progress=progress) as client:
+    try:  # the progress line is erased (the Display closed) before an error is printed
+        with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress)) as display, \
+                ApiClient(settings, progress=ApiProgress(display, 2)) as client:
             result = sync_lake(lake, client, config, now_us(), since_us, until_us)
     except (SyncError, CredentialsRejected) as exc:
         fail(str(exc))
-    finally:
-        progress.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
