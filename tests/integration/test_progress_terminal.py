@@ -200,3 +200,17 @@ def test_a_data_run_shows_files_bytes_and_records_and_clears_the_line(policy, te
                for x in lines), lines
     assert lines[-1].startswith("reading data/scim_updates.ndjson · 2/2 files (1.2 kB of 1.2 kB) · 4 records"), lines
     assert_fitted_and_erased(output)
+
+
+def test_sync_shows_the_same_line(tmp_path, emulator, clock, terminal_env, monkeypatch):
+    # Any command reading the API draws the line the same way: here `auditor sync`, with a short rate limit.
+    write_data(tmp_path / "data", access_records(60), scim_records(20))
+    root = write_rules(tmp_path, RULES)
+    emu = emulator(tmp_path / "data", account_id=ACCOUNT, token=TOKEN, rate_limit_first=1, retry_after=2)
+    code, output = run_on_a_terminal(["sync", "--to", str(tmp_path / "lake"), "--config", str(root / "auditor.yaml"),
+                                      "--account-id", ACCOUNT, "--api-base", emu.base_url, "--json"], monkeypatch)
+    assert code == 0, output
+    lines = shown(output)
+    assert any(x.startswith("rate limited, retrying in 2 s (1/4) · 0%") for x in lines), lines
+    assert "0% · access_requests 2026-10-17 → 11-16 · 0/2 fetches · 0 records" in lines  # the lake's 30 days
+    assert_fitted_and_erased(output)
