@@ -13,6 +13,7 @@ Without a terminal (a pipe, CI, `--no-progress`, `--quiet`) nothing is redrawn; 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -238,7 +239,7 @@ class ApiProgress:
                 e = wait.event
                 left = wait.until - now
                 parts.insert(0, wait_text(left, e.retry, e.retries) if e.rate_limited
-                             else f"retrying in {_seconds(left)} ({e.retry}/{e.retries}) after {e.reason}")
+                             else f"retrying in {_seconds(math.ceil(left))} ({e.retry}/{e.retries}) after {e.reason}")
             elif current is not None:
                 parts.append(current.name)
             parts.append(f"{done}/{max(self._expected, len(self._fetches))} fetches")
@@ -247,7 +248,9 @@ class ApiProgress:
 
 
 def wait_text(seconds: float, retry: int, retries: int) -> str:
-    """What a rate-limit wait says: in full with minutes for Cloudflare's quota block, briefly otherwise."""
+    """What a rate-limit wait says: in full with minutes for Cloudflare's quota block, briefly otherwise.
+    A countdown rounds up: it says `1 s` until the wait is over, never `0 s` before."""
+    seconds = math.ceil(seconds)
     if seconds >= LONG_WAIT_S:
         return f"Cloudflare rate limit: waiting {_duration(seconds)} (retry {retry} of {retries})"
     return f"rate limited, retrying in {_seconds(seconds)} ({retry}/{retries})"

@@ -53,6 +53,7 @@ def test_fetches_are_named_by_log_and_range_as_briefly_as_can_be_said():
 def test_rate_limit_waits_are_said_in_full_when_long_and_briefly_when_short():
     assert wait_text(252, 2, 5) == "Cloudflare rate limit: waiting 4m 12s (retry 2 of 5)"
     assert wait_text(3, 2, 5) == "rate limited, retrying in 3 s (2/5)"
+    assert wait_text(2.01, 2, 5) == "rate limited, retrying in 3 s (2/5)"  # a countdown rounds up
 
 
 def test_the_share_of_the_time_ranges_read_and_an_eta():
