@@ -298,8 +298,15 @@ class FilesProgress:
         self._done_files, self._done_bytes = 0, 0
         self._records: dict[str, int] = {}
         self._current = ""
+        self._engine = ""
         self._lock = threading.Lock()
         display.show(self.line)
+
+    def engine(self, name: str) -> None:
+        """An engine that reads the files itself (DuckDB) is at work: said until a file is read here."""
+        with self._lock:
+            self._engine = name
+        self._display.refresh(force=True)
 
     def __call__(self, path: str, size: int, records: int, finished: bool) -> None:
         """Progress of one file (told every so many records, and once when the file is read; any thread)."""
@@ -315,6 +322,8 @@ class FilesProgress:
     def line(self) -> str:
         """The progress line as it reads now."""
         with self._lock:
+            if self._engine and not self._current:
+                return f"{self._engine}: evaluating the rules over {self._files} files ({_size(self._bytes)})"
             records = sum(self._records.values())
             return (f"reading {self._current} · {self._done_files}/{self._files} files "
                     f"({_size(self._done_bytes)} of {_size(self._bytes)}) · "

@@ -31,7 +31,7 @@ from tests.integration.test_api_source import (
     write_data,
     write_rules,
 )
-from tests.integration.test_cli import AT, COVERS, data, subprocess_env
+from tests.integration.test_cli import AT, COVERS, _run_on_a_terminal, data, subprocess_env
 from tests.integration.test_cli_policy_work import policy  # noqa: F401 (a fixture)
 
 COLUMNS = 80
@@ -186,19 +186,31 @@ def test_no_line_in_ci_but_a_rate_limit_wait_is_still_said(tmp_path, emulator, c
     assert output.replace("\r\n", "\n") == AUTH + "Cloudflare rate limit: waiting 4m 59s (retry 1 of 4)\n"
 
 
-def test_a_data_run_shows_files_bytes_and_records_and_clears_the_line(policy, terminal_env):  # noqa: F811
-    from tests.integration.test_cli import _run_on_a_terminal
-
-    data(policy, [access(country="US", user_email=f"u{i}@example.com") for i in range(3)], [scim()])
-    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--data-covers", COVERS, "--at", AT]
+def _data_run(root: Path, *extra: str) -> tuple[int, str]:
+    """`auditor run --data` in a subprocess with stderr on a pseudo-terminal."""
+    data(root, [access(country="US", user_email=f"u{i}@example.com") for i in range(3)], [scim()])
+    args = [sys.executable, "-m", "auditor", "run", "--data", "data", "--data-covers", COVERS, "--at", AT, *extra]
     env = {k: v for k, v in subprocess_env(TERM="xterm").items() if k != "CI"}
-    code, output = _run_on_a_terminal(args, env, policy, stream="stderr")
+    return _run_on_a_terminal(args, env, root, stream="stderr")
+
+
+def test_a_data_run_shows_files_bytes_and_records_and_clears_the_line(policy, terminal_env):  # noqa: F811
+    code, output = _data_run(policy)
     assert code == 0, output
     lines = shown(output)
     assert lines, output
     assert all(re.fullmatch(r"reading data/\w+\.ndjson · [0-2]/2 files \([\d.]+ k?B of 1.2 kB\) · \d records?", x)
                for x in lines), lines
     assert lines[-1].startswith("reading data/scim_updates.ndjson · 2/2 files (1.2 kB of 1.2 kB) · 4 records"), lines
+    assert_fitted_and_erased(output)
+
+
+def test_a_duckdb_run_says_the_engine_is_at_work(policy, terminal_env):  # noqa: F811
+    # DuckDB reads the files itself: the line says so until the files' provenance is counted.
+    code, output = _data_run(policy, "--engine", "duckdb")
+    assert code == 0, output
+    lines = shown(output)
+    assert lines[0] == "DuckDB: evaluating the rules over 2 files (1.2 kB)", lines
     assert_fitted_and_erased(output)
 
 

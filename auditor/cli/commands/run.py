@@ -176,7 +176,9 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         files = DataSource(data, source, named, compiled, covers)
         with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress, quiet=quiet)) as display:
             if display.live:
-                files.watch = FilesProgress(display, *files.inventory())
+                files.watch = watch = FilesProgress(display, *files.inventory())
+                if engine == "duckdb":
+                    watch.engine("DuckDB")
             if engine == "duckdb":
                 from auditor.run.sql import run_sql
 
