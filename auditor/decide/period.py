@@ -116,12 +116,13 @@ def _combine(result: RuleResult, steps: list[RuleResult], period: Period) -> Rul
 def _tally(statuses: list[Status]) -> str:
     n = len(statuses)
     fail, waived, error = statuses.count(Status.FAIL), statuses.count(Status.WAIVED), statuses.count(Status.ERROR)
+    steps = f"{n} step{'s' if n != 1 else ''}"
     # A step is `error` only when data does not cover its window (auditor.decide.coverage).
-    undecided = f"no data at {error} of {n} steps" if error else ""
+    undecided = f"no data at {error} of {steps}" if error else ""
     if fail:
-        decided = f"failed at {fail} of {n} steps" + (f" ({waived} more waived)" if waived else "")
+        decided = f"failed at {fail} of {steps}" + (f" ({waived} more waived)" if waived else "")
     elif waived:
-        decided = f"waived at {waived} of {n} steps, passed at the rest"
+        decided = f"waived at {waived} of {steps}, passed at the rest"
     else:
         everywhere = f"passed at all {n} steps" if n != 1 else "passed at its only step"
         decided = "" if error == n else ("passed at the rest" if error else everywhere)

@@ -61,14 +61,15 @@ def step_summary(result: dict) -> str:
     count = {status: sum(1 for step in timeline if step["status"] == status) for status in Status}
     error, fail, waived = count[Status.ERROR], count[Status.FAIL], count[Status.WAIVED]
     no_data = sum(1 for step in timeline if step.get("reason") == "no_data")
+    steps = f"{n} step{'s' if n != 1 else ''}"
     if no_data:
-        return f"no data at {no_data} of {n} steps" + (f", error at {error - no_data}" if error > no_data else "")
+        return f"no data at {no_data} of {steps}" + (f", error at {error - no_data}" if error > no_data else "")
     if error:
-        return f"error at {error} of {n} steps"
+        return f"error at {error} of {steps}"
     if fail:
-        return f"failed at {fail} of {n} steps" + (f", {waived} waived" if waived else "")
+        return f"failed at {fail} of {steps}" + (f", {waived} waived" if waived else "")
     if waived:
-        return f"waived at {waived} of {n} steps"
+        return f"waived at {waived} of {steps}"
     return f"passed at all {n} steps" if n != 1 else "passed at its only step"
 
 

@@ -612,3 +612,15 @@ def test_headline_of_a_passing_grouped_rule_names_the_nearest_group() -> None:
         "violations": 0,
     }
     assert filters.headline(result) == "count 4 (max 5) (nearest: user_email=a@x)"
+
+
+def test_counts_of_one_are_singular(sample) -> None:
+    from auditor.report.timeline import step_summary
+
+    assert step_summary({"timeline": [{"status": "fail"}]}) == "failed at 1 of 1 step"
+    assert step_summary({"timeline": [{"status": "fail"}, {"status": "pass"}]}) == "failed at 1 of 2 steps"
+    one = copy.deepcopy(sample)
+    one["results"] = [r for r in one["results"] if r["status"] == "fail"][:1]
+    one["summary"].update({"rules": 1, "pass": 0, "fail": 1, "waived": 0, "error": 0, "exit_code": 1})
+    assert "Failed: 1 of 1 rule does not hold." in render(one, "html")
+    assert "1 rule:" in render(one, "text") and "1 rules" not in render(one, "text")
