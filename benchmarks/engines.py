@@ -43,9 +43,9 @@ PERIOD = f"{fmt_us(START_US, 0)}/{fmt_us(END_US, 0)}"  # 92 steps of 1d: T_1 = s
 TO_LOGPUSH = {v: k for k, v in LOGPUSH_NAMES.items()}
 
 
-def make_data(n: int) -> Path:
-    """n records over 92 days as gzip NDJSON, plain NDJSON, Logpush NDJSON and a lake (cached)."""
-    out = ROOT / "benchmarks" / "out" / f"engines-{n}"
+def make_data(n: int, base: Path) -> Path:
+    """n records over 92 days as gzip NDJSON, plain NDJSON, Logpush NDJSON and a lake (cached under `base`)."""
+    out = base / f"engines-{n}"
     done = out / "done"
     if done.exists():
         return out
@@ -94,15 +94,18 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--skip-python-periodic", action="store_true", help="the slowest variant")
     parser.add_argument("--prepare-only", action="store_true", help="generate the data and stop")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
+                        help="where the generated data is cached (default benchmarks/out; /tmp for 10M)")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.prepare_only:
-        make_data(args.records)
+        make_data(args.records, args.out)
         return
     # Generated in a child process: a forked child's peak RSS starts from its parent's, so the measuring
     # process must stay small.
-    subprocess.run([sys.executable, __file__, "--records", str(args.records), "--prepare-only"], check=True)
-    out = make_data(args.records)
+    subprocess.run([sys.executable, __file__, "--records", str(args.records), "--prepare-only", "--out",
+                    str(args.out)], check=True)
+    out = make_data(args.records, args.out)
     print(f"{args.records:,} access records over {DAYS} days (data ready in {time.perf_counter() - started:.0f} s)")
     r = out / "results"
     r.mkdir(exist_ok=True)

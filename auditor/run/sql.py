@@ -22,19 +22,32 @@ from sqlglot import exp
 
 from auditor.compile.plan import CompiledRule, Fetch, Plan
 from auditor.core.coverage import COMPLETE, Seen
+from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
 from auditor.core.status import Status
+from auditor.evaluate.correlate import Correlations
+from auditor.evaluate.guard import filter_fields
+from auditor.evaluate.periodic import correlation_evaluator
 from auditor.evaluate.results import RuleResult, RunResult
-from auditor.evaluate.sql.conditions import column, compile_condition, literal
+from auditor.evaluate.sql.conditions import column, compile_condition, literal, wrong_type
 from auditor.evaluate.sql.dialects import DIALECTS
 from auditor.evaluate.sql.engine import evaluate_rule, record_of
 from auditor.evaluate.sql.query import table_name
 from auditor.run.runner import RunOptions, _collect, run
 from auditor.sources.base import BaseSource, Part, SourceError, Timed
-from auditor.sources.locate import DataSource, LogData
-from auditor.sources.relation import empty_relation, is_lines, json_relation, parquet_relation, to_ndjson
-
-ENGINES = ("python", "duckdb")
+from auditor.sources.files import file_part
+from auditor.sources.locate import DataSource, LogData, lake_records
+from auditor.sources.relation import (
+    EXTRAS,
+    FILE,
+    empty_relation,
+    is_lines,
+    json_relation,
+    lake_extras,
+    parquet_relation,
+    to_ndjson,
+)
+from auditor.sources.typecheck import TypeTally
 
 
 def _execute(con: duckdb.DuckDBPyConnection) -> Any:
@@ -48,7 +61,8 @@ def _view(con: duckdb.DuckDBPyConnection, log: LogData, scratch: Path) -> str | 
     """Create the log's view; the data problem that keeps it from being read, or None."""
     if log.lake is not None:
         try:
-            con.execute(f"CREATE VIEW {table_name(log.source)} AS {parquet_relation(log.lake, log.source)}")
+            relation = parquet_relation(log.lake, log.source, lake_extras(con, log.lake, log.source))
+            con.execute(f"CREATE VIEW {table_name(log.source)} AS {relation}")
         except duckdb.Error as exc:
             return " ".join(str(exc).splitlines()[:1])
         return None
@@ -96,6 +110,13 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                 counted = con.execute(query).fetchone()
                 records += int(counted[0]) if counted else 0
                 seen[name] = (counted[1], counted[2]) if counted and counted[0] else (None, None)
+                if log.lake is None:
+                    _provenance(con, log, source)
+            # In the order a Python pass reads the logs: a correlation's `first` log before its `then` log.
+            order = Correlations(plan.rules, lambda side: plan.fetch(side.fetch_key).source, correlation_evaluator
+                                 ).ordered(dict.fromkeys(f.source for f in plan.fetches), str)
+            notes = [w for name in order if name not in problems and name in source.logs
+                     for w in _mistyped(con, plan, source.logs[name])]
             for r in plan.rules:
                 if not r.sides:
                     results.append(_rule(plan, r, problems, dialect, con, source))
@@ -110,9 +131,52 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
         finally:
             con.close()
     coverage = options.coverage if options.coverage is not None else source.coverage(seen)
-    # DuckDB read the files itself: their provenance (records, time span) takes a pass of its own.
-    return _collect(plan, "files", results, records, options, started, (), source.notes(), coverage,
+    # JSON documents were read by auditor's reader into a scratch file: their provenance takes a pass of its own.
+    return _collect(plan, "files", results, records, options, started, (), (*notes, *source.notes()), coverage,
                     source.files(unread=True))
+
+
+def _provenance(con: duckdb.DuckDBPyConnection, log: LogData, source: DataSource) -> None:
+    """Each NDJSON file's records and time span, and a Logpush object's records outside its named range, as a
+    Python pass would have tallied them (auditor.sources.locate)."""
+    bounds = [(b.location, b.start_us, b.holds_until_us) for b in log.batches]
+    table = table_name(log.source)
+    if bounds:
+        values = ", ".join(f"({literal(loc).sql('duckdb')}, {lo}, {hi})" for loc, lo, hi in bounds)
+        query = (f"SELECT r.{FILE}, count(*), min(t_us), max(t_us), count(*) FILTER (WHERE t_us < b.lo OR "  # noqa: S608
+                 f"t_us >= b.hi) FROM {table} r LEFT JOIN (VALUES {values}) b(loc, lo, hi) ON r.{FILE} = b.loc "
+                 f"GROUP BY r.{FILE}")
+    else:
+        query = f"SELECT {FILE}, count(*), min(t_us), max(t_us), 0 FROM {table} GROUP BY {FILE}"  # noqa: S608
+    found = {path: row for path, *row in con.execute(query).fetchall()}
+    for path in log.paths():
+        if is_lines(path):
+            count, first, last, outside = found.get(str(path), (0, None, None, 0))
+            source.read_elsewhere(path, count, first, last, outside)
+
+
+def _mistyped(con: duckdb.DuckDBPyConnection, plan: Plan, log: LogData) -> list[str]:
+    """The run's warnings about values of the wrong type in one log, as the Python engine words them: counted
+    by the engine, the first of each found by a pass over the records that stops there (auditor.sources.typecheck)."""
+    rules = [r.rule for r in plan.rules if not r.sides and r.rule.source == log.source]
+    tally = TypeTally(SOURCES[log.source], (f for r in rules for f in filter_fields(r)))
+    query = tally.counting_sql(table_name(log.source))
+    if query is None:
+        return []
+    row = con.execute(query).fetchone() or ()
+    counts = dict(zip(tally.wanted, map(int, row), strict=True))
+    if not any(counts.values()):
+        return []
+    if log.lake is not None:
+        parts: Iterable[Part] = [Part(display_path(log.lake), lake_records(log.lake, log.source))]
+    else:
+        parts = (file_part(p, log.source) for p in log.paths())
+    tally.settle(counts, parts)
+    readers: dict[str, list[str]] = {}
+    for r in rules:
+        for name in dict.fromkeys(filter_fields(r)):
+            readers.setdefault(name, []).append(r.id)
+    return tally.warnings(readers)
 
 
 def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any,
@@ -179,6 +243,8 @@ class _TableSource(BaseSource):
             else:
                 kept = sorted(v for v in values if v)
                 tests.append(exp.In(this=column(b), expressions=[literal(v) for v in kept]) if kept else exp.false())
+            # A value of the wrong type (its column null) is compared by Python as it is: kept.
+            tests[-1] = exp.paren(exp.or_(tests[-1], wrong_type(b, DIALECTS["duckdb"])))
         return exp.and_(*tests)
 
     def problem(self, log_source: str) -> SourceError | None:
@@ -196,7 +262,7 @@ class _TableSource(BaseSource):
     def _rows(self, sql: str, source: str) -> Iterator[Timed]:
         cursor = self._con.execute(sql)
         names = [d[0] for d in cursor.description or ()]
-        fields = names[1:]
+        fields = [n for n in names[1:] if n not in EXTRAS]
         time_field = SOURCES[source].time_field
         while rows := cursor.fetchmany(10000):
             for row in rows:

@@ -170,6 +170,10 @@ class FileSource(BaseSource):
             watch(shown, path.stat().st_size, count, True)
         self._tally.setdefault(path, (count, first, last))
 
+    def tallied(self, path: Path, count: int, first: int | None, last: int | None) -> None:
+        """A file another engine read to its end: its records and their time span, for its provenance."""
+        self._tally.setdefault(path, (count, first, last))
+
     def files(self, unread: bool = False) -> tuple[FileRecord, ...]:
         """Every file read to its end: path, size, SHA-256 of its bytes, records and their time span. With
         `unread`, files not streamed here (another engine read them) are counted by a pass of their own."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time, parse_time
+from auditor.sources.relation import ODD, WRONG
 
 MANIFEST = "manifest.json"
 STAGING = ".staging-"  # a write's files before they are moved into place (hidden: never read)
@@ -120,8 +121,9 @@ def tidy(lake: Path) -> None:
 
 
 def columns(source: str) -> list[str]:
-    """The lake's columns of one log, in order: t_us, then the fields in the fields table's order."""
-    return ["t_us", *SOURCES[source].fields]
+    """The lake's columns of one log, in order: t_us, the fields in the fields table's order, then `_wrong` and
+    `_odd` (values of the wrong type and explicit nulls, auditor.sources.relation; null in almost every row)."""
+    return ["t_us", *SOURCES[source].fields, WRONG, ODD]
 
 
 def write_from_files(lake: Path, files: Mapping[str, Sequence[Path]]) -> dict[str, int]:

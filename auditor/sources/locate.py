@@ -8,6 +8,7 @@ one log's location explicitly (a file, or a Logpush folder) and wins over what a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,11 @@ class DataSource(FileSource):
             checked = Part(part.origin, _checked(batch, part.origin, part.records, self._outside), part.line)
             yield self._counted(Path(batch.location), checked)
 
+    def read_elsewhere(self, path: Path, count: int, first: int | None, last: int | None, outside: int) -> None:
+        """A file another engine read to its end: its provenance, and its records outside its batch's range."""
+        self.tallied(path, count, first, last)
+        self._outside.add(display_path(path), outside)  # named as a Python pass names the object (its part)
+
     def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
         """As stated with --data-covers; else a lake's log as its manifest says, a log of Logpush objects only
         as their names say; else inferred from the log's first and last record."""
@@ -223,18 +229,23 @@ class DataSource(FileSource):
 
 
 def lake_records(lake: Path, source: str) -> Iterator[Timed]:
-    """A lake's records of one log, in time order, as (t_us, record) with its non-null fields (Python engine)."""
+    """A lake's records of one log, in time order, as (t_us, record) as the export had them (Python engine)."""
     import duckdb
 
-    from auditor.sources.relation import parquet_relation
+    from auditor.sources.relation import EXTRAS, ODD, lake_extras, parquet_relation
 
     con = duckdb.connect()
     try:
-        cursor = con.execute(f"{parquet_relation(lake, source)} ORDER BY t_us")
+        cursor = con.execute(f"{parquet_relation(lake, source, lake_extras(con, lake, source))} ORDER BY t_us")
         names = [d[0] for d in cursor.description or ()]
+        fields = [(i, n) for i, n in enumerate(names) if i and n not in EXTRAS]
+        odd = names.index(ODD)
         while rows := cursor.fetchmany(10000):
             for row in rows:
-                yield row[0], {n: v for n, v in zip(names[1:], row[1:], strict=True) if v is not None}
+                record = {n: row[i] for i, n in fields if row[i] is not None}
+                if row[odd] is not None:  # values of the wrong type and explicit nulls, as the export had them
+                    record.update(json.loads(row[odd]))
+                yield row[0], record
     finally:
         con.close()
 

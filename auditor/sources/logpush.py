@@ -177,9 +177,10 @@ class OutsideCounter:
 
     counts: dict[str, int] = field(default_factory=dict)
 
-    def add(self, location: str) -> None:
-        """Count one record outside the range of the batch at `location`."""
-        self.counts[location] = self.counts.get(location, 0) + 1
+    def add(self, location: str, n: int = 1) -> None:
+        """Count `n` records outside the range of the batch at `location`."""
+        if n:
+            self.counts[location] = self.counts.get(location, 0) + n
 
     def warnings(self) -> list[str]:
         """One line per object with records outside its range (kept and evaluated all the same)."""

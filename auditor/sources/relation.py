@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
-from auditor.core.fields import SOURCES, FieldType
+from auditor.core.fields import SOURCES, Field, FieldType
 
 _LINES = (".ndjson", ".jsonl", ".log")
 _INT = "^-?[0-9]+$"
@@ -48,11 +49,21 @@ def to_ndjson(paths: Sequence[Path], source: str, directory: Path) -> Path:
     return out
 
 
-def json_relation(paths: Sequence[Path], source: str) -> str:
-    """SELECT of the records of NDJSON files of one log: t_us and the fields by API name.
+WRONG, ODD, FILE = "_wrong", "_odd", "_file"  # the relation's columns beside t_us and the fields (see json_relation)
+EXTRAS = (WRONG, ODD, FILE)
 
-    Each line is read as a JSON object and every field extracted by its exact (case-sensitive) key in one
-    parse: API names, and for a Logpush-shaped record (one with `CreatedAt` or `Email`) the Logpush name first.
+
+def json_relation(paths: Sequence[Path], source: str) -> str:
+    """SELECT of the records of NDJSON files of one log: t_us, the fields by API name, `_wrong`, `_odd`, `_file`.
+
+    Each line is read as a JSON object and every field extracted by its exact (case-sensitive) key: API names,
+    and for a Logpush-shaped record (one with `CreatedAt` or `Email`) the Logpush name first.
+    A field's column holds its value only when it has the field's type (a string, a boolean); a value of another
+    type (`"allowed": "yes"`, a number where text is expected) leaves the column null, as Python compares it
+    unequal to every operand, and is kept for what Python decides itself (auditor.evaluate.sql): `_wrong` names
+    such fields (`,allowed,`, null when none) and `_odd` is a JSON object of their values and of the fields
+    present as null (null when none: a missing field and a null one only differ in the run's type warnings).
+    `_file` is the file a record came from (provenance).
     """
     src = SOURCES[source]
     keys: list[str] = []
@@ -63,31 +74,51 @@ def json_relation(paths: Sequence[Path], source: str) -> str:
     at = {k: i + 1 for i, k in enumerate(keys)}  # DuckDB lists are 1-based
     paths_list = "[" + ", ".join(_quote("$." + k) for k in keys) + "]"
     files = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
-    logpush = ("(v[{}] IS NOT NULL OR v[{}] IS NOT NULL)".format(at["CreatedAt"], at["Email"])
+    logpush = ("(ty[{}] IS NOT NULL OR ty[{}] IS NOT NULL)".format(at["CreatedAt"], at["Email"])
                if source == "access_requests" else "FALSE")
 
-    def value(name: str, logpush_name: str | None, text: bool) -> str:
-        pick = "v" if text else "b"
-        api = f"{pick}[{at[name]}]"
+    def element(pick: str, key: str) -> str:  # text (v), JSON type (ty) or, for the rare odd row, the JSON value
+        return f"json_extract(json, {_quote('$.' + key)})" if pick == "b" else f"{pick}[{at[key]}]"
+
+    def value(name: str, logpush_name: str | None, pick: str) -> str:
+        api = element(pick, name)
         if logpush_name is None:
             return api
-        return f"CASE WHEN {logpush} THEN COALESCE({pick}[{at[logpush_name]}], {api}) ELSE {api} END"
+        return f"CASE WHEN {logpush} THEN COALESCE({element(pick, logpush_name)}, {api}) ELSE {api} END"
 
-    fields = []
+    def kind(f: Field) -> str:  # the JSON type of the record's value (NULL: missing; 'NULL': null)
+        if f.logpush is None:
+            return element("ty", f.name)
+        # As the Python reader renames a Logpush record's keys: the Logpush name's value when it has one.
+        return (f"CASE WHEN {logpush} AND ty[{at[f.logpush]}] IS NOT NULL THEN {element('ty', f.logpush)} "
+                f"ELSE {element('ty', f.name)} END")
+
+    fields, wrong, odd = [], [], []
     for f in src.fields.values():
-        if f.type is FieldType.BOOL:
-            fields.append(f"TRY_CAST({value(f.name, f.logpush, False)} AS BOOLEAN) AS {_ident(f.name)}")
-        elif f.name == src.time_field:
-            raw = value(f.name, f.logpush, True)
+        if f.name == src.time_field:
+            raw = value(f.name, f.logpush, "v")
             fields.append(f"CASE WHEN regexp_matches({raw}, {_quote(_INT)}) THEN NULL ELSE {raw} END "
                           f"AS {_ident(f.name)}")
-        else:
-            fields.append(f"{value(f.name, f.logpush, True)} AS {_ident(f.name)}")
-    t_us = time_us(value(src.time_field, src.fields[src.time_field].logpush, True))
-    read = (f"SELECT json_extract_string(json, {paths_list}) AS v, json_extract(json, {paths_list}) AS b "  # noqa: S608
-            f"FROM read_ndjson_objects({files}, compression='auto_detect', maximum_object_size=104857600)")
+            continue
+        expected = "BOOLEAN" if f.type is FieldType.BOOL else "VARCHAR"
+        typed = f"{value(f.name, f.logpush, 'v')} = 'true'" if f.type is FieldType.BOOL else \
+            value(f.name, f.logpush, "v")
+        fields.append(f"CASE WHEN {kind(f)} = '{expected}' THEN {typed} END AS {_ident(f.name)}")
+        is_wrong = f"{kind(f)} NOT IN ('{expected}', 'NULL')"
+        wrong.append(f"CASE WHEN {is_wrong} THEN '{f.name},' END")
+        odd.append(f"CASE WHEN {kind(f)} = 'NULL' THEN '\"{f.name}\":null' "
+                   f"WHEN {is_wrong} THEN '\"{f.name}\":' || {value(f.name, f.logpush, 'b')}::VARCHAR END")
+    t_us = time_us(value(src.time_field, src.fields[src.time_field].logpush, "v"))
+    # Two parses of each line, for every key's text and JSON type at once (per-key functions cost more); a value
+    # of the wrong type is read again from the line, only in its own row (CASE evaluates a branch per row).
+    read = (f"SELECT json, json_extract_string(json, {paths_list}) AS v, json_type(json, {paths_list}) AS ty, "  # noqa: S608
+            "filename "
+            f"FROM read_ndjson_objects({files}, compression='auto_detect', maximum_object_size=104857600, "
+            "filename=true)")
+    extra = (f"nullif(concat(',', {', '.join(wrong)}), ',') AS {WRONG}, "
+             f"nullif('{{' || concat_ws(',', {', '.join(odd)}) || '}}', '{{}}') AS {ODD}, filename AS {FILE}")
     # Only identifiers from the fields table and quoted file paths are interpolated: no rule or record text.
-    return f"SELECT {t_us} AS t_us, {', '.join(fields)} FROM ({read})"  # noqa: S608
+    return f"SELECT {t_us} AS t_us, {', '.join(fields)}, {extra} FROM ({read})"  # noqa: S608
 
 
 def time_us(raw: str) -> str:
@@ -101,17 +132,39 @@ def time_us(raw: str) -> str:
             "ELSE NULL END")
 
 
-def parquet_relation(lake: Path, source: str) -> str:
-    """SELECT of one log's records in a Parquet lake (auditor.sources.lake's layout): the files its manifest lists."""
+def parquet_relation(lake: Path, source: str, present: Collection[str] = (WRONG, ODD)) -> str:
+    """SELECT of one log's records in a Parquet lake (auditor.sources.lake's layout): the files its manifest lists;
+    `present`: which of the `_wrong`, `_odd` columns they have (lake_extras; files written without them hold no
+    value of the wrong type)."""
     from auditor.sources.lake import files
 
     paths = files(lake, source)
     if not paths:
         return empty_relation(source)
     cols = ", ".join(_ident(f) for f in SOURCES[source].fields)
+    extras = ", ".join(c if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in (WRONG, ODD))
     listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
-    # Only identifiers from the fields table and quoted paths are interpolated.
-    return f"SELECT t_us, {cols} FROM read_parquet({listed}, hive_partitioning=false)"  # noqa: S608
+    # Only identifiers from the fields table and quoted paths are interpolated. By name: files written before
+    # `_wrong` and `_odd` were have them null.
+    return (f"SELECT t_us, {cols}, {extras}, CAST(NULL AS VARCHAR) AS {FILE} "  # noqa: S608
+            f"FROM read_parquet({listed}, hive_partitioning=false, union_by_name=true)")
+
+
+def lake_extras(con: Any, lake: Path, source: str) -> set[str]:
+    """Which of `_wrong`, `_odd` some of the lake's files of one log have (none when they cannot be read: the
+    query reading them then says why)."""
+    from auditor.sources.lake import files
+
+    paths = files(lake, source)
+    if not paths:
+        return set()
+    listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({listed}, "  # noqa: S608
+                                "hive_partitioning=false, union_by_name=true)").fetchall()
+    except Exception:  # duckdb.Error (duckdb is imported lazily by the callers)
+        return set()
+    return {row[0] for row in described} & {WRONG, ODD}
 
 
 def empty_relation(source: str) -> str:
@@ -119,4 +172,5 @@ def empty_relation(source: str) -> str:
     src = SOURCES[source]
     cols = ", ".join(f"CAST(NULL AS {'BOOLEAN' if f.type is FieldType.BOOL else 'VARCHAR'}) AS {_ident(f.name)}"
                      for f in src.fields.values())
-    return f"SELECT CAST(NULL AS BIGINT) AS t_us, {cols} WHERE FALSE"
+    extras = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in EXTRAS)
+    return f"SELECT CAST(NULL AS BIGINT) AS t_us, {cols}, {extras} WHERE FALSE"

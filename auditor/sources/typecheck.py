@@ -9,7 +9,7 @@ different records and places, so the warning, not the result, says it.) `null` i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,11 @@ class TypeTally:
         self._checks = [(name, bool if source.fields[name].type == FieldType.BOOL else str,
                          source.fields[name].optional) for name in wanted]
 
+    @property
+    def wanted(self) -> list[str]:
+        """The fields checked, in order (the counting query's columns)."""
+        return [name for name, _, _ in self._checks]
+
     def for_part(self, part: Part) -> Check | None:
         """A check(record) for one part's records (None when no field is read); it names the part's origin, and
         the line of the first mistyped record when the part has lines."""
@@ -68,6 +73,39 @@ class TypeTally:
                         entry.count += 1
 
         return check
+
+    def counting_sql(self, table: str) -> str | None:
+        """For an engine holding the records in a relation (auditor.sources.relation's columns): one query
+        counting, per checked field, the records a pass would count here (None when no field is checked)."""
+        if not self._checks:
+            return None
+        counts = []
+        for name, _, optional in self._checks:
+            wrong = f"(_wrong IS NOT NULL AND strpos(_wrong, ',{name},') > 0)"
+            null = f"(_odd IS NOT NULL AND json_exists(_odd, '$.{name}'))"  # present as null: not counted
+            missing = "" if optional else f' OR ("{name}" IS NULL AND NOT {null})'
+            counts.append(f"count(*) FILTER (WHERE {wrong}{missing})")
+        # Identifiers from the fields table only.
+        return f"SELECT {', '.join(counts)} FROM {table}"  # noqa: S608
+
+    def settle(self, counts: Mapping[str, int], parts: Iterable[Part]) -> None:
+        """Take the counts an engine made (`counts`, per field) and find, in the records in reading order, the
+        first of each counted field (its place and value): a pass that stops there."""
+        wanted = {name for name, n in counts.items() if n}
+        if wanted:
+            for part in parts:
+                check = self.for_part(part)
+                assert check is not None
+                for _, record in part.records:
+                    check(record)
+                    if wanted <= self.found.keys():
+                        break
+                else:
+                    continue
+                break
+        self.found = {name: m for name, m in self.found.items() if name in wanted}
+        for name, m in self.found.items():
+            m.count = counts[name]
 
     def warnings(self, readers: dict[str, list[str]]) -> list[str]:
         """One warning per mistyped field, in field order; `readers`: field -> the rules whose filters read it."""

@@ -80,3 +80,50 @@ def test_a_record_without_a_valid_time_errors_its_rules_on_duckdb(tmp_path, monk
     write_ndjson(tmp_path / "data" / "scim_updates.ndjson", [])
     document = _run("rules", "--at", "2026-11-20T12:00:00Z", "--data", "data", "--engine", "duckdb", cwd=tmp_path)
     assert "1 access_requests record(s) have no valid time" in document["results"][0]["message"]
+
+
+def _mistyped_records() -> list[dict]:
+    """Sign-ins on 2026-11-14 with values of the wrong type, missing and null fields among good ones."""
+    odd = [{"allowed": "yes"}, {"allowed": "false"}, {"allowed": 0}, {"user_email": 5}, {"user_email": None},
+           {"user_email": "<absent>"}, {"ip_address": 167772161}, {"ip_address": ["10.0.0.1"]},
+           {"country": None}, {"country": 7}, {"app_domain": {"host": "admin.example.com"}}, {}]
+    records = []
+    for i in range(48):
+        record = {"created_at": f"2026-11-14T{i % 24:02d}:{i:02d}:00Z", "ray_id": f"r{i}", "action": "login",
+                  "allowed": i % 3 != 0, "app_domain": "admin.example.com", "app_uid": "u", "connection": "okta",
+                  "country": "RU" if i % 5 == 0 else "US", "ip_address": f"192.0.2.{i % 4}",
+                  "user_email": ["breakglass@example.com", "ann@example.com", "ops@svc.example.com"][i % 3],
+                  **odd[i % len(odd)]}
+        records.append({k: v for k, v in record.items() if v != "<absent>"})
+    return records
+
+
+def test_values_of_the_wrong_type_are_decided_and_warned_alike_on_duckdb(tmp_path, monkeypatch):
+    from auditor.sources.lake import write_from_files
+
+    monkeypatch.chdir(REPO)
+    data = tmp_path / "data"
+    write_ndjson(data / "access_requests.ndjson", _mistyped_records())
+    write_ndjson(data / "scim_updates.ndjson", [{"logged_at": "2026-11-14T10:00:00Z", "status": "SUCCESS",
+                                                  "idp_id": "4f6c1a2e-8b3d-4e5f-9a7b-0c1d2e3f4a5b"}])
+    write_from_files(tmp_path / "lake", {"access_requests": [data / "access_requests.ndjson"],
+                                         "scim_updates": [data / "scim_updates.ndjson"]})
+    args = ["--at", "2026-11-15T00:00:00Z", "--data-covers", SAMPLE_COVERS]
+    python = _run("--data", str(data), *args, cwd=tmp_path)
+    duck = _run("--data", str(data), *args, "--engine", "duckdb", cwd=tmp_path)
+    assert duck == python
+    warned = [w for w in python["warnings"] if w.startswith("access_requests: ") and "not a" in w]
+    assert [w.split(" with ")[1].split(",")[0] for w in warned] == [
+        "allowed not a boolean", "app_domain not a string", "country not a string", "ip_address not a string",
+        "user_email not a string"]
+    assert f"{data / 'access_requests.ndjson'}:1: a string ('yes')" in warned[0]
+    assert "first at" in warned[4] and ": a number (5)" in warned[4]
+    # A lake keeps them: both engines over it decide and warn as over the export (the lake is its origin).
+    lake_python = _run("--data", str(tmp_path / "lake"), *args, "--engine", "python", cwd=tmp_path)
+    lake_duck = _run("--data", str(tmp_path / "lake"), *args, cwd=tmp_path)
+    assert lake_duck == lake_python
+    assert [(r["status"], r["message"], r["evidence"]) for r in lake_duck["results"]] == \
+        [(r["status"], r["message"], r["evidence"]) for r in python["results"]]
+    assert [w.replace(str(tmp_path / "lake"), "X") for w in lake_duck["warnings"]
+            if w.startswith("access_requests: ") and "not a" in w] == \
+        [w.split(" first at ")[0] + " first at X: " + w.split(": ", 2)[2] for w in warned]

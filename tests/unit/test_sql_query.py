@@ -107,7 +107,8 @@ def test_cidr_on_dotted_quads_answers_as_python_and_leaves_colons_undecided(op):
         got = con.execute(f"SELECT {sql.test.sql('duckdb')} FROM (SELECT ? AS ip_address)", [value]).fetchone()[0]
         assert got == python({"ip_address": value} if value is not None else {}), value
     assert sql.undecided is not None
-    assert con.execute(f"SELECT {sql.undecided.sql('duckdb')} FROM (SELECT '::ffff:10.0.0.1' AS ip_address)"
+    assert con.execute(f"SELECT {sql.undecided.sql('duckdb')} FROM (SELECT '::ffff:10.0.0.1' AS ip_address, "
+                       "NULL AS _wrong)"
                        ).fetchone()[0] is True
 
 

@@ -68,8 +68,8 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
 @click.option("--engine", type=click.Choice(["python", "duckdb"]),
-              help="What evaluates the rules over --data: the streaming Python pass (default), or DuckDB (the "
-                   "default for a Parquet log lake; faster on large exports).")
+              help="What evaluates the rules over --data: the streaming Python pass or DuckDB. Default: DuckDB for "
+                   "a Parquet log lake and exports of 64 MiB of JSON or more, else Python.")
 @click.option("--data-covers", "data_covers", multiple=True, metavar="[SOURCE=]START/END",
               help="The time span the --data files hold completely (RFC 3339), for every log or one; repeatable. "
                    "Default: from each log's first to its last record (inferred).")
@@ -158,11 +158,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
                          fail_on_new=fail_on_new, retention_days=project.config.retention_days,
                          exact_plan=saved is not None)
-    if engine is None:
-        from auditor.sources.lake import is_lake
-
-        engine = "duckdb" if data is not None and is_lake(data) else "python"
-    if engine != "python" and data is None and not named:
+    if engine is not None and engine != "python" and data is None and not named:
         fail(f"--engine {engine} reads --data; the API is read by the Python engine")
     if data is None and not named:
         from auditor.core.timeutil import now_us
@@ -173,7 +169,10 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress, quiet=quiet)) as display:
             result = _run_api(compiled, project.config, options, api_base, concurrency, display, retries)
     else:
+        from auditor.run.choose import choose_engine
+
         files = DataSource(data, source, named, compiled, covers)
+        engine = choose_engine(engine, None, files)
         with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress, quiet=quiet)) as display:
             if display.live:
                 files.watch = watch = FilesProgress(display, *files.inventory())

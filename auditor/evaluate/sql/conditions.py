@@ -3,6 +3,9 @@
 Each condition becomes an expression that is exact for the rows it decides, and an `undecided` expression
 for the rows it cannot (they go to Python with the rule's other exact conditions applied first):
 - a missing or null field gives the operator's `when_missing` answer, as in Python (`CASE WHEN v IS NULL`);
+  so does a value of the wrong type (its column is null, auditor.sources.relation), as Python answers it
+  alike, except for `exists` (it is present: `_wrong` names it) and `cidr` (Python reads a number as an
+  address: the row goes to Python);
 - operands of another type than the column's never match (Python compares `"5" == 5` as false);
 - `contains` is a 1-based position test, exact and case-sensitive in every engine (never sqlglot's
   CONTAINS, which some dialects make case-insensitive);
@@ -25,6 +28,7 @@ from auditor.core.model import Condition
 from auditor.evaluate.sql.dialects import Dialect
 from auditor.evaluate.sql.regex import to_re2
 from auditor.language.conditions import OPERATORS, parse_networks
+from auditor.sources.relation import WRONG
 
 _OCTET = "(0|[1-9][0-9]{0,2})"
 DOTTED_QUAD = f"^{_OCTET}\\.{_OCTET}\\.{_OCTET}\\.{_OCTET}\\z"
@@ -51,6 +55,14 @@ def column(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
+def wrong_type(field: str, dialect: Dialect) -> exp.Expression:
+    """True (never NULL) for a row whose `field` holds a value of the wrong type (its column is then null)."""
+    names = column(WRONG)
+    return exp.paren(exp.and_(exp.Not(this=exp.Is(this=names, expression=exp.Null())),
+                              exp.GT(this=dialect.strpos(names, literal(f",{field},")),
+                                     expression=exp.Literal.number(0))))
+
+
 def literal(value: Any) -> exp.Expression:
     """A SQL literal of a string, boolean or integer value."""
     if isinstance(value, bool):
@@ -65,15 +77,17 @@ def compile_condition(cond: Condition, source: str, dialect: Dialect) -> SqlCond
     field = SOURCES[source].fields[cond.field]
     col = column(cond.field)
     op, operand = cond.op, cond.operand
-    if op == "exists":
-        return SqlCondition(cond, exp.Not(this=exp.Is(this=col, expression=exp.Null())) if operand
-                            else exp.Is(this=col, expression=exp.Null()))
+    if op == "exists":  # a value of the wrong type is present (its column is null: see auditor.sources.relation)
+        present = exp.or_(exp.Not(this=exp.Is(this=col, expression=exp.Null())), wrong_type(cond.field, dialect))
+        return SqlCondition(cond, exp.paren(present) if operand else exp.Not(this=exp.paren(present)))
     operator = OPERATORS[op]
     positive = op.removeprefix("not_") if op.startswith("not_") else ("eq" if op == "neq" else op)
     is_bool = field.type is FieldType.BOOL
     test, undecided = _test(positive, operand, col, is_bool, dialect)
     if test is None:
         return SqlCondition(cond, None, TRUE)
+    if undecided is not None:  # cidr: Python reads a number as an address too (ip_address(167772161))
+        undecided = exp.paren(exp.or_(undecided, wrong_type(cond.field, dialect)))
     if positive != op:
         test = exp.Not(this=exp.paren(test))
     when_missing = TRUE if operator.when_missing else FALSE

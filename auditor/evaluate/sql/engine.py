@@ -8,26 +8,32 @@ measurements and evidence order exactly as a Python pass over the same records w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from auditor.compile.plan import CompiledRule
-from auditor.core.fields import SOURCES
+from auditor.core.fields import SOURCES, FieldType
 from auditor.core.timeutil import format_time
 from auditor.evaluate.engine import Outcome, RuleEvaluator
 from auditor.evaluate.periodic import StepEvaluator, evaluator
 from auditor.evaluate.sql.dialects import Dialect
 from auditor.evaluate.sql.query import RuleSql, compile_rule
+from auditor.sources.relation import EXTRAS, ODD
 
 # execute(sql) -> (column names, rows): the one thing asked of an engine's connection.
 Execute = Callable[[str], tuple[list[str], Iterable[Sequence[Any]]]]
 
 
 def record_of(names: Sequence[str], row: Sequence[Any], fields: Iterable[str], time_field: str) -> dict[str, Any]:
-    """A row as a record: its non-null fields (SQL cannot tell a missing field from a null one); a time given as
-    an epoch number (null in the relation, auditor.sources.relation) written from `t_us` as the Python reader does."""
+    """A row as the record Python reads: its non-null fields, with the values of the wrong type and the nulls the
+    relation keeps in `_odd` put back (auditor.sources.relation); a time given as an epoch number (null in the
+    relation) written from `t_us` as the Python reader does."""
     values = dict(zip(names, row, strict=True))
     record = {f: values[f] for f in fields if values.get(f) is not None}
+    odd = values.get(ODD)
+    if odd is not None:
+        record.update((f, v) for f, v in json.loads(odd).items() if f in fields)
     if time_field in fields and time_field not in record:
         record[time_field] = format_time(values["t_us"])
     return record
@@ -42,7 +48,7 @@ def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) ->
     residual = rs.residual()
     if residual is not None:
         names, rows = execute(residual.sql(dialect.sqlglot))
-        fields = [n for n in names if n != "t_us"]
+        fields = [n for n in names if n != "t_us" and n not in EXTRAS]
         time_field = SOURCES[compiled.rule.source].time_field
         for row in rows:
             record = record_of(names, row, fields, time_field)
@@ -69,11 +75,16 @@ def _absorb(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> None:
 def _evidence(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> int:
     """Evidence candidates of the violating groups, offered to their accumulators; how many rows were read."""
     group_by = rs.compiled.rule.group_by
+    fields = SOURCES[rs.compiled.rule.source].fields
+    kinds = [bool if fields[g].type is FieldType.BOOL else str for g in group_by]
     wanted: list[tuple[int, tuple[Any, ...]]] = []
     for i, step in enumerate(steps):
         for group, count in step.outcome().groups:
-            if count:  # a declared (for_each) group without records has no evidence
-                wanted.append((i, tuple(group[g] for g in group_by) if group else ()))
+            key = tuple(group[g] for g in group_by) if group else ()
+            # A declared (for_each) group without records has no evidence; a group of a value of the wrong type
+            # only has rows Python decided (and offered as evidence itself).
+            if count and all(v is None or v.__class__ is k for v, k in zip(key, kinds, strict=True)):
+                wanted.append((i, key))
     query = rs.evidence(wanted)
     if query is None:
         return 0

@@ -10,7 +10,8 @@ single run is the one-step case. Rows are split by the rule's conditions (audito
 - evidence: for the groups auditor's decision code found violating, the rows ranked within the evidence
   count by time (ties included) per step, group and evidence key, from which the same bounded heaps as in a
   Python pass choose.
-The record relation has `t_us` (epoch microseconds) and one column per field, named as in the API.
+The record relation has `t_us` (epoch microseconds), one column per field, named as in the API, and `_wrong`,
+`_odd` for values of the wrong type (auditor.sources.relation), which record_of puts back for Python.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from sqlglot import exp
 from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule
 from auditor.core.fields import SOURCES
-from auditor.evaluate.sql.conditions import FALSE, TRUE, SqlCondition, column, compile_condition, literal
+from auditor.evaluate.sql.conditions import FALSE, TRUE, SqlCondition, column, compile_condition, literal, wrong_type
 from auditor.evaluate.sql.dialects import Dialect
+from auditor.sources.relation import ODD
 
 STEPS = "steps"
 
@@ -56,8 +58,10 @@ class RuleSql:
 
     @property
     def undecided(self) -> exp.Expression:
-        """True for rows some condition (filter or ratio `where`) leaves to Python."""
+        """True for rows some condition (filter or ratio `where`) leaves to Python, and rows whose group or
+        distinct field holds a value of the wrong type (Python groups and counts it as it is; its column is null)."""
         parts = [s.undecided for s in (*self.filter, *(w for ws in self.wheres for w in ws)) if s.undecided]
+        parts += [wrong_type(f, self.dialect) for f in dict.fromkeys((*self.compiled.rule.group_by, *self.distinct))]
         return cast(exp.Expression, exp.or_(*parts)) if parts else FALSE
 
     @property
@@ -117,7 +121,7 @@ class RuleSql:
         for name, test in keys:
             part = [exp.alias_(exp.column("step", STEPS), "step"), *(exp.alias_(column(g), f"g{i}")
                                                                       for i, g in enumerate(group)),
-                    exp.alias_(literal(name), "ev"), column("t_us"), *(column(f) for f in self.shown),
+                    exp.alias_(literal(name), "ev"), column("t_us"), *(column(f) for f in self.shown), column(ODD),
                     exp.alias_(exp.Window(this=exp.Anonymous(this="rank"), partition_by=[
                         exp.column("step", STEPS), *(column(g) for g in group)],
                         order=exp.Order(expressions=[exp.Ordered(this=column("t_us"))])), "r")]
@@ -139,7 +143,7 @@ class RuleSql:
         where = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(lo)),
                  exp.LT(this=column("t_us"), expression=exp.Literal.number(hi)),
                  *(s.test for s in self.filter if s.exact), exp.paren(self.undecided)]
-        return (exp.select(column("t_us"), *(column(f) for f in fields))
+        return (exp.select(column("t_us"), *(column(f) for f in fields), column(ODD))
                 .from_(exp.to_table(table_name(c.rule.source))).where(exp.and_(*where)))
 
     def sql(self) -> str:

@@ -52,7 +52,18 @@ WHERE
   END
   AND NOT (
     (
-      NOT "ip_address" IS NULL AND STRPOS("ip_address", ':') > 0
+      (
+        NOT "ip_address" IS NULL AND STRPOS("ip_address", ':') > 0
+      )
+      OR (
+        NOT "_wrong" IS NULL AND STRPOS("_wrong", ',ip_address,') > 0
+      )
+    )
+    OR (
+      NOT "_wrong" IS NULL AND STRPOS("_wrong", ',app_domain,') > 0
+    )
+    OR (
+      NOT "_wrong" IS NULL AND STRPOS("_wrong", ',user_email,') > 0
     )
   )
 GROUP BY

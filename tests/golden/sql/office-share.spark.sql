@@ -52,7 +52,18 @@ WHERE
   END
   AND NOT (
     (
-      NOT `ip_address` IS NULL AND INSTR(`ip_address`, ':') > 0
+      (
+        NOT `ip_address` IS NULL AND INSTR(`ip_address`, ':') > 0
+      )
+      OR (
+        NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',ip_address,') > 0
+      )
+    )
+    OR (
+      NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',app_domain,') > 0
+    )
+    OR (
+      NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',user_email,') > 0
     )
   )
 GROUP BY
