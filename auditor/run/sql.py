@@ -31,7 +31,7 @@ from auditor.evaluate.periodic import correlation_evaluator
 from auditor.evaluate.results import RuleResult, RunResult
 from auditor.evaluate.sql.conditions import column, compile_condition, literal, wrong_type
 from auditor.evaluate.sql.dialects import DIALECTS
-from auditor.evaluate.sql.engine import evaluate_rule, record_of
+from auditor.evaluate.sql.engine import evaluate_rule, records_of
 from auditor.evaluate.sql.query import table_name
 from auditor.run.runner import RunOptions, _collect, run
 from auditor.sources.base import BaseSource, Part, SourceError, Timed
@@ -44,6 +44,7 @@ from auditor.sources.relation import (
     is_lines,
     json_relation,
     lake_extras,
+    lake_nulls,
     parquet_relation,
     to_ndjson,
 )
@@ -161,8 +162,8 @@ def _mistyped(con: duckdb.DuckDBPyConnection, plan: Plan, log: LogData) -> list[
     rules = [r.rule for r in plan.rules if not r.sides and r.rule.source == log.source]
     tally = TypeTally(SOURCES[log.source], (f for r in rules for f in filter_fields(r)))
     query = tally.counting_sql(table_name(log.source))
-    if query is None:
-        return []
+    if query is None or (log.lake is not None and tally.surely_clean(lake_nulls(con, log.lake, log.source))):
+        return []  # a lake's Parquet statistics often settle it without reading a row
     row = con.execute(query).fetchone() or ()
     counts = dict(zip(tally.wanted, map(int, row), strict=True))
     if not any(counts.values()):
@@ -203,11 +204,12 @@ class _TableSource(BaseSource):
         self._files = files  # the data behind the tables: results name it
         firsts = {r.rule.correlation.first.source for r in rules if r.rule.correlation is not None}
         self._where: dict[str, Any] = {}
+        self._joins: dict[str, list[tuple[exp.Expression, exp.Expression]]] = {}  # per log: (keys table, ON)
         for r in rules:
             c = r.rule.correlation
             if c is None or c.then.source in firsts or c.then.source in problems or c.first.source in problems:
                 continue
-            test = self._semijoin(r)
+            test = self._semijoin(r, self._joins.setdefault(c.then.source, []))
             previous = self._where.get(c.then.source)
             self._where[c.then.source] = test if previous is None else exp.or_(previous, test)
 
@@ -217,34 +219,55 @@ class _TableSource(BaseSource):
             return super().describe(fetch, account_id)
         return self._files.describe(fetch, account_id)
 
-    def _semijoin(self, r: CompiledRule) -> Any:
+    def _semijoin(self, r: CompiledRule, joins: list[tuple[exp.Expression, exp.Expression]]) -> Any:
+        """The test of the `then` rows of a rule that can match (LEFT JOINs it needs appended to `joins`)."""
         c = r.rule.correlation
         assert c is not None
         first, then = SOURCES[c.first.source].fields, SOURCES[c.then.source].fields
-        tests: list[exp.Expression] = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
-                                       exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us))]
+        window = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
+                  exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us))]
+        tests: list[exp.Expression] = list(window)
         # The `first` records that can match: in the window, passing the first side's exact conditions.
         exact = [s.test for s in (compile_condition(x, c.first.source, DIALECTS["duckdb"]) for x in c.first.conditions)
                  if s.exact and s.test is not None]
         for a, b in c.join:
-            query = exp.select(column(a)).distinct().from_(exp.to_table(table_name(c.first.source))).where(
-                exp.and_(exp.Not(this=exp.Is(this=column(a), expression=exp.Null())),
-                         exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
-                         exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us)), *exact))
-            values = [v for (v,) in self._con.execute(query.sql("duckdb")).fetchall()]
-            if any(not isinstance(v, str) for v in values):
+            # Per join value, its first and last `first` record: a `then` record matches only after the first
+            # (strictly) and, with `within`, at most `within` after the last; with one join field, rows outside
+            # those times are not read.
+            query = exp.select(column(a), exp.Min(this=column("t_us")), exp.Max(this=column("t_us"))).from_(
+                exp.to_table(table_name(c.first.source))).where(
+                exp.and_(exp.Not(this=exp.Is(this=column(a), expression=exp.Null())), *window, *exact)
+            ).group_by(column(a))
+            found = self._con.execute(query.sql("duckdb")).fetchall()
+            if any(not isinstance(v, str) for v, _, _ in found):
                 return exp.true()  # a value only Python compares: no narrowing for this rule
-            if first[a].email and then[b].email:
-                keys = sorted({v.casefold() for v in values if v})
-                ascii_lower = exp.In(this=exp.Lower(this=column(b)), expressions=[literal(k) for k in keys]) \
-                    if keys else exp.false()
-                non_ascii = exp.Anonymous(this="regexp_matches", expressions=[column(b), literal("[^\\x{0}-\\x{7f}]")])
-                tests.append(exp.paren(exp.or_(non_ascii, ascii_lower)))
+            fold = first[a].email and then[b].email
+            spans: dict[str, tuple[int, int]] = {}
+            for v, lo, hi in found:
+                key = v.casefold() if fold else v
+                if key:
+                    old = spans.get(key, (lo, hi))
+                    spans[key] = (min(lo, old[0]), max(hi, old[1]))
+            value = exp.Lower(this=column(b)) if fold else column(b)
+            if not spans:
+                test: exp.Expression = exp.false()
+            elif len(c.join) == 1:
+                until = [(k, lo, hi + c.within_us if c.within_us is not None else r.until_us)
+                         for k, (lo, hi) in sorted(spans.items())]
+                rows = [exp.tuple_(literal(k), exp.Literal.number(lo), exp.Literal.number(hi)) for k, lo, hi in until]
+                name = f"k{len(joins)}"  # keys are distinct: a LEFT JOIN on them adds no row
+                keys = exp.Values(expressions=rows, alias=exp.TableAlias(
+                    this=exp.to_identifier(name), columns=[exp.to_identifier(n) for n in ("v", "lo", "hi")]))
+                joins.append((keys, exp.EQ(this=exp.column("v", name), expression=value)))
+                test = exp.and_(exp.GT(this=column("t_us"), expression=exp.column("lo", name)),
+                                exp.LTE(this=column("t_us"), expression=exp.column("hi", name)))
             else:
-                kept = sorted(v for v in values if v)
-                tests.append(exp.In(this=column(b), expressions=[literal(v) for v in kept]) if kept else exp.false())
+                test = exp.In(this=value, expressions=[literal(k) for k in sorted(spans)])
+            if fold:  # Python folds a non-ASCII address (casefold, not SQL's lower): such rows are kept
+                test = exp.or_(exp.NEQ(this=exp.Anonymous(this="strlen", expressions=[column(b)]),
+                                       expression=exp.Length(this=column(b))), test)
             # A value of the wrong type (its column null) is compared by Python as it is: kept.
-            tests[-1] = exp.paren(exp.or_(tests[-1], wrong_type(b, DIALECTS["duckdb"])))
+            tests.append(exp.paren(exp.or_(test, wrong_type(b, DIALECTS["duckdb"]))))
         return exp.and_(*tests)
 
     def problem(self, log_source: str) -> SourceError | None:
@@ -253,7 +276,9 @@ class _TableSource(BaseSource):
 
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """The log's rows (narrowed for `then`-only logs), as records."""
-        query = exp.select("*").from_(exp.to_table(table_name(fetch.source)))
+        query = exp.select("r.*").from_(exp.to_table(table_name(fetch.source), alias="r"))
+        for keys, on in self._joins.get(fetch.source, ()):
+            query = query.join(keys, on=on, join_type="left")
         where = self._where.get(fetch.source)
         if where is not None:
             query = query.where(where)
@@ -263,7 +288,4 @@ class _TableSource(BaseSource):
         cursor = self._con.execute(sql)
         names = [d[0] for d in cursor.description or ()]
         fields = [n for n in names[1:] if n not in EXTRAS]
-        time_field = SOURCES[source].time_field
-        while rows := cursor.fetchmany(10000):
-            for row in rows:
-                yield row[0], record_of(names, row, fields, time_field)
+        yield from records_of(names, iter(lambda: cursor.fetchmany(10000), []), fields, SOURCES[source].time_field)

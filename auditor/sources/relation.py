@@ -167,6 +167,24 @@ def lake_extras(con: Any, lake: Path, source: str) -> set[str]:
     return {row[0] for row in described} & {WRONG, ODD}
 
 
+def lake_nulls(con: Any, lake: Path, source: str) -> dict[str, tuple[int | None, int]]:
+    """Per column of the lake's files of one log, from their Parquet statistics alone: (nulls, values); nulls None
+    when some row group does not say."""
+    from auditor.sources.lake import files
+
+    paths = files(lake, source)
+    if not paths:
+        return {}
+    listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+    try:
+        rows = con.execute("SELECT path_in_schema, sum(stats_null_count), count(stats_null_count) = count(*), "  # noqa: S608
+                           f"sum(num_values) FROM parquet_metadata({listed}) GROUP BY path_in_schema").fetchall()
+    except Exception:  # duckdb.Error (duckdb is imported lazily by the callers)
+        return {}
+    return {name: (int(nulls) if told and nulls is not None else None, int(values))
+            for name, nulls, told, values in rows}
+
+
 def empty_relation(source: str) -> str:
     """SELECT of no records with a log's columns (a log with no file to read)."""
     src = SOURCES[source]

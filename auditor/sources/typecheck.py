@@ -88,6 +88,15 @@ class TypeTally:
         # Identifiers from the fields table only.
         return f"SELECT {', '.join(counts)} FROM {table}"  # noqa: S608
 
+    def surely_clean(self, nulls: Mapping[str, tuple[int | None, int]]) -> bool:
+        """True when column statistics (column -> (nulls or None when unknown, values), e.g. a Parquet file's)
+        prove that counting_sql would count nothing: `_wrong` absent or all null, and no null in a checked field
+        whose missing value counts."""
+        wrong = nulls.get("_wrong")
+        if wrong is not None and wrong[0] != wrong[1]:
+            return False
+        return all(nulls.get(name, (None, 0))[0] == 0 for name, _, optional in self._checks if not optional)
+
     def settle(self, counts: Mapping[str, int], parts: Iterable[Part]) -> None:
         """Take the counts an engine made (`counts`, per field) and find, in the records in reading order, the
         first of each counted field (its place and value): a pass that stops there."""

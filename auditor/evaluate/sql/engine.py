@@ -9,7 +9,7 @@ measurements and evidence order exactly as a Python pass over the same records w
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from auditor.compile.plan import CompiledRule
@@ -25,18 +25,23 @@ from auditor.sources.relation import EXTRAS, ODD
 Execute = Callable[[str], tuple[list[str], Iterable[Sequence[Any]]]]
 
 
-def record_of(names: Sequence[str], row: Sequence[Any], fields: Iterable[str], time_field: str) -> dict[str, Any]:
-    """A row as the record Python reads: its non-null fields, with the values of the wrong type and the nulls the
-    relation keeps in `_odd` put back (auditor.sources.relation); a time given as an epoch number (null in the
-    relation) written from `t_us` as the Python reader does."""
-    values = dict(zip(names, row, strict=True))
-    record = {f: values[f] for f in fields if values.get(f) is not None}
-    odd = values.get(ODD)
-    if odd is not None:
-        record.update((f, v) for f, v in json.loads(odd).items() if f in fields)
-    if time_field in fields and time_field not in record:
-        record[time_field] = format_time(values["t_us"])
-    return record
+def records_of(names: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], fields: Iterable[str],
+               time_field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows (in batches) as (t_us, the record Python reads): its non-null `fields`, with the values of the wrong
+    type and the nulls the relation keeps in `_odd` put back (auditor.sources.relation); a time given as an epoch
+    number (null in the relation) written from `t_us` as the Python reader does."""
+    wanted = set(fields)
+    at = [(i, n) for i, n in enumerate(names) if n in wanted]
+    t_at, odd_at = names.index("t_us"), names.index(ODD) if ODD in names else None
+    time_at = names.index(time_field) if time_field in wanted else None
+    for rows in batches:
+        for row in rows:
+            record = {n: row[i] for i, n in at if row[i] is not None}
+            if odd_at is not None and row[odd_at] is not None:
+                record.update((f, v) for f, v in json.loads(row[odd_at]).items() if f in wanted)
+            if time_at is not None and row[time_at] is None:
+                record[time_field] = format_time(row[t_at])
+            yield row[t_at], record
 
 
 def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) -> tuple[Outcome, int]:
@@ -49,10 +54,8 @@ def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) ->
     if residual is not None:
         names, rows = execute(residual.sql(dialect.sqlglot))
         fields = [n for n in names if n != "t_us" and n not in EXTRAS]
-        time_field = SOURCES[compiled.rule.source].time_field
-        for row in rows:
-            record = record_of(names, row, fields, time_field)
-            ev.feed(record, row[names.index("t_us")])
+        for t_us, record in records_of(names, [rows], fields, SOURCES[compiled.rule.source].time_field):
+            ev.feed(record, t_us)
             returned += 1
     _absorb(rs, steps, execute)
     returned += _evidence(rs, steps, execute)
@@ -91,8 +94,8 @@ def _evidence(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> int:
     names, rows = execute(query.sql(rs.dialect.sqlglot))
     width = len(group_by)
     read = 0
-    for row in rows:
-        record = record_of(names, row, rs.shown, SOURCES[rs.compiled.rule.source].time_field)
+    records = records_of(names, [rows], rs.shown, SOURCES[rs.compiled.rule.source].time_field)
+    for row, (_, record) in zip(rows, records, strict=True):
         steps[int(row[0])].offer_evidence(tuple(row[1:1 + width]), row[1 + width], record, row[2 + width])
         read += 1
     return read

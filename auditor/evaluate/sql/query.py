@@ -11,7 +11,7 @@ single run is the one-step case. Rows are split by the rule's conditions (audito
   count by time (ties included) per step, group and evidence key, from which the same bounded heaps as in a
   Python pass choose.
 The record relation has `t_us` (epoch microseconds), one column per field, named as in the API, and `_wrong`,
-`_odd` for values of the wrong type (auditor.sources.relation), which record_of puts back for Python.
+`_odd` for values of the wrong type (auditor.sources.relation), which records_of puts back for Python.
 """
 
 from __future__ import annotations
@@ -75,11 +75,19 @@ class RuleSql:
         return exp.Values(expressions=rows, alias=exp.TableAlias(
             this=exp.to_identifier(STEPS), columns=[exp.to_identifier(c) for c in ("step", "since_us", "until_us")]))
 
+    def _span(self) -> list[exp.Expression]:
+        """t_us within the steps' overall span: constants an engine can prune files, row groups and partitions by
+        (a join condition alone is not pushed into the scan)."""
+        lo = min(since for _, since, _ in self.windows)
+        hi = max(until for _, _, until in self.windows)
+        return [exp.GTE(this=column("t_us"), expression=exp.Literal.number(lo)),
+                exp.LT(this=column("t_us"), expression=exp.Literal.number(hi))]
+
     def _matched(self, extra: Any = None) -> exp.Select:
         """FROM records JOIN steps ON the window, WHERE the decided filter (and `extra`)."""
         on = exp.and_(exp.GTE(this=column("t_us"), expression=exp.column("since_us", STEPS)),
                       exp.LT(this=column("t_us"), expression=exp.column("until_us", STEPS)))
-        where: list[Any] = [s.test for s in self.filter if s.test is not None and s.undecided is None]
+        where: list[Any] = [*self._span(), *(s.test for s in self.filter if s.test is not None and s.undecided is None)]
         where += [exp.paren(s.test) for s in self.filter if s.test is not None and s.undecided is not None]
         where.append(exp.Not(this=exp.paren(self.undecided)))
         if extra is not None:
@@ -137,12 +145,8 @@ class RuleSql:
         if not self.needs_python:
             return None
         c = self.compiled
-        lo = min(since for _, since, _ in self.windows)
-        hi = max(until for _, _, until in self.windows)
         fields = sorted(set(self.shown) | c.rule.needed_fields())
-        where = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(lo)),
-                 exp.LT(this=column("t_us"), expression=exp.Literal.number(hi)),
-                 *(s.test for s in self.filter if s.exact), exp.paren(self.undecided)]
+        where = [*self._span(), *(s.test for s in self.filter if s.exact), exp.paren(self.undecided)]
         return (exp.select(column("t_us"), *(column(f) for f in fields), column(ODD))
                 .from_(exp.to_table(table_name(c.rule.source))).where(exp.and_(*where)))
 

@@ -42,7 +42,9 @@ JOIN (VALUES
   (0, 1794657600000000, 1794744000000000)) AS steps(step, since_us, until_us)
   ON "t_us" >= steps.since_us AND "t_us" < steps.until_us
 WHERE
-  CASE WHEN "allowed" IS NULL THEN FALSE ELSE "allowed" = TRUE END
+  "t_us" >= 1794657600000000
+  AND "t_us" < 1794744000000000
+  AND CASE WHEN "allowed" IS NULL THEN FALSE ELSE "allowed" = TRUE END
   AND CASE
     WHEN "user_email" IS NULL
     THEN TRUE
