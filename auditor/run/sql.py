@@ -58,12 +58,13 @@ def _execute(con: duckdb.DuckDBPyConnection) -> Any:
     return execute
 
 
-def _view(con: duckdb.DuckDBPyConnection, log: LogData, scratch: Path) -> str | None:
-    """Create the log's view; the data problem that keeps it from being read, or None."""
+def _view(con: duckdb.DuckDBPyConnection, log: LogData, scratch: Path, extras: dict[str, set[str]]) -> str | None:
+    """Create the log's view; the data problem that keeps it from being read, or None. `extras` gets which of
+    `_wrong`, `_odd` a lake's files have."""
     if log.lake is not None:
         try:
-            relation = parquet_relation(log.lake, log.source, lake_extras(con, log.lake, log.source))
-            con.execute(f"CREATE VIEW {table_name(log.source)} AS {relation}")
+            extras[log.source] = lake_extras(con, log.lake, log.source)
+            _lake_view(con, log.lake, log.source, extras[log.source])
         except duckdb.Error as exc:
             return " ".join(str(exc).splitlines()[:1])
         return None
@@ -84,6 +85,13 @@ def _view(con: duckdb.DuckDBPyConnection, log: LogData, scratch: Path) -> str | 
     return None
 
 
+def _lake_view(con: duckdb.DuckDBPyConnection, lake: Path, source: str, extras: set[str],
+               span: tuple[int, int] | None = None) -> None:
+    """The log's view over the lake (its days meeting `span`, else all)."""
+    relation = parquet_relation(lake, source, extras, span)
+    con.execute(f"CREATE OR REPLACE VIEW {table_name(source)} AS {relation}")
+
+
 def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "duckdb") -> RunResult:
     """Evaluate a plan over `--data` on a SQL engine (DuckDB); the same results as `run` with the Python engine."""
     started = time.monotonic()
@@ -94,8 +102,10 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
     seen: dict[str, Seen] = {}
     with tempfile.TemporaryDirectory(prefix="auditor-sql-") as scratch:
         con = duckdb.connect(":memory:")
+        con.execute("SET parquet_metadata_cache = true")  # each rule reads the same lake files: their footers once
         try:
             problems: dict[str, str] = {}
+            extras: dict[str, set[str]] = {}  # per lake log: which of _wrong, _odd its files have
             for name in sorted({s.source for r in plan.rules for s in r.sides} | {r.rule.source for r in plan.rules
                                                                                  if not r.sides}):
                 log = source.logs.get(name)
@@ -103,7 +113,7 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                 if log is None or problem is not None:
                     problems[name] = str(problem or f"no {name} data")
                     continue
-                why = _view(con, log, Path(scratch))
+                why = _view(con, log, Path(scratch), extras)
                 if why is not None:
                     problems[name] = why
                     continue
@@ -120,8 +130,11 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                      for w in _mistyped(con, plan, source.logs[name])]
             for r in plan.rules:
                 if not r.sides:
-                    results.append(_rule(plan, r, problems, dialect, con, source))
+                    results.append(_rule(plan, r, problems, dialect, con, source, extras))
             if correlated:
+                for name, log in source.logs.items():
+                    if log.lake is not None and name not in problems:
+                        _lake_view(con, log.lake, name, extras[name])  # whole again (a rule's view left only its days)
                 keys = {k for r in correlated for k in r.fetch_keys}
                 fetches = tuple(f for f in plan.fetches if f.key in keys)
                 # Without the period: per-step outcomes come back unfinished and are finished with the rest below.
@@ -181,11 +194,16 @@ def _mistyped(con: duckdb.DuckDBPyConnection, plan: Plan, log: LogData) -> list[
 
 
 def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any,
-          con: duckdb.DuckDBPyConnection, source: DataSource) -> RuleResult:
+          con: duckdb.DuckDBPyConnection, source: DataSource, extras: dict[str, set[str]]) -> RuleResult:
     describe = source.describe(plan.fetch(r.fetch_key), plan.account_id)  # the files read
     problem = problems.get(r.rule.source)
     if problem is not None:
         return RuleResult(r, Status.ERROR, f"data error, rule not evaluated: {problem}", describe)
+    log = source.logs.get(r.rule.source)
+    if log is not None and log.lake is not None:  # only the lake's days the rule's steps meet
+        span = (min(s for _, s, _ in r.windows or [("", r.since_us, 0)]),
+                max(u for _, _, u in r.windows or [("", 0, r.until_us)]))
+        _lake_view(con, log.lake, log.source, extras[log.source], span)
     o, _ = evaluate_rule(r, dialect, _execute(con))
     return RuleResult(r, o.status, o.message, describe, o.measurements, o.violations, o.evidence,
                       groups=o.groups, steps=o.steps)
