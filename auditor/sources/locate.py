@@ -3,12 +3,19 @@
 `--data DIR` may hold, per log, plain files named after it (`access_requests.ndjson.gz`, `scim_updates.json`)
 and a folder named after it in the Logpush layout (`access_requests/20261120/...log.gz`), or be a Logpush
 folder itself (then it holds access_requests, the one dataset Logpush exports). `--data LOG=PATH` names
-one log's location explicitly (a file, or a Logpush folder) and wins over what a directory holds.
+one log's location explicitly (a file, or a Logpush folder) and wins over what a directory holds. A Logpush
+folder may be in object storage (`s3://`, `r2://`, `gs://`; auditor.sources.objects): it is listed, pruned by
+object name like a local one, and only the objects a window needs are downloaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +25,7 @@ from auditor.core.coverage import Coverage, Interval, Seen, files_coverage, logp
 from auditor.core.coverage import lake as lake_coverage
 from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
+from auditor.core.provenance import FileRecord
 from auditor.core.timeutil import format_time
 from auditor.sources.base import DataError, Part, SourceError, Timed
 from auditor.sources.files import FileSource, file_part, find_source_files
@@ -28,12 +36,16 @@ from auditor.sources.logpush import (
     Batch,
     LogpushError,
     OutsideCounter,
+    batches_from_keys,
     covered,
     find_batches,
     gaps,
     is_logpush_folder,
     prune,
 )
+from auditor.sources.objects import ObjectPath, ObjectStoreError, connect, download, list_keys, parse_object_path
+
+Location = Path | ObjectPath  # a local path, or a folder in object storage
 
 
 @dataclass(frozen=True)
@@ -45,10 +57,11 @@ class LogData:
     batches: tuple[Batch, ...] = ()
     folder: Path | None = None  # the Logpush folder the batches came from
     lake: Path | None = None  # a Parquet log lake holding this log (auditor.sources.lake)
+    remote: ObjectPath | None = None  # the batches are objects there (locations are their URLs) until fetched
 
     def pruned(self, windows: Sequence[tuple[int, int]]) -> LogData:
         """Only the batch objects that may hold a record of some window (plain files are always read)."""
-        return LogData(self.source, self.files, tuple(prune(self.batches, windows)), self.folder, self.lake)
+        return dataclasses.replace(self, batches=tuple(prune(self.batches, windows)))
 
     def coverage(self) -> tuple[tuple[int, int], ...]:
         """The times the Logpush objects' names (or the lake's manifest) cover; empty when neither says."""
@@ -69,34 +82,72 @@ class Located:
     problem: str | None = None
 
 
-def parse_data_args(values: Sequence[str]) -> tuple[Path | None, dict[str, Path]]:
+def location(text: str) -> Location:
+    """A `--data` location: an object storage URL, else a local path."""
+    remote = parse_object_path(text)
+    return remote if remote is not None else Path(text)
+
+
+def parse_data_args(values: Sequence[str]) -> tuple[Location | None, dict[str, Location]]:
     """`--data` values -> (the one unnamed PATH or None, {log: PATH}); ValueError with a one-line reason."""
-    plain: list[Path] = []
-    named: dict[str, Path] = {}
+    plain: list[Location] = []
+    named: dict[str, Location] = {}
     for value in values:
         name, eq, rest = value.partition("=")
         if eq and name in SOURCES:
             if name in named:
                 raise ValueError(f"--data {name}= is given twice")
-            named[name] = Path(rest)
+            named[name] = location(rest)
         else:
-            plain.append(Path(value))
+            plain.append(location(value))
     if len(plain) > 1:
         raise ValueError("--data takes one PATH (and any LOG=PATH); name each log's location with LOG=PATH")
     return (plain[0] if plain else None), named
 
 
-def locate(data: Path | None, source: str | None, named: Mapping[str, Path] | None = None) -> Located:
-    """Find each log's records; a problem (no files at all, a bad Logpush folder) is reported, not raised."""
+def locate(data: Location | None, source: str | None, named: Mapping[str, Location] | None = None,
+           env: Mapping[str, str] | None = None) -> Located:
+    """Find each log's records; a problem (no files at all, a bad Logpush folder) is reported, not raised.
+    `env` holds object storage settings (default: the process environment)."""
     found = Located()
+    env = os.environ if env is None else env
     try:
         if data is not None:
-            found.logs.update(_in(data, source))
+            found.logs.update(_remote_in(data, source, env) if isinstance(data, ObjectPath) else _in(data, source))
         for name, path in (named or {}).items():
-            found.logs[name] = _named(name, path)
-    except (DataError, LogpushError) as exc:
+            found.logs[name] = _remote(name, path, env) if isinstance(path, ObjectPath) else _named(name, path)
+    except (DataError, LogpushError, ObjectStoreError) as exc:
         found.problem = str(exc)
     return found
+
+
+def _remote_in(where: ObjectPath, source: str | None, env: Mapping[str, str]) -> dict[str, LogData]:
+    """A bucket folder holds access_requests: in the Logpush layout itself, or in a folder named after it."""
+    if source not in (None, LOGPUSH_SOURCE):
+        raise ObjectStoreError(f"{where}: error: object storage holds Logpush folders of {LOGPUSH_SOURCE}, "
+                               f"not {source}")
+    client = connect(where, env)
+    inner = where.child(LOGPUSH_SOURCE)
+    batches = batches_from_keys(list_keys(client, inner), inner.prefix)
+    if batches:
+        return {LOGPUSH_SOURCE: _listed(inner, batches)}
+    return {LOGPUSH_SOURCE: _remote(LOGPUSH_SOURCE, where, env, client)}
+
+
+def _remote(name: str, where: ObjectPath, env: Mapping[str, str], client: object | None = None) -> LogData:
+    if name != LOGPUSH_SOURCE:
+        raise ObjectStoreError(f"{where}: error: Logpush exports only {LOGPUSH_SOURCE}; {name} has no Logpush "
+                               "dataset")
+    batches = batches_from_keys(list_keys(client or connect(where, env), where), where.prefix)
+    if not batches:
+        raise ObjectStoreError(f"{where}: error: no Logpush batch objects found; expected "
+                               "{DATE}/{START}_{END}_{HASH}.log.gz under it")
+    return _listed(where, batches)
+
+
+def _listed(where: ObjectPath, batches: Sequence[Batch]) -> LogData:
+    located = tuple(dataclasses.replace(b, location=where.url(b.location)) for b in batches)
+    return LogData(LOGPUSH_SOURCE, (), located, remote=where)
 
 
 def _in(data: Path, source: str | None) -> dict[str, LogData]:
@@ -156,11 +207,14 @@ class DataSource(FileSource):
     """`run --data`: plain export files and Logpush folders, per log, with the objects no window needs left
     unread; its notes name the gaps in the objects' coverage and the records outside their batch's range."""
 
-    def __init__(self, data: Path | None, source: str | None = None, named: Mapping[str, Path] | None = None,
-                 plan: Plan | None = None, covers: Mapping[str, tuple[Interval, ...]] | None = None) -> None:
-        self.data = Path(data) if data is not None else Path(next(iter((named or {}).values()), "."))
+    def __init__(self, data: Location | None, source: str | None = None, named: Mapping[str, Location] | None = None,
+                 plan: Plan | None = None, covers: Mapping[str, tuple[Interval, ...]] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.data = Path(str(data if data is not None else next(iter((named or {}).values()), ".")))
         self._covers = covers  # --data-covers: what the user states the data holds completely, per log
-        self._located = locate(data, source, named)
+        self._located = locate(data, source, named, env)
+        self._shown: dict[Path, str] = {}  # a downloaded object's local copy -> its URL, as messages name it
+        self._scratch: Path | None = None  # downloaded objects: removed with this source (or at exit)
         self._files = {name: log.paths() for name, log in self._located.logs.items()}
         self._tally = {}  # provenance of the files read (FileSource.files)
         self._problem = None
@@ -168,7 +222,31 @@ class DataSource(FileSource):
         self._plan = plan
         if plan is not None:
             self._located.logs = {name: log.pruned(windows(plan, name)) for name, log in self._located.logs.items()}
-            self._files = {name: log.paths() for name, log in self._located.logs.items()}
+        self._fetch_objects(os.environ if env is None else env)
+        self._files = {name: log.paths() for name, log in self._located.logs.items()}
+
+    def _fetch_objects(self, env: Mapping[str, str]) -> None:
+        """Download the (pruned) batch objects of logs in object storage into a temporary folder."""
+        for name, log in list(self._located.logs.items()):
+            if log.remote is None:
+                continue
+            if self._scratch is None:
+                self._scratch = Path(tempfile.mkdtemp(prefix="auditor-objects-"))
+                weakref.finalize(self, shutil.rmtree, self._scratch, True)
+            prefix = log.remote.url("")
+            try:
+                local = download(connect(log.remote, env), log.remote,
+                                 [b.location.removeprefix(prefix) for b in log.batches], self._scratch)
+            except ObjectStoreError as exc:
+                del self._located.logs[name]
+                self._located.problem = str(exc)
+                continue
+            batches = []
+            for b in log.batches:
+                path = local[b.location.removeprefix(prefix)]
+                self._shown[path] = b.location
+                batches.append(dataclasses.replace(b, location=str(path)))
+            self._located.logs[name] = dataclasses.replace(log, batches=tuple(batches))
 
     @property
     def logs(self) -> dict[str, LogData]:
@@ -183,6 +261,15 @@ class DataSource(FileSource):
             return SourceError(self._located.problem)
         return super().problem(log_source)
 
+    def files(self, unread: bool = False) -> tuple[FileRecord, ...]:
+        """Every file read to its end (see FileSource.files); a downloaded object named by its URL."""
+        urls = {display_path(local): url for local, url in self._shown.items()}
+        return tuple(dataclasses.replace(f, path=urls.get(f.path, f.path)) for f in super().files(unread))
+
+    def describe(self, fetch: Fetch, account_id: str | None) -> str:
+        """The files (and object URLs) the fetch's log source was read from."""
+        return "files " + ", ".join(self._shown.get(p) or display_path(p) for p in self._files.get(fetch.source, ()))
+
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """Plain files, then the (pruned) Logpush objects in time order."""
         log = self._located.logs.get(fetch.source)
@@ -194,7 +281,8 @@ class DataSource(FileSource):
             yield self._counted(path, file_part(path, fetch.source))
         for batch in log.batches:
             part = file_part(Path(batch.location), fetch.source)
-            checked = Part(part.origin, _checked(batch, part.origin, part.records, self._outside), part.line)
+            shown = self._shown.get(Path(batch.location), part.origin)
+            checked = Part(shown, _checked(batch, shown, part.records, self._outside), part.line)
             yield self._counted(Path(batch.location), checked)
 
     def read_elsewhere(self, path: Path, count: int, first: int | None, last: int | None, outside: int) -> None:

@@ -63,8 +63,9 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
 @click.command()
 @project_options
 @click.option("--data", "data_args", multiple=True, metavar="PATH | LOG=PATH",
-              help="Read exported logs instead of the API: a directory (plain files, Logpush folders) or file; "
-                   "LOG=PATH names one log's file or Logpush folder (repeatable).")
+              help="Read exported logs instead of the API: a directory (plain files, Logpush folders) or file, or a "
+                   "Logpush folder in object storage (s3://, r2://, gs://BUCKET/PREFIX); LOG=PATH names one log's "
+                   "file or Logpush folder (repeatable).")
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
 @click.option("--engine", type=click.Choice(["python", "duckdb"]),
