@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from auditor.core.model import Config
 from auditor.core.selection import Selection
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -96,3 +97,22 @@ def report_period_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """`report --period`: a check of the saved results, not an evaluation."""
     return period_options(func, "Refuse (exit 2) unless the results are of this period (with --tz, --step); "
                                 "the timeline is never recomputed.")
+
+
+def api_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """How the API is read (run, sync): --api-base, --concurrency, --per-page, --no-progress, --max-wait, --retries."""
+    return _apply(func, [
+        click.option("--api-base", envvar="CLOUDFLARE_BASE_URL",
+                     help="API base URL (default https://api.cloudflare.com/client/v4; http:// only for loopback)."),
+        click.option("--concurrency", type=click.IntRange(1, 32),
+                     help=f"Requests in flight at once (default {Config.concurrency})."),
+        click.option("--per-page", type=click.IntRange(1, 1000),
+                     help=f"Records per page asked of the API (default {Config.per_page})."),
+        click.option("--no-progress", is_flag=True,
+                     help="No progress line on stderr (it is drawn only on a terminal, never with --quiet or in CI)."),
+        click.option("--max-wait", type=click.IntRange(0, 86400), metavar="SECONDS",
+                     help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default "
+                          f"{Config.max_retry_wait}; config max_retry_wait)."),
+        click.option("--retries", type=click.IntRange(0, 20),
+                     help="Retries of a failed or rate-limited request before what needs it fails (default 4)."),
+    ])

@@ -12,7 +12,7 @@ import click
 
 from auditor.cli import selection
 from auditor.cli.common import fail, guard, load_valid, use_color, warn
-from auditor.cli.options import no_color_option, project_options, selection_options
+from auditor.cli.options import api_options, no_color_option, project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
 from auditor.cli.progress import Display, FilesProgress, wanted
 from auditor.compile.plan import Plan
@@ -87,19 +87,7 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
 @click.option("--redact", is_flag=True, help="Mask emails and IP addresses in every report.")
 @click.option("-q", "--quiet", is_flag=True, help="No text report on stdout (warnings still go to stderr).")
 @no_color_option
-@click.option("--api-base", envvar="CLOUDFLARE_BASE_URL",
-              help="API base URL (default https://api.cloudflare.com/client/v4; http:// only for loopback).")
-@click.option("--concurrency", type=click.IntRange(1, 32),
-              help=f"Requests in flight at once (default {Config.concurrency}).")
-@click.option("--per-page", type=click.IntRange(1, 1000),
-              help=f"Records per page asked of the API (default {Config.per_page}).")
-@click.option("--no-progress", is_flag=True,
-              help="No progress line on stderr (it is drawn only on a terminal, never with --quiet or in CI).")
-@click.option("--max-wait", type=click.IntRange(0, 86400), metavar="SECONDS",
-              help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default {Config.max_retry_wait}; "
-                   "config max_retry_wait).")
-@click.option("--retries", type=click.IntRange(0, 20),
-              help="Retries of a failed or rate-limited request before its rules are errors (default 4).")
+@api_options
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path),
               help="Run exactly this saved plan (from plan -o); refused (exit 2) when its inputs changed.")
 @click.option("--baseline", "baseline_path", type=click.Path(path_type=Path),

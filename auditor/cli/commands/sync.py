@@ -10,9 +10,8 @@ from pathlib import Path
 import click
 
 from auditor.cli.common import emit, fail, fail_with, guard
-from auditor.cli.options import debug_option
+from auditor.cli.options import api_options, debug_option
 from auditor.core.exitcodes import ExitCode
-from auditor.core.model import Config
 
 
 def _time(option: str, text: str | None) -> int | None:
@@ -35,18 +34,7 @@ def _time(option: str, text: str | None) -> int | None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="auditor.yaml to use (default: ./auditor.yaml if present).")
 @click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID", help="Cloudflare account id.")
-@click.option("--api-base", envvar="CLOUDFLARE_BASE_URL",
-              help="API base URL (default https://api.cloudflare.com/client/v4; http:// only for loopback).")
-@click.option("--concurrency", type=click.IntRange(1, 32),
-              help=f"Requests in flight at once (default {Config.concurrency}).")
-@click.option("--per-page", type=click.IntRange(1, 1000),
-              help=f"Records per page asked of the API (default {Config.per_page}).")
-@click.option("--max-wait", type=click.IntRange(0, 86400), metavar="SECONDS",
-              help=f"Longest Cloudflare rate-limit wait (Retry-After) to honour (default {Config.max_retry_wait}).")
-@click.option("--retries", type=click.IntRange(0, 20),
-              help="Retries of a failed or rate-limited request before the sync fails (default 4).")
-@click.option("--no-progress", is_flag=True,
-              help="No progress line on stderr (it is drawn only on a terminal, never in CI).")
+@api_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @debug_option
 @guard
