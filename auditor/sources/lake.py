@@ -59,11 +59,19 @@ def is_lake(path: Path) -> bool:
 def read_manifest(lake: Path) -> dict[str, Any]:
     """The lake's manifest: {"version": 1, "logs": {LOG: {"covered": [[START, END], ...]}}}; ValueError when bad."""
     try:
-        document = json.loads((lake / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        text = (lake / MANIFEST).read_text(encoding="utf-8")
+    except OSError as exc:
         raise ValueError(f"{lake / MANIFEST}: error: cannot read the lake manifest ({exc})") from None
+    return _document(text, str(lake / MANIFEST))
+
+
+def _document(text: str, shown: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{shown}: error: cannot read the lake manifest ({exc})") from None
     if not isinstance(document, dict) or document.get("version") != 1 or not isinstance(document.get("logs"), dict):
-        raise ValueError(f"{lake / MANIFEST}: error: not an auditor lake manifest (version 1 with logs)")
+        raise ValueError(f"{shown}: error: not an auditor lake manifest (version 1 with logs)")
     return document
 
 
@@ -71,8 +79,12 @@ def read_logs(lake: Path) -> dict[str, LakeLog]:
     """Every log the manifest names (none when the lake has no manifest yet); ValueError when it is bad."""
     if not (lake / MANIFEST).is_file():
         return {}
+    return _logs(read_manifest(lake), str(lake / MANIFEST))
+
+
+def _logs(document: dict[str, Any], shown: str) -> dict[str, LakeLog]:
     out = {}
-    for name, entry in read_manifest(lake)["logs"].items():
+    for name, entry in document["logs"].items():
         try:
             files = entry.get("files")
             ids = entry.get("idp_ids")
@@ -80,7 +92,7 @@ def read_logs(lake: Path) -> dict[str, LakeLog]:
                                 None if files is None else tuple(str(f) for f in files), entry.get("records"),
                                 None if ids is None else tuple(str(i) for i in ids), str(entry.get("basis", "read")))
         except (AttributeError, TypeError, ValueError) as exc:
-            raise ValueError(f"{lake / MANIFEST}: error: bad entry for {name} ({exc})") from None
+            raise ValueError(f"{shown}: error: bad entry for {name} ({exc})") from None
     return out
 
 
@@ -97,6 +109,23 @@ def files(lake: Path, source: str) -> list[Path]:
     if log is not None and log.files is not None:
         return [lake / f for f in log.files]
     return sorted((lake / f"source={source}").glob(f"*/{_PART}"))
+
+
+def parse_manifest(text: str, shown: str) -> dict[str, LakeLog]:
+    """Every log a manifest's text names (`shown`: where it is, for messages); ValueError when it is bad."""
+    return _logs(_document(text, shown), shown)
+
+
+def days_needed(paths: Sequence[str], windows: Sequence[tuple[int, int]]) -> list[str]:
+    """The files (`source=LOG/date=DAY/...`) whose day meets some window [since, until): all a run reads."""
+    from auditor.core.timeutil import US
+
+    day = 86400 * US
+    days = set()
+    for since, until in windows:
+        for n in range(since // day, (until - 1) // day + 1):
+            days.add(format_time(n * day)[:10])
+    return [p for p in paths if p.split("/")[1].removeprefix("date=") in days]
 
 
 def write_manifest(lake: Path, logs: Mapping[str, LakeLog]) -> None:

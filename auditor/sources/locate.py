@@ -29,8 +29,9 @@ from auditor.core.provenance import FileRecord
 from auditor.core.timeutil import format_time
 from auditor.sources.base import DataError, Part, SourceError, Timed
 from auditor.sources.files import FileSource, file_part, find_source_files
+from auditor.sources.lake import MANIFEST, LakeLog, days_needed, is_lake, parse_manifest, read_logs, read_manifest
 from auditor.sources.lake import covered as lake_covered
-from auditor.sources.lake import is_lake, read_logs, read_manifest
+from auditor.sources.lake import write_manifest as write_lake_manifest
 from auditor.sources.logpush import (
     LOGPUSH_SOURCE,
     Batch,
@@ -57,7 +58,8 @@ class LogData:
     batches: tuple[Batch, ...] = ()
     folder: Path | None = None  # the Logpush folder the batches came from
     lake: Path | None = None  # a Parquet log lake holding this log (auditor.sources.lake)
-    remote: ObjectPath | None = None  # the batches are objects there (locations are their URLs) until fetched
+    remote: ObjectPath | None = None  # the batches (or lake files) are objects there until downloaded
+    remote_lake: LakeLog | None = None  # a lake in object storage: this log's manifest entry
 
     def pruned(self, windows: Sequence[tuple[int, int]]) -> LogData:
         """Only the batch objects that may hold a record of some window (plain files are always read)."""
@@ -127,8 +129,20 @@ def _remote_in(where: ObjectPath, source: str | None, env: Mapping[str, str]) ->
         raise ObjectStoreError(f"{where}: error: object storage holds Logpush folders of {LOGPUSH_SOURCE}, "
                                f"not {source}")
     client = connect(where, env)
+    keys = list_keys(client, where)
+    if where.child(MANIFEST).prefix in keys:
+        shown = where.url(where.child(MANIFEST).prefix)
+        try:
+            logs = parse_manifest(client.get_object(Bucket=where.bucket, Key=where.child(MANIFEST).prefix)["Body"]
+                                  .read().decode("utf-8"), shown)
+        except ValueError as exc:
+            raise ObjectStoreError(str(exc)) from None
+        except Exception as exc:  # botocore's errors have no common base
+            raise ObjectStoreError(f"{shown}: error: cannot download the lake manifest ({exc})") from None
+        return {name: LogData(name, remote=where, remote_lake=log) for name, log in logs.items()
+                if name in SOURCES and source in (None, name)}
     inner = where.child(LOGPUSH_SOURCE)
-    batches = batches_from_keys(list_keys(client, inner), inner.prefix)
+    batches = batches_from_keys([k for k in keys if k.startswith(f"{inner.prefix}/")], inner.prefix)
     if batches:
         return {LOGPUSH_SOURCE: _listed(inner, batches)}
     return {LOGPUSH_SOURCE: _remote(LOGPUSH_SOURCE, where, env, client)}
@@ -226,7 +240,9 @@ class DataSource(FileSource):
         self._files = {name: log.paths() for name, log in self._located.logs.items()}
 
     def _fetch_objects(self, env: Mapping[str, str]) -> None:
-        """Download the (pruned) batch objects of logs in object storage into a temporary folder."""
+        """Download the (pruned) batch objects of logs in object storage into a temporary folder; of a lake
+        there, the files of the days some window meets, under a manifest listing only those."""
+        lakes: dict[Path, dict[str, LakeLog]] = {}
         for name, log in list(self._located.logs.items()):
             if log.remote is None:
                 continue
@@ -234,12 +250,24 @@ class DataSource(FileSource):
                 self._scratch = Path(tempfile.mkdtemp(prefix="auditor-objects-"))
                 weakref.finalize(self, shutil.rmtree, self._scratch, True)
             prefix = log.remote.url("")
+            entry = log.remote_lake
+            if entry is not None:
+                listed = list(entry.files or ())
+                wanted = days_needed(listed, windows(self._plan, name)) if self._plan is not None else listed
+                keys = [log.remote.child(f).prefix for f in wanted]
+            else:
+                keys = [b.location.removeprefix(prefix) for b in log.batches]
             try:
-                local = download(connect(log.remote, env), log.remote,
-                                 [b.location.removeprefix(prefix) for b in log.batches], self._scratch)
+                local = download(connect(log.remote, env), log.remote, keys, self._scratch)
             except ObjectStoreError as exc:
                 del self._located.logs[name]
                 self._located.problem = str(exc)
+                continue
+            if entry is not None:
+                here = self._scratch / log.remote.prefix
+                lakes.setdefault(here, {})[name] = dataclasses.replace(entry, files=tuple(wanted))
+                self._shown[here] = str(log.remote)
+                self._located.logs[name] = LogData(name, lake=here)
                 continue
             batches = []
             for b in log.batches:
@@ -247,6 +275,9 @@ class DataSource(FileSource):
                 self._shown[path] = b.location
                 batches.append(dataclasses.replace(b, location=str(path)))
             self._located.logs[name] = dataclasses.replace(log, batches=tuple(batches))
+        for here, entries in lakes.items():
+            here.mkdir(parents=True, exist_ok=True)  # no file of some log may be needed
+            write_lake_manifest(here, entries)
 
     @property
     def logs(self) -> dict[str, LogData]:
@@ -276,7 +307,7 @@ class DataSource(FileSource):
         if log is None:
             return
         if log.lake is not None:
-            yield Part(display_path(log.lake), lake_records(log.lake, fetch.source))
+            yield Part(self._shown.get(log.lake) or display_path(log.lake), lake_records(log.lake, fetch.source))
         for path in log.files:
             yield self._counted(path, file_part(path, fetch.source))
         for batch in log.batches:

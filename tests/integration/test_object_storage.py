@@ -60,6 +60,7 @@ def _run(*args: str, at: str = AT) -> tuple[dict, str]:
     out = Path("results.json")
     result = CliRunner().invoke(app.cli, ["run", "rules", "--at", at, "--quiet", "--results", str(out), *args])
     assert result.exit_code in (0, 1, 2), result.output
+    assert out.exists(), result.stderr
     document = json.loads(out.read_text())
     document["summary"].pop("duration_s")
     return document, result.stderr
@@ -135,3 +136,30 @@ def test_r2_needs_its_account_endpoint_and_gs_has_one():
     assert client.meta.endpoint_url == f"https://{'0' * 32}.r2.cloudflarestorage.com"
     assert connect(ObjectPath("gs", "b"), keys).meta.endpoint_url == "https://storage.googleapis.com"
     assert parse_object_path("/local/path") is None and parse_object_path("s3:/one-slash") is None
+
+
+def test_a_lake_on_s3_gives_the_results_of_the_local_lake_reading_only_the_days_windows_meet(project, monkeypatch):
+    from auditor.sources import locate
+    from auditor.sources.lake import write_from_files
+
+    write_from_files(project / "lake", {"access_requests": sorted((project / "lp").rglob("*.log.gz")),
+                                        "scim_updates": [project / "scim_updates.ndjson"]})
+    prefix = f"{(project / 'prefix').read_text()}/lake"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for path in sorted(p for p in (project / "lake").rglob("*") if p.is_file()):
+        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(project / 'lake').as_posix()}")
+    local, _ = _run("--data", "lake", "--engine", "python")
+    remote, stderr = _run("--data", f"s3://{BUCKET}/{prefix}")
+    assert _without_locations(remote)[0] == _without_locations(local)[0]
+    asked: list[str] = []
+    real = locate.download
+
+    def spy(client, where, keys, directory):
+        asked.extend(keys)
+        return real(client, where, keys, directory)
+
+    monkeypatch.setattr(locate, "download", spy)
+    early, _ = _run("--data", f"s3://{BUCKET}/{prefix}", "--rule", "denied-burst", at="2026-11-19T12:00:00Z")
+    assert asked == []  # the lake holds 2026-11-20 only; a window on the 19th downloads no file
+    assert early["results"][0]["status"] == "error"
+    assert SECRET not in json.dumps(remote) + stderr
