@@ -120,7 +120,8 @@ def test_storage_that_cannot_be_read_makes_the_rules_errors_naming_it(project, m
         monkeypatch.delenv(name)
     document, stderr = _run("--data", "s3://no-such-bucket/logs", "--rule", "denied-burst")
     assert document["results"][0]["status"] == "error"
-    assert needle in document["results"][0]["message"] and "s3://no-such-bucket/logs" in document["results"][0]["message"]
+    message = document["results"][0]["message"]
+    assert needle in message and "s3://no-such-bucket/logs" in message
     assert SECRET not in json.dumps(document) + stderr
 
 
