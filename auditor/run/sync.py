@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from auditor.core.model import Config
 from auditor.core.timeutil import US, format_time
 from auditor.sources.cloudflare.client import ApiClient
 from auditor.sources.cloudflare.envelope import CredentialsRejected, FetchError
-from auditor.sources.lake import STAGING, LakeLog, append, read_logs, tidy, write_manifest
+from auditor.sources.lake import STAGING, LakeLog, append, check_target, read_logs, tidy, write_manifest
 
 OVERLAP_US = 3600 * US  # re-read the last hour the lake covers: records the API serves late
 
@@ -120,11 +121,38 @@ def spans(held: Mapping[str, LakeLog], config: Config, now_us: int, since_us: in
 def sync(lake: Path, client: ApiClient, config: Config, now_us: int, since_us: int | None = None,
          until_us: int | None = None) -> SyncResult:
     """Read every log's new range completely, then add what the lake lacks and write the manifest (last)."""
-    lake.mkdir(parents=True, exist_ok=True)
     try:
-        held = read_logs(lake)
-    except ValueError as exc:
-        raise SyncError(str(exc).split(": error: ", 1)[-1] + f" in {lake}") from None
+        check_target(lake)
+        lake.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        raise SyncError(str(exc).replace(": error: ", ": ", 1)) from None
+    with _only_sync(lake):
+        try:
+            held = read_logs(lake)
+        except ValueError as exc:
+            raise SyncError(str(exc).replace(": error: ", ": ", 1)) from None
+        return _sync(lake, held, client, config, now_us, since_us, until_us)
+
+
+@contextmanager
+def _only_sync(lake: Path) -> Iterator[None]:
+    """Hold the lake's lock for the sync: a second sync into it at once is refused (POSIX; released when
+    the process ends, however it ends)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; run one sync at a time
+        yield
+        return
+    with (lake / ".sync.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SyncError(f"{lake}: another sync is writing this lake; wait for it to end") from None
+        yield
+
+
+def _sync(lake: Path, held: Mapping[str, LakeLog], client: ApiClient, config: Config, now_us: int,
+          since_us: int | None, until_us: int | None) -> SyncResult:
     tidy(lake)  # what an interrupted sync left
     todo = spans(held, config, now_us, since_us, until_us, config.retention_days)
     client.expect_fetches(sum(1 for s in todo if s.fetch is not None))

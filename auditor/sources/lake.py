@@ -137,16 +137,32 @@ def write_manifest(lake: Path, logs: Mapping[str, LakeLog]) -> None:
 
 
 def tidy(lake: Path) -> None:
-    """Remove what an interrupted write left: staging folders, and part files the manifest does not list."""
+    """Remove what an interrupted write left: staging folders, and part files the manifest does not list
+    (every part file when there is no manifest yet: an interrupted first write)."""
     for entry in lake.glob(f"{STAGING}*"):
         shutil.rmtree(entry, ignore_errors=True)
-    for name, log in read_logs(lake).items():
-        if log.files is None:
-            continue
-        listed = set(log.files)
-        for path in (lake / f"source={name}").glob(f"*/{_PART}"):
+    logs = read_logs(lake)
+    for folder in lake.glob("source=*"):
+        log = logs.get(folder.name.removeprefix("source="))
+        if log is not None and log.files is None:
+            continue  # a lake from before files were listed: every part file is the lake's
+        listed = set(log.files or ()) if log is not None else set()
+        for path in folder.glob(f"*/{_PART}"):
             if path.relative_to(lake).as_posix() not in listed:
                 path.unlink()
+
+
+def check_target(lake: Path) -> None:
+    """ValueError unless `lake` can be written as a lake: missing, empty, or holding only a lake's entries."""
+    if not lake.exists():
+        return
+    if not lake.is_dir():
+        raise ValueError(f"{lake}: error: not a directory")
+    strays = [e.name for e in lake.iterdir() if not (e.name in (MANIFEST, f".{MANIFEST}.tmp", ".sync.lock")
+                                                     or e.name.startswith(("source=", STAGING)))]
+    if strays:
+        raise ValueError(f"{lake}: error: not a log lake and not empty (it holds {sorted(strays)[0]}); "
+                         "sync into a new directory")
 
 
 def columns(source: str) -> list[str]:

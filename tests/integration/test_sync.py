@@ -210,3 +210,19 @@ def test_bad_times_are_one_line_errors(project):
     assert result.exit_code == 2 and result.stderr.startswith("error: --since 'yesterday'")
     result = cli(["sync", "--to", str(project / "lake"), "--since", AT, "--until", at(3600)])
     assert result.exit_code == 2 and "before --until" in result.stderr
+
+
+def test_a_directory_that_is_not_a_lake_or_a_lake_being_synced_is_refused(project, emulator):
+    import fcntl
+
+    emu = emulator(project / "data", account_id=ACCOUNT, token=TOKEN)
+    refused = cli(sync_args(project, project / "data", emu.base_url), env=token_env())
+    assert refused.exit_code == 2 and "not a log lake and not empty" in refused.stderr
+    assert sorted(p.name for p in (project / "data").iterdir()) == ["access_requests.ndjson", "scim_updates.ndjson"]
+    lake = project / "lake"
+    lake.mkdir()
+    with (lake / ".sync.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = cli(sync_args(project, lake, emu.base_url), env=token_env())
+    assert busy.exit_code == 2 and "another sync is writing this lake" in busy.stderr
+    assert cli(sync_args(project, lake, emu.base_url), env=token_env()).exit_code == 0
