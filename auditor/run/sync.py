@@ -29,7 +29,16 @@ from auditor.core.model import Config
 from auditor.core.timeutil import US, format_time
 from auditor.sources.cloudflare.client import ApiClient
 from auditor.sources.cloudflare.envelope import CredentialsRejected, FetchError
-from auditor.sources.lake import STAGING, LakeLog, append, check_target, read_logs, tidy, write_manifest
+from auditor.sources.lake import (
+    STAGING,
+    LakeLog,
+    append,
+    check_target,
+    files,
+    read_logs,
+    tidy,
+    write_manifest,
+)
 
 OVERLAP_US = 3600 * US  # re-read the last hour the lake covers: records the API serves late
 
@@ -173,7 +182,9 @@ def _sync(lake: Path, held: Mapping[str, LakeLog], client: ApiClient, config: Co
                 [Interval(a, b) for a, b in (old.covered if old else ())] + [Interval(s.since_us, s.until_us)]))
             listed = (old.files if old and old.files is not None else _all(lake, s.source, old)) + new_files
             ids = tuple(sorted(config.scim_idp_ids)) if "idp_id" in SOURCES[s.source].requires else None
-            logs[s.source] = LakeLog(cover, listed, ((old.records or 0) if old else 0) + added, ids)
+            # A lake copied from exports knows its coverage only from its records: so does what it becomes.
+            logs[s.source] = LakeLog(cover, listed, ((old.records or 0) if old else 0) + added, ids,
+                                     old.basis if old else "read")
             done.append(LogSync(s.source, s.since_us, s.until_us, count, added, cover))
         write_manifest(lake, logs)  # last: only now do readers see the new files
         return SyncResult(lake, tuple(done))
@@ -183,8 +194,6 @@ def _sync(lake: Path, held: Mapping[str, LakeLog], client: ApiClient, config: Co
 
 def _all(lake: Path, source: str, old: LakeLog | None) -> tuple[str, ...]:
     """The files of a log whose manifest listed none (a lake written before it did): every part file."""
-    from auditor.sources.lake import files
-
     return tuple(p.relative_to(lake).as_posix() for p in files(lake, source)) if old is not None else ()
 
 
