@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import click
 
 from auditor.cli.common import fail, fail_with
 from auditor.compile.compiler import compile_plan
-from auditor.compile.plan import Plan
+from auditor.compile.plan import Fetch, Plan
+from auditor.compile.pushdown import Target, api_target, files_target
 from auditor.core.period import Period
 from auditor.core.selection import Selection, is_glob
 from auditor.core.timeutil import TimeRangeError, now_us, parse_time
@@ -94,11 +96,25 @@ def with_api_profile(project: Project, account_id: str | None) -> tuple[Project,
     return replace(project, config=apply_profile(project.config, profile)), profile
 
 
+def target(project: Project, profile: ApiProfile | None, over_files: bool) -> Target:
+    """The backend the plan is for: exported files (nothing pushed down), or the API under the `pushdown:` scope
+    with what the API profile proved."""
+    return files_target() if over_files else api_target(project.config.pushdown, profile)
+
+
+def api_request(project: Project, account_id: str | None) -> Callable[[Fetch], dict[str, Any]]:
+    """What the API is sent for each fetch (path and query, as `plan --json` shows them)."""
+    from auditor.sources.cloudflare.parts import Ask
+
+    return lambda fetch: Ask.of(fetch, project.config.per_page).to_json(account_id)
+
+
 def compile_rules(project: Project, rules: list, at: str | None, account_id: str | None,
-                  in_period: Period | None = None) -> Plan:
-    """The plan of the selected rules at --at (or over the period), or stop with the compiler's diagnostics."""
+                  in_period: Period | None = None, to: Target | None = None) -> Plan:
+    """The plan of the selected rules at --at (or over the period) for backend `to` (default: the API without a
+    profile), or stop with the compiler's diagnostics."""
     reference_us = in_period.end_us if in_period is not None else reference_time(at)
-    plan, problems = compile_plan(rules, project.config, reference_us, account_id, period=in_period)
+    plan, problems = compile_plan(rules, project.config, reference_us, account_id, period=in_period, target=to)
     if problems:
         fail_with(problems)
     return plan
@@ -124,13 +140,15 @@ def saved_plan(path: Path | None, *, at: str | None, chosen: Selection, per_page
         fail(str(exc))
 
 
-def compile_saved(saved: dict[str, Any], project: Project, account_id: str | None, path: Path) -> Plan:
-    """The saved plan made runnable again, or stop when its inputs changed."""
+def compile_saved(saved: dict[str, Any], project: Project, account_id: str | None, path: Path,
+                  to: Target | None = None) -> Plan:
+    """The saved plan made runnable again for backend `to` (asking the API what it saved), or stop when its
+    inputs changed."""
     from auditor.compile.savedplan import SavedPlanError
     from auditor.compile.savedplan import compile_saved as compile_document
 
     try:
-        return compile_document(saved, project, account_id, path)
+        return compile_document(saved, project, account_id, path, to, api_request(project, account_id))
     except SavedPlanError as exc:
         fail(str(exc))
 

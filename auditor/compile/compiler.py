@@ -1,14 +1,14 @@
-"""Rules -> Plan: resolve windows, push down what the API can express, share and serve fetches."""
+"""Rules -> Plan: resolve windows, push down what the backend can take, share and serve fetches."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from auditor.compile.plan import Candidate, CompiledRule, CompiledSide, Fetch, Plan, PushedFilter
-from auditor.compile.pushdown import CLOUDFLARE, PushdownTable
+from auditor.compile.pushdown import OPTIONAL_FIELDS, Target
 from auditor.core.diagnostics import Code, Diagnostic
 from auditor.core.fields import SOURCES
-from auditor.core.model import Condition, Config, PushdownScope, Rule
+from auditor.core.model import Condition, Config, Rule
 from auditor.core.period import Period
 from auditor.core.timeutil import US, format_time
 
@@ -17,29 +17,19 @@ from auditor.core.timeutil import US, format_time
 PAD_US = US
 
 
-def _undeclared_ok(param: str, documented_only: bool, config: Config) -> bool:
-    """Whether an undeclared parameter may be sent: never when an API profile disproved it; under
-    `pushdown: documented` only when one proved it."""
-    if param in config.refused_pushdowns:
-        return False
-    return not documented_only or param in config.proven_pushdowns
-
-
 def _candidate(rule: Rule, since_us: int, until_us: int, config: Config,
-               table: PushdownTable) -> tuple[Fetch, tuple[Condition, ...]]:
+               target: Target) -> tuple[Fetch, tuple[Condition, ...]]:
     source = SOURCES[rule.source]
-    documented_only = config.pushdown is PushdownScope.DOCUMENTED
     by_field: dict[str, PushedFilter] = {}
     pushed: list[Condition] = []
     for cond in rule.conditions:
         if cond.field in by_field:
             continue  # one condition per API parameter; the rest stay local
-        push = table.express(source.fields[cond.field], cond,
-                             lambda param: _undeclared_ok(param, documented_only, config))
+        push = target.express(source.fields[cond.field], cond)
         if push is not None:
             by_field[cond.field] = push
             pushed.append(cond)
-    if "idp_id" in source.requires and "idp_id" not in by_field:
+    if "idp_id" in source.requires and "idp_id" not in by_field and target.table.required:
         # The configured IdPs, plus any a `for_each: {idp_id: [...]}` heartbeat declares.
         ids = sorted(set(config.scim_idp_ids) | {str(v) for k, vs in rule.for_each if k == "idp_id" for v in vs})
         by_field["idp_id"] = PushedFilter("idp_id", tuple(("idp_id", i) for i in ids), array=True)
@@ -48,7 +38,6 @@ def _candidate(rule: Rule, since_us: int, until_us: int, config: Config,
         since_us=since_us - PAD_US,
         until_us=until_us + PAD_US,
         filters=tuple(sorted(by_field.values(), key=lambda p: p.params)),
-        per_page=config.per_page,
     )
     return fetch, tuple(pushed)
 
@@ -112,13 +101,15 @@ def _widen(fetches: list[Fetch]) -> list[Fetch]:
 
 def compile_plan(rules: list[Rule], config: Config, reference_us: int,
                  account_id: str | None = None, period: Period | None = None,
-                 table: PushdownTable = CLOUDFLARE) -> tuple[Plan, list[Diagnostic]]:
+                 target: Target | None = None) -> tuple[Plan, list[Diagnostic]]:
     """Compile rules for reference time T: equal fetches shared, contained fetches served by wider ones.
 
     With `period` (reference_us is then its end), each rule's window is resolved at every step T_i and
     its fetch spans all of them, so the whole period is fetched once (auditor.evaluate.periodic evaluates the steps).
-    `table`: how conditions are pushed down to the backend (auditor.compile.pushdown).
+    `target`: the backend's pushdown table and what it may be sent (auditor.compile.pushdown); by default the
+    Cloudflare API under the config's `pushdown:` scope, without a profile.
     """
+    target = target if target is not None else Target(scope=config.pushdown)
     problems: list[Diagnostic] = []
     # A correlation rule compiles into two candidates, its `first` side and its `then` side, shared and
     # served like any other fetch.
@@ -144,14 +135,22 @@ def compile_plan(rules: list[Rule], config: Config, reference_us: int,
         parts: list[tuple[str | None, Rule]] = (
             list(zip(("first", "then"), rule.sides(), strict=True)) if rule.correlation else [(None, rule)])
         for side, part in parts:
-            fetch, pushed = _candidate(part, since_us, until_us, config, table)
+            fetch, pushed = _candidate(part, since_us, until_us, config, target)
             candidates.append(Candidate(rule, since_us, until_us, fetch, pushed, side, part, windows))
-    optional_fields = _undeclared_ok("fields=country", config.pushdown is PushdownScope.DOCUMENTED, config)
-    return assemble(candidates, reference_us, account_id, config.pushdown, period, optional_fields), problems
+    plan = assemble(candidates, reference_us, account_id, period, target)
+    return replace(plan, proven=_resting(plan, target)), problems
 
 
-def assemble(candidates: list[Candidate], reference_us: int, account_id: str | None, pushdown: PushdownScope,
-             period: Period | None, optional_fields: bool = True) -> Plan:
+def _resting(plan: Plan, target: Target) -> tuple[str, ...]:
+    """The undeclared pushdowns the plan sends only because the API profile proved them."""
+    names = {k for f in plan.fetches for p in f.filters for k, _ in p.params[:1]}
+    if any(SOURCES[f.source].fields[n].optional for f in plan.fetches for n in f.fields):
+        names.add(OPTIONAL_FIELDS)
+    return tuple(sorted(n for n in names if target.rests_on_profile(n)))
+
+
+def assemble(candidates: list[Candidate], reference_us: int, account_id: str | None, period: Period | None,
+             target: Target) -> Plan:
     """The plan for candidate fetches: equal ones shared, one contained in another served by it, some merged
     (`_coalesce`), each projected to the fields its rules need. Needs nothing but the candidates, so the
     planner can assemble again from narrowed ones (auditor.compile.narrow)."""
@@ -186,11 +185,12 @@ def assemble(candidates: list[Candidate], reference_us: int, account_id: str | N
     for f in maximal:
         if f.key in needed:
             source = SOURCES[f.source]
-            wanted = tuple(n for n in source.fields if n in needed[f.key]) if source.projection else ()
+            wanted = (tuple(n for n in source.fields if n in needed[f.key])
+                      if source.projection and target.table.projects else ())
             # Optional fields (country, app_type) are not in the API's record schema: listing one in `fields`
             # is an undeclared pushdown. Without it `fields` is not sent and every field comes back.
-            if any(source.fields[n].optional for n in wanted) and not optional_fields:
+            if any(source.fields[n].optional for n in wanted) and not target.optional_fields():
                 wanted = ()
             fetches.append(replace(f, fields=wanted))
-    return Plan(reference_us, account_id, tuple(fetches), tuple(compiled), pushdown, period=period,
-                candidates=tuple(candidates), optional_fields=optional_fields)
+    return Plan(reference_us, account_id, tuple(fetches), tuple(compiled), target, period=period,
+                candidates=tuple(candidates))

@@ -31,4 +31,4 @@ def narrow(plan: Plan, spans: Mapping[str, tuple[int, int]]) -> Plan:
             lo, hi = spans[c.rule.id]
             since, until = max(c.since_us, lo // US * US), min(c.until_us, -(-hi // US) * US)
             rest.append(replace(c, fetch=replace(c.fetch, since_us=since - PAD_US, until_us=until + PAD_US)))
-    return assemble(rest, plan.reference_us, plan.account_id, plan.pushdown, plan.period, plan.optional_fields)
+    return replace(assemble(rest, plan.reference_us, plan.account_id, plan.period, plan.target), proven=plan.proven)

@@ -1,24 +1,32 @@
-"""The compiled plan: fetches (one API query each, all its pages) and which rule reads which fetch."""
+"""The compiled plan: fetches (a log source over a time range, with the filters and projection its backend
+takes) and which rule reads which fetch.
+
+A plan is source-neutral: how a backend asks for a fetch (the Cloudflare API's paths, pages, `limit` and
+`direction`) is the backend's (auditor.sources.cloudflare.parts); only the filters are written as the backend
+takes them, by the pushdown table the planner asked (auditor.compile.pushdown), whose name the plan carries.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
 
-from auditor.core.fields import SOURCES
-from auditor.core.model import Condition, Config, PushdownScope, Rule
+from auditor.core.model import Condition, PushdownScope, Rule
 from auditor.core.period import Period
 from auditor.core.timeutil import format_time
 
-API_PREFIX = "/client/v4"
+if TYPE_CHECKING:
+    from auditor.compile.pushdown import Target
+
+PLAN_VERSION = 2  # of the `plan --json` / `plan -o` document; 2: fetches neutral, the request per backend
 
 
 @dataclass(frozen=True)
 class PushedFilter:
-    """One field's condition pushed down to the API as query parameters, e.g. user_email eq -> email,
-    email_exact."""
+    """One field's condition pushed down to the backend, as the backend's parameters (for the Cloudflare API
+    its query parameters, e.g. user_email eq -> email, email_exact)."""
 
     field: str
     params: tuple[tuple[str, str], ...]
@@ -35,20 +43,17 @@ class PushedFilter:
 
 @dataclass(frozen=True)
 class Fetch:
-    """What one API query asks for: source, time range, pushed-down filters and field projection."""
+    """What one read of a log asks for: source, time range, pushed-down filters and field projection."""
 
     source: str
     since_us: int
     until_us: int
     filters: tuple[PushedFilter, ...]
-    fields: tuple[str, ...] = ()
-    per_page: int = Config.per_page
-    limit: int = 10000
-    direction: str = "asc"  # the client's completeness check also reads a range newest first
+    fields: tuple[str, ...] = ()  # the fields its rules read (empty: every field)
 
     @property
     def key(self) -> str:
-        """Stable identity of the records this fetch returns (projection and paging excluded)."""
+        """Stable identity of the records this fetch returns (projection excluded)."""
         pushed = tuple((p.field, p.params, p.array) for p in self.filters)  # not the class: keys survive renames
         text = repr((self.source, self.since_us, self.until_us, pushed))
         return f"{self.source}:{hashlib.sha256(text.encode()).hexdigest()[:10]}"
@@ -66,29 +71,18 @@ class Fetch:
         """The pushed-down filter parameters only."""
         return [pair for p in self.filters for pair in p.params]
 
-    def query(self, *, page: int | None = None) -> list[tuple[str, str]]:
-        """Every query parameter, in a stable order (repeated keys for SCIM arrays)."""
-        params = [
-            ("since", format_time(self.since_us)),
-            ("until", format_time(self.until_us)),
-            ("direction", self.direction),
-            ("limit", str(self.limit)),
-            ("per_page", str(self.per_page)),
-        ]
-        if page is not None:
-            params.append(("page", str(page)))
-        params.extend(self.filter_params())
-        if self.fields:
-            params.append(("fields", ",".join(self.fields)))
-        return params
+    def describe(self) -> str:
+        """`access_requests 2026-11-14T00:00:00Z .. 2026-11-15T00:00:00Z` (and its pushed filters), for messages
+        of a source that names no request of its own."""
+        pushed = " ".join(f"{k}={v}" for k, v in self.filter_params())
+        return (f"{self.source} {format_time(self.since_us)} .. {format_time(self.until_us)}"
+                + (f" where {pushed}" if pushed else ""))
 
-    def path(self, account_id: str | None) -> str:
-        """The API path below the base URL."""
-        return f"/accounts/{account_id or '{account_id}'}{SOURCES[self.source].path}"
-
-    def describe(self, account_id: str | None) -> str:
-        """`GET /client/v4/accounts/.../access_requests?since=...` for results and messages."""
-        return f"GET {API_PREFIX}{self.path(account_id)}?{urlencode(self.query())}"
+    def to_json(self) -> dict[str, Any]:
+        """The fetch as plans show it: what is read, whatever the backend."""
+        return {"key": self.key, "source": self.source, "since": format_time(self.since_us),
+                "until": format_time(self.until_us), "filters": [list(pair) for pair in self.filter_params()],
+                "fields": list(self.fields)}
 
 
 @dataclass(frozen=True)
@@ -157,12 +151,23 @@ class Plan:
     account_id: str | None
     fetches: tuple[Fetch, ...]
     rules: tuple[CompiledRule, ...]
-    pushdown: PushdownScope = PushdownScope.ALL
+    target: Target  # the backend's pushdown table and what it may be sent (auditor.compile.pushdown)
     notes: tuple[str, ...] = field(default=())
     period: Period | None = None  # periodic plans (--period): reference_us is the period's end
     # What the plan was assembled from, so the planner can narrow its correlation `then` sides (`narrows`).
     candidates: tuple[Candidate, ...] = field(default=(), compare=False, repr=False)
-    optional_fields: bool = field(default=True, compare=False, repr=False)  # may `fields` list optional ones
+    # Undeclared pushdowns sent only because an API profile proved them (`auditor doctor`), for `plan`.
+    proven: tuple[str, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        """The backend the plan was made for: `cloudflare` (the API) or `files`."""
+        return self.target.table.name
+
+    @property
+    def pushdown(self) -> PushdownScope | None:
+        """The `pushdown:` scope the plan was made under; None for a backend that takes no pushdown."""
+        return self.target.scope if self.target.table.operators else None
 
     def fetch(self, key: str) -> Fetch:
         """The fetch with this key."""
@@ -182,22 +187,20 @@ class Plan:
         thens = {s.fetch_key for r in self.rules for s in r.sides if s.name == "then"}
         return bool(self.candidates) and bool(thens) and not self.first_keys() & thens
 
-    def to_json(self) -> dict[str, Any]:
-        """The `plan --json` document (SPEC section 3)."""
+    def to_json(self, request: Callable[[Fetch], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The `plan --json` document (SPEC section 3). `request(fetch)`: what the backend sends for a fetch
+        (over the API its `path` and `query`), added to each fetch; None for a backend that sends nothing."""
         return {
-            "version": 1,
+            "version": PLAN_VERSION,
             "reference_time": format_time(self.reference_us),
             **({"period": self.period.to_json()} if self.period is not None else {}),
             "account_id": self.account_id,
-            "pushdown": self.pushdown.value,
+            "backend": self.backend,
+            "pushdown": self.pushdown.value if self.pushdown is not None else None,
+            "proven_pushdowns": list(self.proven),
             "fetches": [
-                {
-                    "key": f.key,
-                    "source": f.source,
-                    "path": API_PREFIX + f.path(self.account_id),
-                    "query": urlencode(f.query()),
-                    "rules": [r.rule.id for r in self.rules_of(f.key)],
-                }
+                {**f.to_json(), **(request(f) if request is not None else {}),
+                 "rules": [r.rule.id for r in self.rules_of(f.key)]}
                 for f in self.fetches
             ],
             "rules": [

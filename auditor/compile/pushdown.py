@@ -6,6 +6,11 @@ parameters; an operator missing from the table (or mapped to None) is one the ba
 the condition is checked locally only. The planner asks `express`; it never tests operators itself.
 Every condition is re-checked locally anyway, so a table may only leave conditions out, never loosen one.
 
+Which table the planner asks is the run's: `CLOUDFLARE` over the API, `FILES` over exported files (and for the
+SQL engines, which read the files themselves and evaluate every condition in their own query). A `Target` is a
+table bound to what it may send beyond the public schema: the `pushdown:` scope and, for the Cloudflare API,
+what an API profile (`auditor doctor`) proved or disproved on the account.
+
 Adding a backend: a `PushdownTable` here. Changing what the Cloudflare API is sent: edit `CLOUDFLARE`.
 """
 
@@ -18,8 +23,9 @@ from typing import Any
 from auditor.compile.plan import PushedFilter
 from auditor.core.fields import Field
 from auditor.core.fields import ParamStyle as Kind
-from auditor.core.model import Condition
+from auditor.core.model import Condition, PushdownScope
 from auditor.language.conditions import canonical
+from auditor.load.profile import ApiProfile
 
 Params = tuple[tuple[str, str], ...]
 Express = Callable[[str, Any], Params]  # (the field's API parameter, operand) -> query parameters
@@ -43,6 +49,8 @@ class PushdownTable:
     # Kinds sent even for a parameter the backend's public schema does not declare (for the others,
     # `express` asks whether such a parameter may be sent).
     undeclared_ok: frozenset[Kind] = frozenset()
+    projects: bool = False  # whether a fetch may name the fields it needs (the API's `fields`)
+    required: bool = False  # whether a source's required parameters are sent (SCIM's idp_id: the configured IdPs)
 
     def express(self, fld: Field, cond: Condition,
                 undeclared: Callable[[str], bool] = lambda param: True) -> PushedFilter | None:
@@ -82,6 +90,70 @@ CLOUDFLARE = PushdownTable(
     },
     arrays=frozenset({Kind.ARRAY}),
     undeclared_ok=frozenset({Kind.ARRAY}),
+    projects=True,
+    required=True,
 )
 
 FILES = PushdownTable("files")  # exported files are read whole: every condition is checked locally
+
+# The `fields` projection naming a field the API's record schema does not declare (country, app_type): an
+# undeclared pushdown of its own, proven by a profile under this name (auditor.load.profile).
+OPTIONAL_FIELDS = "fields=country"
+CONTAINS = "emailOp=contains"
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What an API profile measured of the undeclared pushdowns (named as in load/profile.py): the ones that
+    returned exactly what local filtering keeps, and the ones that did not."""
+
+    proven: frozenset[str] = frozenset()
+    refused: frozenset[str] = frozenset()
+    measured_at: str | None = field(default=None, compare=False)  # when (None: no profile)
+
+    def describe(self) -> str:
+        """`the profile measured 2026-11-14T08:00:00Z` or `no profile`, for messages."""
+        return f"the profile measured {self.measured_at}" if self.measured_at else "no profile"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A backend as the planner asks it: its table, and which undeclared parameters it may be sent."""
+
+    table: PushdownTable = CLOUDFLARE
+    scope: PushdownScope = PushdownScope.DOCUMENTED
+    proof: Proof = Proof()
+
+    def may_send(self, name: str) -> bool:
+        """Whether an undeclared pushdown may be sent: never once a profile disproved it; by default only when
+        one proved it; with `pushdown: all` unless disproved."""
+        if name in self.proof.refused:
+            return False
+        return self.scope is PushdownScope.ALL or name in self.proof.proven
+
+    def rests_on_profile(self, name: str) -> bool:
+        """Whether sending `name` is owed to the profile (sent by default only because it was proven)."""
+        return self.scope is not PushdownScope.ALL and name in self.proof.proven and self.may_send(name)
+
+    def express(self, fld: Field, cond: Condition) -> PushedFilter | None:
+        """The condition as the backend's parameters, or None when only local evaluation checks it."""
+        pushed = self.table.express(fld, cond, self.may_send)
+        if pushed is not None and ("emailOp", "contains") in pushed.params and CONTAINS in self.proof.refused:
+            return None  # declared by newer reference pages only: sent unless the account showed it wrong
+        return pushed
+
+    def optional_fields(self) -> bool:
+        """Whether `fields` may name fields the record schema does not declare (else it is left out)."""
+        return self.may_send(OPTIONAL_FIELDS)
+
+
+def api_target(scope: PushdownScope, profile: ApiProfile | None = None) -> Target:
+    """The Cloudflare API under the `pushdown:` scope, with what a usable API profile proved and disproved."""
+    proof = Proof(profile.proven(), profile.refused(), profile.measured_at) if profile is not None else Proof()
+    return Target(CLOUDFLARE, scope, proof)
+
+
+def files_target() -> Target:
+    """Exported files (read whole by auditor, or by a SQL engine that evaluates every condition itself), and
+    records in memory (`auditor test`): nothing is pushed down."""
+    return Target(FILES)

@@ -186,8 +186,8 @@ class Rule:
 class PushdownScope(StrEnum):
     """`pushdown:` in auditor.yaml: which conditions may be sent to the API (the rest run locally)."""
 
-    ALL = "all"  # every condition the API can express
-    DOCUMENTED = "documented"  # only through parameters the public API schema documents
+    ALL = "all"  # every condition the API can express, unless an API profile disproved its parameter
+    DOCUMENTED = "documented"  # the default: parameters the public API schema declares, and what a profile proved
 
 
 @dataclass(frozen=True)
@@ -203,14 +203,10 @@ class Config:
     scim_idp_ids: tuple[str, ...] = ()
     per_page: int = 1000  # records per page asked of the API (its maximum)
     concurrency: int = 4  # requests in flight at once
-    pushdown: PushdownScope = PushdownScope.ALL
+    pushdown: PushdownScope = PushdownScope.DOCUMENTED
     max_waiver_days: int = 365
     retention_days: int = 30  # how far back the API serves logs; periodic runs over the API warn beyond it
     api_profile: str | None = None  # `auditor doctor`'s findings file, relative to auditor.yaml (load/profile.py)
-    # Not YAML keys: what a fresh API profile proved (sent even under `pushdown: documented`) and disproved
-    # (never sent), by API parameter (load/profile.py, UNDECLARED_PUSHDOWNS).
-    proven_pushdowns: frozenset[str] = frozenset()
-    refused_pushdowns: frozenset[str] = frozenset()
     max_retry_wait: int = 300  # seconds: the longest Retry-After honoured (Cloudflare blocks for five minutes)
     request_deadline: int = 120  # seconds one API request may take in all before it is retried
     variables: dict[str, Any] = field(default_factory=dict)

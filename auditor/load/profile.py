@@ -82,6 +82,10 @@ class ApiProfile:
         """The undeclared pushdowns this account was shown to answer exactly."""
         return frozenset(name for name, ok in self.pushdowns.items() if ok)
 
+    def refused(self) -> frozenset[str]:
+        """The undeclared pushdowns this account was shown to answer wrongly (or to refuse)."""
+        return frozenset(name for name, ok in self.pushdowns.items() if ok is False)
+
     def retention_days(self, source: str) -> int | None:
         """Days of logs `source` was measured to serve (a lower bound: older logs may never have existed)."""
         found = self.endpoints.get(source)
@@ -137,13 +141,10 @@ def describe_time(us: int) -> str:
 
 
 def apply_profile(config: Config, profile: ApiProfile) -> Config:
-    """The config with what a usable profile proved: pushdowns to send or never send, and the access log
-    retention measured (coverage reads retention_days)."""
-    proven = profile.proven()
-    refused = frozenset(name for name, ok in profile.pushdowns.items() if ok is False)
+    """The config with the access log retention a usable profile measured (coverage reads retention_days).
+    What it proved of pushdowns is the planner's input (auditor.compile.pushdown.api_target)."""
     retention = profile.retention_days("access_requests")
-    return replace(config, proven_pushdowns=proven, refused_pushdowns=refused,
-                   retention_days=retention if retention else config.retention_days)
+    return replace(config, retention_days=retention if retention else config.retention_days)
 
 
 def load_profile(config: Config, account_id: str | None, now_us: int) -> tuple[ApiProfile | None, Path, str | None]:

@@ -25,15 +25,13 @@ from urllib.parse import urlencode
 import httpx
 
 from auditor import __version__
-from auditor.compile.plan import Fetch
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import US, format_time, parse_time
 from auditor.load.profile import DAY_US, UNDECLARED_PUSHDOWNS, ApiProfile, EndpointFindings, describe_time
 from auditor.sources.cloudflare.envelope import NOT_JSON, error_text, parse_json
-from auditor.sources.cloudflare.settings import PERMISSIONS, ApiSettings
+from auditor.sources.cloudflare.settings import LIMIT, PERMISSIONS, ApiSettings
 
 PER_PAGE = 1000
-LIMIT = Fetch.limit  # the limit auditor sends with every fetch
 LOOKBACK_DAYS = 400  # beyond Enterprise's 180 days of Access logs
 MAX_REQUESTS = 2 * 3 + len(UNDECLARED_PUSHDOWNS)  # 13
 DECLARED_FIELDS = ("action", "allowed", "app_domain", "app_uid", "connection", "created_at", "ip_address",

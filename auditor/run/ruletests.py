@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.compile.compiler import compile_plan
+from auditor.compile.pushdown import files_target
 from auditor.core.diagnostics import Code, Diagnostic, SourceLocation, display_path
 from auditor.core.fields import SOURCES
 from auditor.core.model import Config, Rule, RuleTest
@@ -95,7 +96,7 @@ def run_case(rule: Rule, case: RuleTest, config: Config, now_us: int) -> tuple[C
         return None, [Diagnostic(Code.TEST_RECORDS_UNREADABLE,
                                  f"test '{case.name}' of rule '{rule.id}': {exc.message}", location)]
     at = reference_time(rule, case, records, now_us)
-    plan, problems = compile_plan([rule], config, at, None)
+    plan, problems = compile_plan([rule], config, at, None, target=files_target())  # records in memory: all local
     if problems:
         return None, [Diagnostic(d.code, f"test '{case.name}': {d.message}", case.location, d.hint) for d in problems]
     result = run(plan, MemorySource(records), RunOptions()).results[0]

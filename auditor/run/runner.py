@@ -118,7 +118,8 @@ def run(plan: Plan, sources: Source | Sequence[Source], options: RunOptions) -> 
         if chosen[0].narrows and plan.narrows() and not options.exact_plan:
             firsts = [f for f in plan.fetches if f.key in plan.first_keys()]
             outcomes = _read(plan, firsts, units, correlations, pool)
-            rest, described = narrowed(plan, correlations, units.unit_of)
+            rest, described = narrowed(plan, correlations, units.unit_of,
+                                       lambda f: units.source_of(f).describe(f, plan.account_id))
             for s in chosen:
                 s.expect(len(firsts) + len(rest.fetches))
             outcomes += _read(rest, list(rest.fetches), units, correlations, pool, len(plan.fetches))
@@ -177,7 +178,7 @@ def _describe(plan: Plan, r: CompiledRule, source: Source | None = None, units: 
         fetch = plan.fetch(key)
         # How the source names what it read: the request, or the files.
         reader = source if source is not None else units.source_of(fetch) if units is not None else None
-        text = reader.describe(fetch, plan.account_id) if reader is not None else fetch.describe(plan.account_id)
+        text = reader.describe(fetch, plan.account_id) if reader is not None else fetch.describe()
         instead = source.read_as(fetch) if source is not None else None
         return text if instead is None else f"{text} (refused with 400; read as {instead}, filtered locally)"
 

@@ -167,5 +167,5 @@ class BaseSource:
         return ()
 
     def describe(self, fetch: Fetch, account_id: str | None) -> str:
-        """The request the fetch stands for (a local source reads all of its log source)."""
-        return fetch.describe(account_id)
+        """What the fetch reads (a local source reads all of its log source)."""
+        return fetch.describe()

@@ -21,7 +21,7 @@ from tests.property.model import examples
 
 TOKEN = "tok/FUZZ+1=never&print"
 T = parse_time("2026-11-15T12:00:00Z")
-FETCH = Fetch("access_requests", T - 3600 * 1_000_000, T, (), per_page=5, limit=50)
+FETCH = Fetch("access_requests", T - 3600 * 1_000_000, T, ())  # asked 5 per page, limit 50 (the settings)
 
 
 def nested(depth: int) -> bytes:
@@ -68,7 +68,8 @@ def test_any_server_answer_is_records_or_a_fetch_error_and_never_shows_the_token
     SCRIPT.answer = answer
     with TinyServer(SCRIPT) as server:
         settings_ = api.ApiSettings(server.base_url, "acc0123",
-                                    api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN}), concurrency=2)
+                                    api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN}), concurrency=2,
+                                    per_page=5, limit=50)
         client = api.ApiClient(settings_, timing=api.Timing(clock=VirtualClock(), random=lambda: 0.5))
         with client:
             try:

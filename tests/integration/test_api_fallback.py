@@ -12,6 +12,7 @@ from auditor.testing.emulator import ApiError
 from tests.helpers import API_COVERS
 from tests.integration.test_api_source import (
     ACCOUNT,
+    CONFIG,
     TOKEN,
     access_records,
     cli,
@@ -39,7 +40,7 @@ RULES = [
 
 def test_a_strict_server_refusing_undeclared_parameters_gives_the_files_answers(tmp_path, emulator, clock):
     data = write_data(tmp_path / "data", access_records(), scim_records())
-    root = write_rules(tmp_path, RULES)
+    root = write_rules(tmp_path, RULES, config=CONFIG + "pushdown: all\n")  # sends what strict refuses
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN, strict=True)
     over_api = cli(run_args(root, base=emu.base_url, results=tmp_path / "api.json"), env=token_env())
     over_files = cli(run_args(root, "--data", str(data), "--data-covers", API_COVERS, results=tmp_path / "files.json"))

@@ -362,8 +362,9 @@ def test_a_fetch_reaching_limit_is_split_and_counted_exactly_once(tmp_path, emul
 def test_parts_are_streamed_below_limit_each(tmp_path, emulator, clock):
     """Memory: the client hands over one verified part at a time, each smaller than `limit`."""
     emu = emulator({"access_requests": dense_records(2_345), "scim_updates": []}, account_id=ACCOUNT)
-    fetch = Fetch("access_requests", T - 3600 * S, T, (), per_page=100, limit=500)
-    settings = api.ApiSettings(emu.base_url, ACCOUNT, api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN}))
+    fetch = Fetch("access_requests", T - 3600 * S, T, ())
+    settings = api.ApiSettings(emu.base_url, ACCOUNT, api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN}),
+                               per_page=100, limit=500)
     with api.ApiClient(settings) as client:
         parts = [records for _, records in client.stream(fetch, 0)]
     assert len(parts) >= 5 and all(len(p) < 500 for p in parts)
@@ -537,9 +538,10 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def scripted(handler: Handler, *, limit: int = 10_000, per_page: int = 100, concurrency: int = 2,
              span_s: int = 3600) -> tuple[list[list[dict]], BaseException | None, api.ApiClient]:
     """Stream one access_requests fetch from a MockTransport; (parts, error, client)."""
-    fetch = Fetch("access_requests", T - span_s * S, T, (), per_page=per_page, limit=limit)
+    fetch = Fetch("access_requests", T - span_s * S, T, ())
     creds = api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN})
-    settings = api.ApiSettings("https://api.example.test/client/v4", ACCOUNT, creds, concurrency=concurrency)
+    settings = api.ApiSettings("https://api.example.test/client/v4", ACCOUNT, creds, concurrency=concurrency,
+                               per_page=per_page, limit=limit)
     client = api.ApiClient(settings, transport=httpx.MockTransport(handler))
     parts: list[list[dict]] = []
     error = None
@@ -723,9 +725,9 @@ def test_cancel_ends_a_long_retry_after_wait_at_once():
     def handle(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": "60"}, json={"success": False, "errors": []})
 
-    fetch = Fetch("access_requests", T - 3600 * S, T, (), per_page=100)
+    fetch = Fetch("access_requests", T - 3600 * S, T, ())
     creds = api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN})
-    settings = api.ApiSettings("https://api.example.test/client/v4", ACCOUNT, creds)
+    settings = api.ApiSettings("https://api.example.test/client/v4", ACCOUNT, creds, per_page=100)
     client = api.ApiClient(settings, transport=httpx.MockTransport(handle), timing=api.Timing())
     threading.Timer(0.2, client.cancel).start()
     started = time.monotonic()

@@ -205,10 +205,11 @@ def test_identical_records_on_consecutive_pages_are_not_a_server_ignoring_page(c
 # --- keyset continuation: an answer cut at `limit` or at a cap is kept, and the range read on from its end ---
 
 
-def _stream(emu: Any, fetch: Fetch, concurrency: int = 4) -> tuple[list[list[dict]], api.ApiClient]:
-    """Stream one fetch from the emulator with a fresh client; (parts, client)."""
+def _stream(emu: Any, fetch: Fetch, concurrency: int = 4, *, per_page: int, limit: int
+            ) -> tuple[list[list[dict]], api.ApiClient]:
+    """Stream one fetch from the emulator with a fresh client asking per_page and limit; (parts, client)."""
     creds = api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN})
-    settings = api.ApiSettings(emu.base_url, ACCOUNT, creds, concurrency=concurrency)
+    settings = api.ApiSettings(emu.base_url, ACCOUNT, creds, concurrency=concurrency, per_page=per_page, limit=limit)
     with api.ApiClient(settings) as client:
         return [records for _, records in client.stream(fetch, 0)], client
 
@@ -229,8 +230,8 @@ def test_a_fetch_past_limit_is_read_once_continuing_from_each_cut(emulator, cloc
     records = _one_per_second(2_500)  # T-2509s .. T-10s
     emu = emulator({"access_requests": records, "scim_updates": []}, account_id=ACCOUNT,
                    result_info_access=result_info)
-    fetch = Fetch("access_requests", T - 3600 * S, T, (), per_page=100, limit=1_000)
-    parts, client = _stream(emu, fetch)
+    fetch = Fetch("access_requests", T - 3600 * S, T, ())
+    parts, client = _stream(emu, fetch, per_page=100, limit=1_000)
     rays = [r["ray_id"] for p in parts for r in p]
     assert sorted(rays) == sorted(r["ray_id"] for r in records)  # every record, each once
     asked = _asked(client)
@@ -249,8 +250,8 @@ def test_a_fetch_past_limit_is_read_once_continuing_from_each_cut(emulator, cloc
 def test_a_silent_cap_is_continued_from_the_cut_not_fetched_again(emulator, clock):
     records = _one_per_second(600)  # T-609s .. T-10s
     emu = emulator({"access_requests": records, "scim_updates": []}, account_id=ACCOUNT, cap_limit=200)
-    fetch = Fetch("access_requests", T - 3600 * S, T, (), per_page=50, limit=10_000)
-    parts, client = _stream(emu, fetch)
+    fetch = Fetch("access_requests", T - 3600 * S, T, ())
+    parts, client = _stream(emu, fetch, per_page=50, limit=10_000)
     assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in records)
     asked = _asked(client)
     checks = [q for q, _ in asked if q["direction"] == "desc"]
@@ -303,7 +304,7 @@ def test_a_short_page_at_the_limit_page_still_ends_on_an_empty_page(emulator, cl
     records = _one_per_second(950)
     emu = emulator({"access_requests": records, "scim_updates": []}, account_id=ACCOUNT,
                    result_info_access=result_info)
-    parts, client = _stream(emu, Fetch("access_requests", T - 3600 * S, T, (), per_page=100, limit=1_000))
+    parts, client = _stream(emu, Fetch("access_requests", T - 3600 * S, T, ()), per_page=100, limit=1_000)
     assert sorted(r["ray_id"] for p in parts for r in p) == sorted(r["ray_id"] for r in records)
     pages = [int(q["page"]) for q, _ in _asked(client) if q["direction"] == "asc"]
     assert sorted(pages) == list(range(1, 12))

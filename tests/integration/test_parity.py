@@ -108,6 +108,10 @@ def test_starter_pack_against_the_strict_emulator(tmp_path, emulator, clock):
     (root / "rules").symlink_to(REPO / "rules")
     (root / "auditor.yaml").write_text((REPO / "auditor.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     (root / "waivers.yaml").symlink_to(REPO / "waivers.yaml")
+    assert "pushdown:" not in (root / "auditor.yaml").read_text(encoding="utf-8")  # the default scope
     api_doc, files_doc = _both(root, SAMPLE, emulator, at=SAMPLE_AT, strict=True)
     assert comparable(api_doc) == comparable(files_doc)
     assert set(statuses(api_doc).values()) == {"pass", "fail", "waived"}
+    # The default sends only what the schema declares: the strict API refuses nothing, no fetch falls back.
+    assert {r["status"] for r in api_doc["provenance"]["requests"]} == {200}
+    assert not any("refused with 400" in r["fetch"] for r in api_doc["results"])

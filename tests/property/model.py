@@ -211,7 +211,8 @@ class Workspace:
         self.data = data
         (root / "rules").mkdir()
         (root / "rules" / "rules.yaml").write_text(yaml.safe_dump({"rules": rule_list}, sort_keys=False))
-        (root / "auditor.yaml").write_text(yaml.safe_dump({"scim_idp_ids": list(IDPS)}))
+        # `pushdown: all`: every condition the API can express goes through the emulator's filtering too.
+        (root / "auditor.yaml").write_text(yaml.safe_dump({"scim_idp_ids": list(IDPS), "pushdown": "all"}))
         for source, rows in data.items():
             write_ndjson(root / "data" / f"{source}.ndjson", rows)
         project = load_project(Inputs(paths=(root / "rules",), config_path=root / "auditor.yaml"))
@@ -227,13 +228,9 @@ class Workspace:
     def api(self, *, faults: Faults | None = None, per_page: int | None = None, limit: int | None = None,
             concurrency: int = 2) -> dict[str, dict[str, Any]]:
         """rule id -> result JSON, evaluated through the emulator (serving the same records) over loopback."""
-        plan = self.plan
-        if per_page is not None or limit is not None:
-            plan = replace(plan, fetches=tuple(replace(f, per_page=per_page or f.per_page, limit=limit or f.limit)
-                                               for f in plan.fetches))
         settings = EmulatorSettings(account_id=ACCOUNT, token=TOKEN, faults=faults or Faults())
-        with Emulator(self.data, settings) as emu, client(emu, concurrency) as c:
-            return answers(run_plan(plan, CloudflareSource(c), RunOptions(coverage=COMPLETE)))
+        with Emulator(self.data, settings) as emu, client(emu, concurrency, per_page, limit) as c:
+            return answers(run_plan(self.plan, CloudflareSource(c), RunOptions(coverage=COMPLETE)))
 
 
 @contextmanager
@@ -243,10 +240,12 @@ def workspace(rule_list: list[dict], data: dict[str, list]) -> Iterator[Workspac
         yield Workspace(Path(folder), rule_list, data)
 
 
-def client(emu: Emulator, concurrency: int = 2) -> api.ApiClient:
-    """An API client for the emulator whose retries and waits cost no real time."""
+def client(emu: Emulator, concurrency: int = 2, per_page: int | None = None,
+           limit: int | None = None) -> api.ApiClient:
+    """An API client for the emulator (asking per_page and limit when given) whose waits cost no real time."""
     settings = api.ApiSettings(emu.base_url, ACCOUNT, api.credentials_from_env({"CLOUDFLARE_API_TOKEN": TOKEN}),
                                concurrency=concurrency)
+    settings = replace(settings, per_page=per_page or settings.per_page, limit=limit or settings.limit)
     return api.ApiClient(settings, timing=api.Timing(clock=VirtualClock(), random=lambda: 0.5))
 
 

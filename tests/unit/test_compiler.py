@@ -10,7 +10,9 @@ import yaml
 from auditor.compile.compiler import compile_plan
 from auditor.compile.plan import Fetch, PushedFilter
 from auditor.core.timeutil import parse_time
-from tests.helpers import T, access, compiled, outcomes, project, rule_yaml
+from auditor.sources.cloudflare.parts import Ask
+from tests.helpers import T, access, outcomes, project, rule_yaml
+from tests.helpers import compiled as compiled_with
 
 
 @pytest.fixture(autouse=True)
@@ -18,12 +20,20 @@ def _cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+def compiled(tmp_path, rules: str, *, config: str = "", **kwargs):
+    """Load and compile under `pushdown: all` (unless the config says otherwise): these tests are about what the
+    planner does with what the API can express; the conservative default is tested at the end."""
+    config = config if "pushdown:" in config else "pushdown: all\n" + config
+    return compiled_with(tmp_path, rules, config=config, **kwargs)
+
+
 def rules_yaml(*rules: dict) -> str:
     full = [{"title": "t", "source": "access_requests", **r} for r in rules]
     return yaml.safe_dump({"rules": full}, sort_keys=False)
 
 
-def filter_params(tmp_path, config: str = "", **rule) -> list[tuple[str, str]]:
+def filter_params(tmp_path, config: str = "pushdown: all\n", **rule) -> list[tuple[str, str]]:
+    """The pushed filter parameters of one rule's fetch (by default under `pushdown: all`: all it can express)."""
     plan = compiled(tmp_path, rule_yaml(**rule), config=config)
     (fetch,) = plan.fetches
     return fetch.filter_params()
@@ -100,12 +110,13 @@ def test_pushdown_documented_sends_only_documented_params(tmp_path):
 def test_query_time_range_paging_and_projection(tmp_path):
     plan = compiled(tmp_path, rule_yaml(window="1h", filter={"allowed": False}, group_by="app_uid", evidence=0))
     (fetch,) = plan.fetches
-    query = fetch.query()
+    ask = Ask.of(fetch)  # the request shape is the API client's (auditor.sources.cloudflare.parts)
+    query = ask.query()
     assert query[:5] == [("since", "2026-11-15T10:59:59Z"), ("until", "2026-11-15T12:00:01Z"),
-                         ("direction", "asc"), ("limit", str(fetch.limit)), ("per_page", "1000")]
+                         ("direction", "asc"), ("limit", str(ask.limit)), ("per_page", "1000")]
     # only what the run needs: filter, grouping and the record time (no evidence shown)
     assert dict(query)["fields"] == "allowed,app_uid,created_at"
-    assert ("page", "3") in fetch.query(page=3)
+    assert ("page", "3") in ask.query(page=3)
     rule = plan.rules[0]
     assert (rule.since_us, rule.until_us) == (parse_time("2026-11-15T11:00:00Z"), parse_time(T))
 
@@ -113,7 +124,7 @@ def test_query_time_range_paging_and_projection(tmp_path):
 def test_scim_updates_gets_no_fields_parameter(tmp_path):
     # cloudflare-api.md documents `fields` for access_requests only; SCIM answers carry every field.
     plan = compiled(tmp_path, rule_yaml(source="scim_updates", filter={"idp_id": "i"}, evidence=0))
-    assert "fields" not in dict(plan.fetches[0].query())
+    assert plan.fetches[0].fields == () and "fields" not in dict(Ask.of(plan.fetches[0]).query())
 
 
 def test_projection_includes_evidence_fields_and_expectation_fields(tmp_path):
@@ -123,11 +134,6 @@ def test_projection_includes_evidence_fields_and_expectation_fields(tmp_path):
     assert {"app_type", "app_uid", "created_at", "user_email", "ip_address", "ray_id", "country"} <= set(fields)
     assert fields == tuple(f for f in ("action", "allowed", "app_domain", "app_uid", "connection", "created_at",
                                        "ip_address", "ray_id", "user_email", "country", "app_type") if f in fields)
-
-
-def test_per_page_from_config(tmp_path):
-    plan = compiled(tmp_path, rule_yaml(), config="per_page: 200\n")
-    assert ("per_page", "200") in plan.fetches[0].query()
 
 
 def test_equal_fetches_are_shared(tmp_path):
@@ -236,8 +242,10 @@ def test_plan_json_shape(tmp_path):
     text = rules_yaml({"id": "a", "filter": {"allowed": False, "ip_address": {"cidr": "10.0.0.0/8"}}},
                       {"id": "b", "source": "scim_updates", "filter": {"idp_id": ["i1", "i2"]}})
     plan = compiled(tmp_path, text, account_id="abc123")
-    doc = plan.to_json()
-    assert doc["version"] == 1
+    neutral = plan.to_json()  # what is read, whatever the backend: no request shape
+    assert all(set(f) == {"key", "source", "since", "until", "filters", "fields", "rules"} for f in neutral["fetches"])
+    doc = plan.to_json(lambda f: Ask.of(f).to_json(plan.account_id))  # over the API, `plan --json`
+    assert doc["version"] == 2 and doc["backend"] == "cloudflare"
     assert doc["reference_time"] == T
     assert {"version", "reference_time", "fetches", "rules"} <= set(doc)
     for f in doc["fetches"]:
@@ -254,7 +262,8 @@ def test_plan_json_shape(tmp_path):
     assert rules["a"]["local"] == ['ip_address cidr "10.0.0.0/8"']
     assert rules["a"]["fetch"] == fetches["access_requests"]["key"]
     assert rules["b"]["local"] == []
-    assert plan.fetches[0].describe("abc123").startswith("GET /client/v4/accounts/abc123/access/logs/")
+    assert Ask.of(plan.fetches[0]).describe("abc123").startswith("GET /client/v4/accounts/abc123/access/logs/")
+    assert plan.fetches[0].describe().startswith("access_requests 2026-")
 
 
 def test_plan_is_deterministic(tmp_path):
@@ -296,11 +305,12 @@ def test_equal_filters_over_overlapping_ranges_read_the_overlap_once(tmp_path):
 
 def test_pushdown_is_asked_of_the_backends_table(tmp_path):
     # The planner asks a table (auditor.compile.pushdown): files push nothing down, every condition is local.
-    from auditor.compile.pushdown import CLOUDFLARE, FILES
+    from auditor.compile.pushdown import CLOUDFLARE, FILES, Target
+    from auditor.core.model import PushdownScope
 
     proj = project(tmp_path, rule_yaml(filter={"allowed": False, "user_email": "a@x.com"}))
-    api, _ = compile_plan(list(proj.rules), proj.config, parse_time(T), table=CLOUDFLARE)
-    files, _ = compile_plan(list(proj.rules), proj.config, parse_time(T), table=FILES)
+    api, _ = compile_plan(list(proj.rules), proj.config, parse_time(T), target=Target(CLOUDFLARE, PushdownScope.ALL))
+    files, _ = compile_plan(list(proj.rules), proj.config, parse_time(T), target=Target(FILES))
     assert [c.field for c in api.rules[0].pushed] == ["allowed", "user_email"] and api.rules[0].local == ()
     assert files.rules[0].pushed == () and [c.field for c in files.rules[0].local] == ["allowed", "user_email"]
     assert files.fetches[0].filter_params() == []

@@ -106,9 +106,15 @@ def test_changed_variables_make_a_plan_stale(monkeypatch):
 
 def test_tampered_fetches_are_refused(repo):
     saved = save()
-    saved["fetches"][0]["query"] = saved["fetches"][0]["query"].replace("per_page=1000", "per_page=5")
+    saved["fetches"][0]["until"] = "2026-11-16T00:00:00Z"  # what is read
     (repo / "plan.json").write_text(json.dumps(saved))
     result = cli("run", "--plan", "plan.json", "--data", "data")
+    assert result.exit_code == 2
+    assert "no longer compile to the saved fetches" in result.stderr
+    saved = save()
+    saved["fetches"][0]["query"] = saved["fetches"][0]["query"].replace("per_page=1000", "per_page=5")
+    (repo / "plan.json").write_text(json.dumps(saved))
+    result = cli("run", "--plan", "plan.json", "--account-id", "0123456789abcdef0123456789abcdef")  # the API
     assert result.exit_code == 2
     assert "no longer compile to the saved fetches" in result.stderr
 

@@ -21,11 +21,14 @@ from auditor.core.selection import Selection
               help="Save the plan (JSON with digests of its inputs) for run --plan.")
 @click.option("--engine", type=click.Choice(["python", "duckdb", "spark", "trino"]), default="python",
               show_default=True, help="Show each rule's SQL as this engine would run it over --data.")
+@click.option("--data", "data_args", multiple=True, metavar="PATH | LOG=PATH",
+              help="Plan a run over exported logs (as run --data; the files are not read): nothing is pushed "
+                   "down, every condition is checked locally.")
 @selection_options
 @guard
 def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
          var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, as_json: bool, output: Path | None,
-         engine: str,
+         engine: str, data_args: tuple[str, ...],
          at: str | None, period_text: str | None, tz: str | None, step: str | None, account_id: str | None,
          chosen: Selection) -> int:
     """Show each rule's compiled fetch and what runs locally; no network."""
@@ -33,11 +36,15 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     from auditor.report.plantext import plan_text, profile_text, resting_pushdowns
 
     period = selection.period(period_text, tz, step, at)
-    project, profile = selection.with_api_profile(load_valid(paths, config_path, cli_vars, var_files, waivers_path),
-                                                  account_id)
+    over_files = bool(data_args) or engine != "python"  # the SQL engines read --data
+    project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
+    profile = None
+    if not over_files:
+        project, profile = selection.with_api_profile(project, account_id)
     compiled = selection.compile_rules(project, selection.select(project, chosen), at,
-                                       selection.account(account_id or project.config.account_id), period)
-    if period is not None:
+                                       selection.account(account_id or project.config.account_id), period,
+                                       selection.target(project, profile, over_files))
+    if period is not None and not over_files:
         from auditor.decide.period import retention_warning
 
         warning = retention_warning(compiled, project.config.retention_days)
@@ -46,11 +53,12 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     from auditor.core.timeutil import now_us
     from auditor.decide.coverage import beyond_the_api
 
-    beyond = beyond_the_api(compiled, now_us(), project.config.retention_days)
-    saved = savedplan.document(compiled, project, paths)
+    beyond = [] if over_files else beyond_the_api(compiled, now_us(), project.config.retention_days)
+    saved = savedplan.document(compiled, project, paths,
+                               None if over_files else selection.api_request(project, compiled.account_id))
     if profile is not None:  # what rests on `auditor doctor`'s findings (not read back by run --plan)
         saved["api_profile"] = {"account_id": profile.account_id, "measured_at": profile.measured_at,
-                                "pushdowns": resting_pushdowns(compiled, profile)}
+                                "pushdowns": resting_pushdowns(compiled)}
     document = json.dumps(saved, indent=2) + "\n"
     if output:
         emit(document, output)

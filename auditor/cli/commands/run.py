@@ -33,7 +33,7 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
     try:
         settings = settings_from(api_base or config.api_base, plan.account_id, os.environ,
                                  concurrency or config.concurrency, max_wait_s=config.max_retry_wait,
-                                 deadline_s=config.request_deadline, retries=retries)
+                                 deadline_s=config.request_deadline, retries=retries, per_page=config.per_page)
     except SetupError as exc:
         fail(str(exc))
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
@@ -130,18 +130,21 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         paths = tuple(Path(p) for p in saved["inputs"]["paths"])
     baseline = selection.baseline(baseline_path, fail_on_new)
     project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
-    if data is None and not named:  # over the API: what `auditor doctor` proved on this account
-        project, _ = selection.with_api_profile(project, account_id)
+    over_files = data is not None or bool(named)
+    profile = None
+    if not over_files:  # over the API: what `auditor doctor` proved on this account
+        project, profile = selection.with_api_profile(project, account_id)
+    target = selection.target(project, profile, over_files)
     selected = selection.select(project, chosen)
-    if per_page is not None:  # part of each fetch's query, so it must be known when compiling
+    if per_page is not None:  # the API client's page size (config per_page)
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, per_page=per_page))
     if max_wait is not None:
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, max_retry_wait=max_wait))
     account_id = selection.account(account_id or project.config.account_id)
     if saved is not None and plan_path is not None:
-        compiled = selection.compile_saved(saved, project, account_id, plan_path)
+        compiled = selection.compile_saved(saved, project, account_id, plan_path, target)
     else:
-        compiled = selection.compile_rules(project, selected, at, account_id, period)
+        compiled = selection.compile_rules(project, selected, at, account_id, period, target)
     options = RunOptions(fail_on=Severity(fail_on.lower()), rules_sha256=project.rules_sha256,
                          config_sha256=project.config_sha256,
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,

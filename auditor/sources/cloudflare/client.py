@@ -40,7 +40,7 @@ from auditor.sources.cloudflare.events import (
 )
 from auditor.sources.cloudflare.http import MAX_REQUESTS, Transport, retry_after
 from auditor.sources.cloudflare.pagination import PageReader, PagesState, ascending, check_ended, estimate, paginate
-from auditor.sources.cloudflare.parts import Done, Job, Part, PartRead, Split, fallback, part_read
+from auditor.sources.cloudflare.parts import Ask, Done, Job, Part, PartRead, Split, fallback, part_read
 from auditor.sources.cloudflare.ratelimit import DEFAULT_WINDOWS
 from auditor.sources.cloudflare.settings import (
     DEFAULT_BASE_URL,
@@ -124,18 +124,19 @@ class ApiClient:
         """
         started = False
         self._progress(FetchStarted(fetch.key, fetch.source, fetch.since_us, fetch.until_us))
+        ask = Ask.of(fetch, self.settings.per_page, self.settings.limit)
         try:
             try:
-                for part in self._stream(fetch, index):
+                for part in self._stream(fetch, ask, index):
                     started = True
                     yield part
             except Rejected:
-                lighter = None if started else fallback(fetch)
+                lighter = None if started else fallback(ask)
                 if lighter is None:
                     raise
                 self._fell_back(fetch, *lighter)
                 try:
-                    yield from self._stream(lighter[0], index)
+                    yield from self._stream(fetch, lighter[0], index)
                 except Rejected as again:
                     raise FetchError(f"{again} (also without {', '.join(lighter[1])}, which the public schema "
                                      "does not declare)") from None
@@ -147,19 +148,23 @@ class ApiClient:
         with self._lock:
             return dict(self._fallbacks)
 
-    def _fell_back(self, fetch: Fetch, lighter: Fetch, dropped: tuple[str, ...]) -> None:
+    def describe(self, fetch: Fetch) -> str:
+        """The request a fetch is read with: `GET /client/v4/accounts/.../access_requests?since=...`."""
+        return Ask.of(fetch, self.settings.per_page, self.settings.limit).describe(self.settings.account_id)
+
+    def _fell_back(self, fetch: Fetch, lighter: Ask, dropped: tuple[str, ...]) -> None:
         with self._lock:
             self._fallbacks[fetch.key] = lighter.describe(self.settings.account_id)
-        self._progress(FellBack(fetch.key, dropped, lighter.key))
+        self._progress(FellBack(fetch.key, dropped, fetch.key))  # the lighter query's events name the fetch too
 
-    def _stream(self, fetch: Fetch, index: int) -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]]]]:
+    def _stream(self, fetch: Fetch, ask: Ask, index: int) -> Iterator[tuple[str, list[tuple[int, dict[str, Any]]]]]:
         """The verified parts of one fetch as asked (see `timed_stream`).
 
         Up to `concurrency` parts are in flight; a part that finishes early waits (in its future) for
         the ones before it, so at most that many parts are held and records arrive in a fixed order
         whatever the network does.
         """
-        job = Job(fetch, index, threading.Event())
+        job = Job(fetch, ask, index, threading.Event())
         queue: list[Part | Done | Future[Done | Split]] = [Part(None, None)]
         try:
             while queue:
@@ -222,7 +227,7 @@ class ApiClient:
         back as a Split: its verified prefix and one part for the rest of its range (`continue_cut`), or,
         when the answer shows no ascending order to take a prefix from, parts cut by estimate (`split`).
         """
-        read = part_read(job, part, self._caps.limit(job.fetch))
+        read = part_read(job, part, self._caps.limit(job.ask))
         pages = PageReader(read, lambda n: self._http_pool.submit(
             self._transport.get, job, part.path, read.ask, n, read.where))
         pages([1])
@@ -268,13 +273,13 @@ class ApiClient:
                 return rest
         elif read.hi - read.lo <= US:
             raise FetchError(f"{read.where}: the API returned {received} records and may hold more that it did "
-                             f"not return (a silent cap below limit={read.job.fetch.limit}?); cannot verify that "
+                             f"not return (a silent cap below limit={read.job.ask.limit}?); cannot verify that "
                              "the data is complete")
         total = max(received + 1, (estimate(read.got, read.ask, state) or 0) if verdict else 0)
         return split(read, total)
 
     def _check_page(self, job: Job) -> GetPage:
         """GET one page of a completeness check, on the calling (part) thread."""
-        def get(path: tuple[int, ...], ask: Fetch, number: int, where: str) -> Page:
+        def get(path: tuple[int, ...], ask: Ask, number: int, where: str) -> Page:
             return self._transport.get(job, path, ask, number, where)
         return get

@@ -19,18 +19,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from auditor.compile.plan import Fetch
 from auditor.core.timeutil import US, format_time
 from auditor.sources.cloudflare.envelope import FetchError, Page
 from auditor.sources.cloudflare.pagination import PagesState, ascending
-from auditor.sources.cloudflare.parts import Done, Part, PartRead, Split
+from auditor.sources.cloudflare.parts import Ask, Done, Part, PartRead, Split
 
 FILL = 0.7  # parts are sized for about this share of `limit`, leaving room for uneven traffic
 MAX_PARTS = 16
 CHECK = 1 << 30  # the completeness check's place in the request log: after the part's own pages
 
 # GET one page of a query for a part: (part path, query, page number, where) -> the page.
-GetPage = Callable[[tuple[int, ...], Fetch, int, str], Page]
+GetPage = Callable[[tuple[int, ...], Ask, int, str], Page]
 
 
 class CapMemory:
@@ -41,8 +40,8 @@ class CapMemory:
         self._most: dict[str, int] = {}  # per source: the most entries one query returned
         self._caps: dict[str, int] = {}  # per source: a cap below `limit` the server showed
 
-    def limit(self, fetch: Fetch) -> int:
-        """The entries one query can return: the fetch's `limit`, or less once the server showed a lower cap."""
+    def limit(self, fetch: Ask) -> int:
+        """The entries one query can return: the query's `limit`, or less once the server showed a lower cap."""
         with self._lock:
             return min(fetch.limit, self._caps.get(fetch.source, fetch.limit))
 
@@ -194,7 +193,7 @@ def _cuts(read: PartRead, total: float, k: int) -> list[int]:
     return cuts
 
 
-def _curve(got: dict[int, Page], ask: Fetch, total: float) -> list[tuple[int, float]] | None:
+def _curve(got: dict[int, Page], ask: Ask, total: float) -> list[tuple[int, float]] | None:
     """(time, records before it) points from asc-ordered pages, ending at (until, total); None if unordered."""
     points: list[tuple[int, float]] = [(ask.since_us, 0.0)]
     size = max(len(p.records) for p in got.values()) or 1

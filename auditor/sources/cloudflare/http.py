@@ -19,7 +19,6 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from auditor import __version__
-from auditor.compile.plan import Fetch
 from auditor.core.provenance import RequestRecord
 from auditor.sources.cloudflare.envelope import (
     CredentialsRejected,
@@ -33,7 +32,7 @@ from auditor.sources.cloudflare.envelope import (
     parse_page,
 )
 from auditor.sources.cloudflare.events import PageRead, Progress, RetryWait
-from auditor.sources.cloudflare.parts import Cancelled, Job
+from auditor.sources.cloudflare.parts import Ask, Cancelled, Job
 from auditor.sources.cloudflare.ratelimit import Clock, RateLimiter
 from auditor.sources.cloudflare.settings import ApiSettings, Timing
 
@@ -111,7 +110,7 @@ class Transport:
                 text = text.replace(form, "[redacted]")
         return text
 
-    def get(self, job: Job, part_path: tuple[int, ...], ask: Fetch, number: int, where: str) -> Page:
+    def get(self, job: Job, part_path: tuple[int, ...], ask: Ask, number: int, where: str) -> Page:
         """GET page `number` of `ask`, retrying what may pass on a later attempt; FetchError otherwise."""
         retry = self.settings.retry
         path = ask.path(self.settings.account_id)

@@ -14,9 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.compile.plan import Fetch
 from auditor.sources.cloudflare.envelope import FetchError, Page
-from auditor.sources.cloudflare.parts import PartRead
+from auditor.sources.cloudflare.parts import Ask, PartRead
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ def _next_pages(read: PartRead, state: PagesState, concurrency: int) -> list[int
     if total_pages is not None and state.complete < total_pages:
         # The announced pages and the empty one after them, at once: result_info saves round trips only.
         return list(range(state.complete + 1, int(min(total_pages + 2, stop))))
-    window = _window(got, state, estimate(got, read.ask, state), read.job.fetch, concurrency)
+    window = _window(got, state, estimate(got, read.ask, state), read.job.ask, concurrency)
     return list(range(state.complete + 1, int(min(state.first_empty, state.complete + 1 + window, stop))))
 
 
@@ -147,7 +146,7 @@ def check_ended(read: PartRead, state: PagesState) -> None:
                          f"but pagination ended on an empty page after {state.complete}; the data is inconsistent")
 
 
-def estimate(got: dict[int, Page], ask: Fetch, state: PagesState) -> float | None:
+def estimate(got: dict[int, Page], ask: Ask, state: PagesState) -> float | None:
     """Records expected in the whole range, from how far the asc-ordered pages got; None if unordered."""
     last_time = None
     for n in sorted(got):
@@ -162,7 +161,7 @@ def estimate(got: dict[int, Page], ask: Fetch, state: PagesState) -> float | Non
     return position * (ask.until_us - ask.since_us) / (last_time - ask.since_us)
 
 
-def _window(got: dict[int, Page], state: PagesState, expected_total: float | None, fetch: Fetch,
+def _window(got: dict[int, Page], state: PagesState, expected_total: float | None, fetch: Ask,
             concurrency: int) -> int:
     """How many pages to ask for next when the total is unknown: more only when more are surely coming (the
     caller never goes past the page where `limit` is reached)."""

@@ -17,6 +17,7 @@ from auditor.sources.cloudflare.ratelimit import DEFAULT_WINDOWS, Clock, SystemC
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 PERMISSIONS = {"access_requests": "Access: Audit Logs Read", "scim_updates": "Access: SCIM Logs Read"}
+LIMIT = 10_000  # entries one query may return, sent with every request (the client continues past it)
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -161,11 +162,15 @@ class ApiSettings:
     concurrency: int = Config.concurrency
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     windows: tuple[tuple[int, float], ...] = DEFAULT_WINDOWS
+    # The request shape (auditor.sources.cloudflare.parts.Ask): records per page, entries per query.
+    per_page: int = Config.per_page
+    limit: int = LIMIT
 
 
 def settings_from(base_url: str | None, account_id: str | None, env: Mapping[str, str],
                   concurrency: int | None = None, *, max_wait_s: float | None = None,
-                  deadline_s: float | None = None, retries: int | None = None) -> ApiSettings:
+                  deadline_s: float | None = None, retries: int | None = None,
+                  per_page: int | None = None) -> ApiSettings:
     """Settings from CLI/config values and the environment; SetupError names what is missing."""
     credentials = credentials_from_env(env)
     retry = RetryPolicy() if retries is None else RetryPolicy(attempts=retries + 1)
@@ -179,4 +184,5 @@ def settings_from(base_url: str | None, account_id: str | None, env: Mapping[str
         credentials=credentials,
         concurrency=max(1, concurrency or Config.concurrency),
         retry=retry,
+        per_page=per_page or Config.per_page,
     )

@@ -62,6 +62,10 @@ class CloudflareSource(BaseSource):
         """Each log from now - retention (or as measured) to now: older records are gone, newer do not exist."""
         return api_coverage(SOURCES, timeutil.now_us(), self.retention_days, self.measured_from)
 
+    def describe(self, fetch: Fetch, account_id: str | None) -> str:
+        """The request the fetch is read with."""
+        return self.client.describe(fetch)
+
     def read_as(self, fetch: Fetch) -> str | None:
         """The query used instead when the API refused the planned one (400), for the results' `fetch`."""
         return self.client.fallbacks().get(fetch.key)
