@@ -206,7 +206,7 @@ MAPPING_RULES = [
 
 def test_every_parameter_mapping_gives_the_files_answer(tmp_path, emulator, clock):
     data = write_data(tmp_path / "data", access_records(), scim_records())
-    root = write_rules(tmp_path, MAPPING_RULES)
+    root = write_rules(tmp_path, MAPPING_RULES, config=CONFIG + "pushdown: all\n")  # every mapping is sent
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
     plan = json.loads(cli(["plan", str(root / "rules"), "--config", str(root / "auditor.yaml"), "--at", AT,
                            "--account-id", ACCOUNT, "--json"]).stdout)

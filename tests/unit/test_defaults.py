@@ -27,7 +27,7 @@ def test_an_empty_config_file_loads_to_configs_defaults(tmp_path):
     config, problems = load_config(path)
     assert problems == []
     assert (config.per_page, config.concurrency, config.pushdown, config.max_waiver_days, config.retention_days) == (
-        Config.per_page, Config.concurrency, PushdownScope.ALL, Config.max_waiver_days, Config.retention_days)
+        Config.per_page, Config.concurrency, PushdownScope.DOCUMENTED, Config.max_waiver_days, Config.retention_days)
 
 
 def test_given_config_keys_override_the_defaults(tmp_path):
