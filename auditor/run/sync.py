@@ -121,8 +121,7 @@ def spans(held: Mapping[str, LakeLog], config: Config, now_us: int, since_us: in
             filters = (PushedFilter("idp_id", tuple(("idp_id", i) for i in ids), array=True),)
         if note is None and lo >= hi:
             note = "nothing to read: the lake is current (or --since/--until leave no time the API keeps)"
-        fetch = None if note else Fetch(source=source, since_us=lo, until_us=hi, filters=filters,
-                                        per_page=config.per_page)
+        fetch = None if note else Fetch(source=source, since_us=lo, until_us=hi, filters=filters)
         out.append(Span(source, lo, hi, fetch, note))
     return out
 

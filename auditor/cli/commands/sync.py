@@ -68,7 +68,7 @@ def sync(lake: Path, since: str | None, until: str | None, config_path: Path | N
         settings = settings_from(api_base or config.api_base, account_id or config.account_id, os.environ,
                                  concurrency or config.concurrency,
                                  max_wait_s=max_wait if max_wait is not None else config.max_retry_wait,
-                                 deadline_s=config.request_deadline, retries=retries)
+                                 deadline_s=config.request_deadline, retries=retries, per_page=config.per_page)
     except SetupError as exc:
         fail(str(exc))
     click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
