@@ -314,3 +314,33 @@ def test_pushdown_is_asked_of_the_backends_table(tmp_path):
     assert [c.field for c in api.rules[0].pushed] == ["allowed", "user_email"] and api.rules[0].local == ()
     assert files.rules[0].pushed == () and [c.field for c in files.rules[0].local] == ["allowed", "user_email"]
     assert files.fetches[0].filter_params() == []
+
+
+def test_the_default_scope_sends_only_declared_parameters_and_fields(tmp_path):
+    # No `pushdown:` key: only what the published schema declares; `fields` only with declared fields.
+    flt = {"allowed": False, "country": "US", "app_uid": "u", "ray_id": "r", "app_type": "ssh",
+           "user_email": {"contains": "@x"}}
+    plan = compiled_with(tmp_path, rule_yaml(filter=flt, evidence=0))
+    (fetch,) = plan.fetches
+    assert plan.pushdown.value == "documented"
+    assert fetch.filter_params() == [("email", "@x"), ("emailOp", "contains")]
+    assert fetch.fields == ()  # the rule reads country and app_type, which the record schema lacks
+    declared = compiled_with(tmp_path, rule_yaml(filter={"allowed": False}, group_by="app_uid", evidence=0))
+    assert declared.fetches[0].fields == ("allowed", "app_uid", "created_at")
+
+
+def test_a_profile_decides_the_undeclared_pushdowns(tmp_path):
+    from auditor.compile.pushdown import CLOUDFLARE, Proof, Target
+    from auditor.core.model import PushdownScope
+
+    proj = project(tmp_path, rule_yaml(filter={"allowed": False, "app_uid": "u", "user_email": {"contains": "@x"},
+                                               "country": "US"}, evidence=0))
+    proof = Proof(proven=frozenset({"allowed", "fields=country"}), refused=frozenset({"app_uid", "emailOp=contains"}))
+    for scope in PushdownScope:
+        plan, _ = compile_plan(list(proj.rules), proj.config, parse_time(T), target=Target(CLOUDFLARE, scope, proof))
+        (fetch,) = plan.fetches
+        sent = {k for k, _ in fetch.filter_params()}
+        assert "allowed" in sent and "app_uid" not in sent and "email" not in sent  # refused: never sent
+        assert "country" in fetch.fields
+        # Only the default scope owes them to the profile; `pushdown: all` would send them anyway.
+        assert plan.proven == (("allowed", "fields=country") if scope is PushdownScope.DOCUMENTED else ())
