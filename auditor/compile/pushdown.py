@@ -110,6 +110,9 @@ class Proof:
     proven: frozenset[str] = frozenset()
     refused: frozenset[str] = frozenset()
     measured_at: str | None = field(default=None, compare=False)  # when (None: no profile)
+    # The letter case of the country codes the account serves: its country_code filter compares with that
+    # (rules and records use upper case, ISO 3166 alpha-2).
+    country_case: str = "upper"
 
     def describe(self) -> str:
         """`the profile measured 2026-11-14T08:00:00Z` or `no profile`, for messages."""
@@ -137,6 +140,10 @@ class Target:
 
     def express(self, fld: Field, cond: Condition) -> PushedFilter | None:
         """The condition as the backend's parameters, or None when only local evaluation checks it."""
+        if fld.name == "country" and self.proof.country_case == "lower":
+            lowered = cond.operand.lower() if isinstance(cond.operand, str) else \
+                type(cond.operand)(str(v).lower() for v in cond.operand)
+            cond = Condition(cond.field, cond.op, lowered)
         pushed = self.table.express(fld, cond, self.may_send)
         if pushed is not None and ("emailOp", "contains") in pushed.params and CONTAINS in self.proof.refused:
             return None  # declared by newer reference pages only: sent unless the account showed it wrong
@@ -149,7 +156,8 @@ class Target:
 
 def api_target(scope: PushdownScope, profile: ApiProfile | None = None) -> Target:
     """The Cloudflare API under the `pushdown:` scope, with what a usable API profile proved and disproved."""
-    proof = Proof(profile.proven(), profile.refused(), profile.measured_at) if profile is not None else Proof()
+    proof = (Proof(profile.proven(), profile.refused(), profile.measured_at, profile.country_case or "upper")
+             if profile is not None else Proof())
     return Target(CLOUDFLARE, scope, proof)
 
 

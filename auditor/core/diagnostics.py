@@ -41,6 +41,7 @@ class Code(StrEnum):
     INVALID_TIME = "E310"
     SCIM_NEEDS_IDP = "E311"
     TIME_RANGE = "E312"
+    COUNTRY_CASE = "E313"
     FOR_EACH_FIELD = "E320"
     FOR_EACH_VALUES = "E321"
     TEST_RECORDS = "E322"
@@ -77,6 +78,8 @@ MEANING: dict[Code, str] = {
     Code.OPERATOR_NOT_FOR_FIELD: "an operator that does not apply to the field's type",
     Code.OPERAND_TYPE: "an operand of the wrong type for the field (e.g. a string for a boolean)",
     Code.VALUE_NEVER_MATCHES: "a value the API never returns for that field (a closed set of values)",
+    Code.COUNTRY_CASE: "a country code not in upper case: codes are read upper case from every source, so it "
+                       "would never match",
     Code.INVALID_REGEX: "an invalid regular expression",
     Code.INVALID_NETWORK: "an invalid CIDR network",
     Code.INVALID_EXPECTATION: "an expectation without bounds, with min above max, or a ratio without where",

@@ -15,9 +15,10 @@ the same way at every step, over that step's window.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from auditor.compile.plan import Plan
-from auditor.core.coverage import DAY_US, Coverage, Interval, LogCoverage, RuleCoverage, api_coverage
+from auditor.core.coverage import Basis, Coverage, Interval, LogCoverage, RuleCoverage, api_coverage
 from auditor.core.fields import SOURCES
 from auditor.core.model import Rule
 from auditor.core.status import Status
@@ -128,21 +129,44 @@ def apply(result: RuleResult, coverage: Coverage) -> RuleResult:
     return dataclasses.replace(result, coverage=covered, **changes)  # type: ignore[arg-type]
 
 
-def beyond_the_api(plan: Plan, now_us: int, retention_days: int) -> list[str]:
-    """Per rule whose window (any step's, for a period) reaches before the API's retention or past now: one
-    line saying so, known before any request (`plan` marks them, `run` over the API warns)."""
-    coverage = api_coverage(SOURCES, now_us, retention_days)
-    kept_from = now_us - retention_days * DAY_US
+def beyond_the_api(plan: Plan, now_us: int, retention_days: int,
+                   measured_from: Mapping[str, int] | None = None) -> list[tuple[str, str]]:
+    """(rule id, why) per rule whose window (any step's, for a period) reaches before what the API serves or
+    past now, known before any request (`plan` marks them, `run` over the API warns). What the API serves:
+    `measured_from` (log -> the earliest instant an `auditor doctor` profile measured), else retention_days."""
+    coverage = api_coverage(SOURCES, now_us, retention_days, measured_from)
     out = []
     for r in plan.rules:
         gaps = find_gaps(r.rule, r.since_us, r.until_us, coverage)
         if not any(missing for _, missing in gaps):
             continue
         where = []
-        if r.since_us < kept_from:
-            where.append(f"starts {format_time(r.since_us)}, before the {retention_days} days the API keeps "
-                         f"(from {format_time(kept_from)}; retention_days)")
+        for log, _ in gaps:
+            kept_from = log.covered[0].since_us if log.covered else now_us
+            if r.since_us >= kept_from:
+                continue
+            if log.basis is Basis.PROFILE:
+                where.append(f"starts {format_time(r.since_us)}, before the earliest {log.log} record the API was "
+                             f"measured to serve ({format_time(kept_from)}; auditor doctor)")
+            else:
+                where.append(f"starts {format_time(r.since_us)}, before the {retention_days} days the API keeps "
+                             f"(from {format_time(kept_from)}; retention_days)")
+        advice = "; exported logs (e.g. Logpush) read with --data reach further back" if where else ""
         if r.until_us > now_us:
             where.append(f"ends {format_time(r.until_us)}, after now ({format_time(now_us)})")
-        out.append(f"{r.rule.id}: its window {' and '.join(where)}")
+        out.append((r.rule.id, f"its window {' and '.join(dict.fromkeys(where))}{advice}"))
+    return out
+
+
+def inferred_warnings(coverage: Coverage) -> list[str]:
+    """One warning per log whose coverage was inferred from its records: the results' basis says `inferred`,
+    and the run says so too (a gap inside the data, or data missing at its edges, is not seen)."""
+    out = []
+    for log in sorted(coverage.logs.values(), key=lambda c: c.log):
+        if log.basis is not Basis.INFERRED:
+            continue
+        held = (f"from its first record ({format_time(log.covered[0].since_us)}) to its last "
+                f"({format_time(log.covered[-1].until_us - 1)})" if log.covered else "as nothing (it has no records)")
+        out.append(f"{log.log}: coverage inferred {held}; a gap inside it is not seen: state what the files "
+                   "hold with --data-covers")
     return out

@@ -20,9 +20,9 @@ from auditor.evaluate.results import RuleResult, RunResult
 DAY_US = 86400 * US
 
 
-def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None, *,
-           retention_days: int = Config.retention_days, now_us: int | None = None) -> RunResult:
+def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None) -> RunResult:
     """Turn per-step outcomes into results: waivers per step, worst step, timeline, period, warnings.
+    (Over the API, steps before its retention are said once per rule before the run: decide.coverage.)
 
     `waivers` is None when no waivers file is in effect (then no waiver states are reported).
     """
@@ -45,10 +45,6 @@ def finish(run: RunResult, plan: Plan, waivers: Sequence[Waiver] | None, *,
     if waivers is not None:
         entries, waiver_warnings = _combine_waivers(waivers, uses, period)
         warnings.extend(waiver_warnings)
-    if run.source == "api":
-        warning = retention_warning(plan, retention_days, now_us)
-        if warning:
-            warnings.insert(0, warning)
     return dataclasses.replace(run, results=results, warnings=tuple(warnings), waivers=entries, period=period)
 
 

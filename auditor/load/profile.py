@@ -80,16 +80,24 @@ class ApiProfile:
 
     def proven(self) -> frozenset[str]:
         """The undeclared pushdowns this account was shown to answer exactly."""
-        return frozenset(name for name, ok in self.pushdowns.items() if ok)
+        return frozenset(name for name, ok in self.pushdowns.items() if ok) - self._mixed_case()
 
     def refused(self) -> frozenset[str]:
-        """The undeclared pushdowns this account was shown to answer wrongly (or to refuse)."""
-        return frozenset(name for name, ok in self.pushdowns.items() if ok is False)
+        """The undeclared pushdowns this account was shown to answer wrongly (or to refuse); country_code when
+        its country codes come in both cases (no one case matches every record: the filter stays local)."""
+        return frozenset(name for name, ok in self.pushdowns.items() if ok is False) | self._mixed_case()
+
+    def _mixed_case(self) -> frozenset[str]:
+        return frozenset({"country_code"}) if self.country_case == "mixed" else frozenset()
 
     def retention_days(self, source: str) -> int | None:
         """Days of logs `source` was measured to serve (a lower bound: older logs may never have existed)."""
         found = self.endpoints.get(source)
         return found.retention_days if found is not None else None
+
+    def served_from(self) -> dict[str, int]:
+        """Per endpoint with records, the earliest instant it was measured to serve (coverage's `profile` basis)."""
+        return {source: parse_time(found.earliest) for source, found in self.endpoints.items() if found.earliest}
 
     def to_json(self) -> dict[str, Any]:
         """The profile as the JSON document written to disk."""

@@ -178,6 +178,10 @@ class RuleChecker:
                     self.problem(Code.OPERAND_TYPE, f"'{name}' holds text: {item!r} is not a string", item_at,
                                  f"quote it: \"{item}\"")
                     return False
+                if name == "country" and item != item.upper():
+                    self.problem(Code.COUNTRY_CASE, f"'country' is never {item!r}: country codes (ISO 3166 alpha-2) "
+                                 "are read upper case from every source", item_at, f"write '{item.upper()}'")
+                    return False
                 if fld.enum and item not in fld.enum:
                     hint = f"write '{item.upper()}'" if item.upper() in fld.enum else None
                     self.problem(Code.VALUE_NEVER_MATCHES, f"'{name}' is never {item!r}: the API only has "

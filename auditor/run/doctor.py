@@ -342,5 +342,10 @@ def _country(sample: list[dict[str, Any]]) -> tuple[bool | None, str | None, Che
                                   "rules on country can only be checked over exported logs (Logpush) with --data")
     case = "upper" if all(c.isupper() for c in codes) else "lower" if all(c.islower() for c in codes) else "mixed"
     carried = sum(1 for r in sample if isinstance(r.get("country"), str) and r["country"])
-    return True, case, Check("country codes", True, f"{carried} of {len(sample)} sample records carry country, "
-                                                    f"in {case} case")
+    seen = f"{carried} of {len(sample)} sample records carry country, in {case} case"
+    if case == "mixed":
+        return True, case, Check("country codes", False, seen,
+                                 "none needed: auditor reads them upper case and never sends country_code (no one "
+                                 "case matches every record)")
+    how = "" if case == "upper" else "; auditor reads them upper case and sends country_code lower case"
+    return True, case, Check("country codes", True, seen + how)

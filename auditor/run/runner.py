@@ -16,10 +16,11 @@ from typing import Any
 
 from auditor.compile.plan import CompiledRule, Fetch, Plan
 from auditor.core.coverage import Coverage, Seen
-from auditor.core.model import Config, Waiver
+from auditor.core.model import Waiver
 from auditor.core.status import Severity, Status
 from auditor.decide.baseline import mark_baseline
 from auditor.decide.coverage import apply as apply_coverage
+from auditor.decide.coverage import inferred_warnings
 from auditor.decide.gate import Gate
 from auditor.decide.period import finish as finish_period
 from auditor.decide.waivers import apply_waivers
@@ -42,7 +43,8 @@ class RunOptions:
     waivers_sha256: str | None = None  # set when a waivers file is in effect (even an empty one)
     baseline: dict[str, Any] | None = None  # an earlier run's results JSON (--baseline)
     fail_on_new: bool = False
-    retention_days: int = Config.retention_days  # periodic runs over the API warn when they read further back
+    # Said before the run (a window beyond what the API serves), kept in the results' warnings.
+    warnings: tuple[str, ...] = ()
     exact_plan: bool = False  # `run --plan`: make exactly the plan's fetches, no narrowing of `then` sides
     coverage: Coverage | None = None  # instead of what the source states it covers (auditor.core.coverage)
 
@@ -206,8 +208,10 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
              started: float, requests: tuple = (), notes: tuple[str, ...] = (),
              coverage: Coverage | None = None, files: tuple = ()) -> RunResult:
     """The run's result: each rule decided against the coverage of its window, then periods, waivers, baseline."""
+    notes = (*options.warnings, *notes)
     if coverage is not None:
         results = [apply_coverage(r, coverage) for r in results]
+        notes = (*notes, *inferred_warnings(coverage))
     order = {r.rule.id: i for i, r in enumerate(plan.rules)}
     results.sort(key=lambda r: order[r.compiled.rule.id])
     run = RunResult(
@@ -228,7 +232,7 @@ def _collect(plan: Plan, source: str, results: list[RuleResult], records: int, o
     )
     if plan.period is not None:  # waivers per step, worst step, timeline
         waivers = options.waivers if options.waivers_sha256 is not None else None
-        run = finish_period(run, plan, waivers, retention_days=options.retention_days)
+        run = finish_period(run, plan, waivers)
     elif options.waivers_sha256 is not None:
         run = apply_waivers(run, options.waivers)
     if options.baseline is not None:

@@ -335,6 +335,8 @@ class _Reader:
                     t_us = (fromisoformat(rec.get(time_field)) - EPOCH) // MICROSECOND  # type: ignore[arg-type]
                 except (TypeError, ValueError, OverflowError):
                     t_us = normalize.time(rec.get(time_field), line)
+                if logpush and (code := rec.get("country")).__class__ is str and not code.isupper():
+                    rec["country"] = code.upper()  # one spelling (records.upper_country), in place: a fresh dict
                 yield t_us, rec
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise self.error(line + 1, f"corrupt or truncated gzip data ({e}); re-export the file") from None

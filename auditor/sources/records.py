@@ -1,5 +1,7 @@
 """One decoded record -> (time, record with API field names): the check every local source applies once.
 
+Country codes come out upper case (`upper_country`): Logpush exports write them lower case.
+
 Files and in-memory records go through `Normalizer`; the file reader inlines its common case (an
 API-named record with an RFC 3339 time) in its hot loop and calls it for everything else.
 """
@@ -58,6 +60,15 @@ def json_type(value: object) -> str:
     return "a number"
 
 
+def upper_country(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record with its `country` (an ISO 3166 alpha-2 code) in upper case, whatever case the input used
+    (Logpush exports write `us`): rules, evidence and reports see one spelling. A copy only when it changes."""
+    code = rec.get("country")
+    if code.__class__ is str and not code.isupper() and code:  # type: ignore[union-attr]
+        return {**rec, "country": code.upper()}  # type: ignore[union-attr]
+    return rec
+
+
 class Normalizer:
     """Checks one record of a log source and returns it with its time; DataError (with its line) otherwise."""
 
@@ -74,8 +85,10 @@ class Normalizer:
         """(time in epoch microseconds, record with API names) for one decoded value."""
         if type(rec) is not dict:
             raise self.error(line, f"record is not a JSON object (got {json_type(rec)})")
-        if self._logpush and ("CreatedAt" in rec or "Email" in rec):
-            return self.from_logpush(rec, line)
+        if self._logpush:
+            if "CreatedAt" in rec or "Email" in rec:
+                return self.from_logpush(rec, line)
+            rec = upper_country(rec)
         stamp = rec.get(self._time_field)
         try:
             return (datetime.fromisoformat(stamp) - EPOCH) // MICROSECOND, rec  # type: ignore[arg-type]  # see except
@@ -93,6 +106,9 @@ class Normalizer:
                 self._renamed.clear()
             names = self._renamed[keys] = tuple(LOGPUSH_NAMES.get(k, k) for k in keys)
         out = dict(zip(names, rec.values(), strict=True))
+        code = out.get("country")
+        if code.__class__ is str:  # Logpush writes `us`: the one spelling is upper case
+            out["country"] = code.upper()  # type: ignore[union-attr]
         stamp = out.get("created_at")
         if type(stamp) is int or type(stamp) is float:
             try:

@@ -6,7 +6,7 @@ first. Times are normalised in SQL as auditor.core.timeutil does in Python: RFC 
 integer unix seconds, or nanoseconds from 1e14 on (Logpush `unix`/`unixnano`); `rfc3339ms`/`rfc3339ns` are
 RFC 3339. A record time that is neither is a data error, as in a Python pass. The time column shown as
 evidence keeps the record's text; for epoch times it is left null here and written from `t_us` by the
-engine (as the Python reader formats it).
+engine (as the Python reader formats it). Country codes are read upper case, as by the Python reader.
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ def json_relation(paths: Sequence[Path], source: str) -> str:
         expected = "BOOLEAN" if f.type is FieldType.BOOL else "VARCHAR"
         typed = f"{value(f.name, f.logpush, 'v')} = 'true'" if f.type is FieldType.BOOL else \
             value(f.name, f.logpush, "v")
+        if f.name == "country":  # upper case from every source (Logpush writes `us`), as the Python reader
+            typed = f"upper({typed})"
         fields.append(f"CASE WHEN {kind(f)} = '{expected}' THEN {typed} END AS {_ident(f.name)}")
         is_wrong = f"{kind(f)} NOT IN ('{expected}', 'NULL')"
         wrong.append(f"CASE WHEN {is_wrong} THEN '{f.name},' END")
@@ -148,7 +150,9 @@ def parquet_relation(lake: Path, source: str, present: Collection[str] = (WRONG,
                  or first <= p.parent.name.removeprefix("date=") <= last]
     if not paths:
         return empty_relation(source)
-    cols = ", ".join(_ident(f) for f in SOURCES[source].fields)
+    # Country codes upper case whoever wrote the lake (as json_relation reads them).
+    cols = ", ".join(f"upper({_ident(f)}) AS {_ident(f)}" if f == "country" else _ident(f)
+                     for f in SOURCES[source].fields)
     extras = ", ".join(c if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in (WRONG, ODD))
     listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
     # Only identifiers from the fields table and quoted paths are interpolated. By name: files written before

@@ -33,6 +33,12 @@ def test_the_sample_without_at_decides_nothing_it_does_not_cover(tmp_path):
     assert all(r["status"] in ("error", "fail") for r in doc["results"]), [r["status"] for r in doc["results"]]
     assert not any(r["status"] == "pass" for r in doc["results"])
     assert {log["basis"] for log in doc["coverage"]} == {"inferred"}
+    # The run says so too, once per log: the edges of an export are a guess.
+    inferred = [w for w in doc["warnings"] if "coverage inferred" in w]
+    assert [w.split(":")[0] for w in inferred] == ["access_requests", "scim_updates"]
+    assert inferred[0].startswith("access_requests: coverage inferred from its first record (2026-11-01T")
+    assert all(w.endswith("Z); a gap inside it is not seen: state what the files hold with --data-covers")
+               for w in inferred)
 
 
 def test_a_reference_time_long_after_the_sample_is_an_error_for_every_rule(tmp_path):
@@ -115,6 +121,9 @@ def test_plan_marks_and_run_warns_about_windows_beyond_the_api_before_any_reques
     marked = [line for line in plan.stdout.splitlines() if line.startswith("  ! ")]
     assert len(marked) == 1 and marked[0].startswith("  ! old: its window starts 2026-10-06T12:00:00Z, before the "
                                                      "30 days the API keeps")
+    as_json = CliRunner().invoke(cli, ["plan", str(root / "rules"), "--config", str(root / "auditor.yaml"),
+                                       "--at", "2026-11-15T12:00:00Z", "--json"])
+    assert [f"  ! {m['rule']}: {m['why']}" for m in json.loads(as_json.stdout)["beyond_the_api"]] == marked
     emu = emulator(data, account_id=ACCOUNT, token=TOKEN)
     args = run_args(root, base=emu.base_url)
     args[args.index("--at") + 1] = "2026-11-17T00:00:00Z"  # after the pinned now (2026-11-16): both reach past it

@@ -230,6 +230,11 @@ def test_run_pushes_down_what_the_profile_proved(tmp_path, emulator):
     expected = sum(1 for r in DATA["access_requests"] if r["allowed"] is False
                    and NOW - 10 * DAY <= parse_time(r["created_at"]) < NOW)
     assert only["status"] == "pass" and only["measurements"][0]["value"] == expected > 0
+    # Coverage says what the account was measured to serve, not the configured retention_days.
+    earliest = read_profile(tmp_path / ".auditor" / "api-profile.json").endpoints["access_requests"].earliest
+    access_log = next(c for c in doc["coverage"] if c["log"] == "access_requests")
+    assert access_log["basis"] == "profile" and access_log["covered"][0]["since"] == earliest
+    assert only["coverage"]["logs"][0]["basis"] == "profile"
 
 
 def test_run_over_the_strict_api_never_sends_what_the_profile_disproved(tmp_path, emulator):
@@ -261,3 +266,29 @@ def test_a_stale_profile_is_not_used(tmp_path, emulator):
     assert result.exit_code == 0
     assert "API profile not used: it is 40 days old (at most 30); run `auditor doctor` again" in result.stderr
     assert "allowed=false" not in result.stdout
+
+
+def test_doctor_reports_the_case_of_country_codes_and_run_sends_country_code_in_it(tmp_path, emulator):
+    emu = emulator(DATA, account_id=ACCOUNT, token=TOKEN)  # lower-case codes, as Logpush exports have them
+    config = project(tmp_path, "pushdown: documented\n")
+    text = doctor(config, emu.base_url)
+    assert ("✓ country codes: 889 of 1000 sample records carry country, in lower case; auditor reads them upper "
+            "case and sends country_code lower case") in text.stdout
+    found = checks(doctor(config, emu.base_url, "--json"))["country codes"]
+    assert found["ok"] is True and "in lower case" in found["detail"]
+    profile = read_profile(tmp_path / ".auditor" / "api-profile.json")
+    assert profile is not None and (profile.country_present, profile.country_case) == (True, "lower")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "germany.yaml").write_text(
+        "rules:\n  - id: from-germany\n    title: t\n    source: access_requests\n    window: 10d\n"
+        "    filter:\n      country: DE\n")
+    served = emu.requests_served
+    result = plan_or_run(tmp_path, "run", emu.base_url)
+    assert result.exit_code == 1, result.stderr
+    queries = [r.query for r in emu.requests[served:]]
+    assert queries and all("country_code=de&country_codeOp=eq" in q for q in queries)
+    (only,) = json.loads((tmp_path / "results.json").read_text())["results"]
+    expected = sum(1 for r in DATA["access_requests"] if r.get("country") == "de"
+                   and NOW - 10 * DAY <= parse_time(r["created_at"]) < NOW)
+    assert only["measurements"][0]["value"] == expected > 0
+    assert only["evidence"] and {e["country"] for e in only["evidence"]} == {"DE"}

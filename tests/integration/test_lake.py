@@ -25,6 +25,16 @@ def _run(*args: str, out: Path) -> dict:
     return document
 
 
+def _same(result: dict) -> dict:
+    """A result apart from where its data came from and how its coverage was known."""
+    coverage = {**result["coverage"], "logs": [{**c, "basis": None} for c in result["coverage"]["logs"]]}
+    message = result["message"]
+    for note in ("inferred from the first and last record; state it with --data-covers",
+                 "as the lake's manifest lists it"):
+        message = message.replace(note, "(how coverage was known)")
+    return {**result, "fetch": None, "coverage": coverage, "message": message}
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("lake")
@@ -47,8 +57,10 @@ def test_a_lake_gives_the_results_of_the_exports(lake, tmp_path, monkeypatch, en
     monkeypatch.chdir(REPO)
     exports = _run("--data", "examples/data", *AT, out=tmp_path / "a.json")
     from_lake = _run("--data", str(lake), *AT, *engine, out=tmp_path / "b.json")
-    # Each result names the data it read (the exports' files, the lake's): nothing else may differ.
-    assert [{**r, "fetch": None} for r in from_lake["results"]] == [{**r, "fetch": None} for r in exports["results"]]
+    # Each result names the data it read (the exports' files, the lake's), and how coverage was known (inferred
+    # from the exports' records, the lake's manifest, which holds the same intervals): nothing else may differ.
+    assert [_same(r) for r in from_lake["results"]] == [_same(r) for r in exports["results"]]
+    assert {c["basis"] for c in from_lake["coverage"]} == {"lake"}
     assert from_lake["summary"] == exports["summary"]
 
 
@@ -66,3 +78,35 @@ def test_logpush_objects_go_into_a_lake_unchanged(tmp_path, monkeypatch):
     _logpush_folder(tmp_path / "lp", records, "unixnano")
     counts = write_from_files(tmp_path / "lake", {"access_requests": sorted((tmp_path / "lp").rglob("*.log.gz"))})
     assert counts == {"access_requests": len(records)}
+
+
+@pytest.mark.parametrize("engine", [[], ["--engine", "python"]])
+def test_the_manifests_intervals_are_the_coverage_and_an_interval_it_lacks_is_a_gap(lake, tmp_path, monkeypatch,
+                                                                                    engine):
+    import shutil
+
+    from auditor.core.timeutil import parse_time
+    from auditor.sources.lake import write_manifest
+
+    holed = tmp_path / "holed"
+    shutil.copytree(lake, holed)
+    # The lake holds 2026-11-01..15 of both logs, except 2026-11-10 of access_requests (a sync that missed a day).
+    whole = [(parse_time("2026-11-01T00:00:00Z"), parse_time("2026-11-15T00:00:00Z"))]
+    write_manifest(holed, {"scim_updates": whole,
+                           "access_requests": [(whole[0][0], parse_time("2026-11-10T00:00:00Z")),
+                                               (parse_time("2026-11-11T00:00:00Z"), whole[0][1])]})
+    monkeypatch.chdir(REPO)
+    document = _run("--data", str(holed), "--at", "2026-11-15T00:00:00Z", *engine, out=tmp_path / "d.json")
+    access_log = next(c for c in document["coverage"] if c["log"] == "access_requests")
+    assert access_log["basis"] == "lake" and access_log["covered"] == [
+        {"since": "2026-11-01T00:00:00Z", "until": "2026-11-10T00:00:00Z"},
+        {"since": "2026-11-11T00:00:00Z", "until": "2026-11-15T00:00:00Z"}]
+    # A 7-day window over the missing day is undecided, naming the gap; a 24h window after it is decided.
+    weekly = next(r for r in document["results"] if r["id"] == "github-login-only-for-git")  # a ratio: undecided
+    assert weekly["coverage"]["logs"][0]["missing"] == [{"since": "2026-11-10T00:00:00Z",
+                                                         "until": "2026-11-11T00:00:00Z"}]
+    assert weekly["status"] == "error"
+    assert weekly["message"].startswith("no access_requests data covers 2026-11-10T00:00:00Z..2026-11-11T00:00:00Z")
+    assert "a gap in the data" in weekly["message"]
+    daily = next(r for r in document["results"] if r["id"] == "denied-login-burst-per-user")
+    assert daily["coverage"]["complete"] is True and daily["status"] in ("pass", "fail")

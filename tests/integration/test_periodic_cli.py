@@ -172,27 +172,38 @@ def test_the_emulator_is_asked_once_per_source_for_the_whole_period(project, emu
     api_doc = load(project / "api.json")
     # A page or two per fetch (the last one empty), not a fetch per step and source (7 x 2).
     assert api_doc["summary"]["api_requests"] == len(emu.requests) <= 6
-    # Same answer as from the files; only the API run warns about retention (the period is > 30 days ago).
+    # Same answer as from the files.
     over_files = cli([*base_args(project), "--period", PERIOD, "--data", str(project / "data"), "--account-id", ACCOUNT,
                       "--data-covers", COVERS, "--quiet", "--results", str(project / "files.json")])
     files_doc = load(project / "files.json")
     assert over_files.exit_code == 1
-    retention = [w for w in api_doc["warnings"] if "keeps only 30 days" in w]
-    assert len(retention) == 1 and "--data" in retention[0]
-    assert not [w for w in files_doc["warnings"] if "keeps only" in w]
-    api_doc["warnings"] = [w for w in api_doc["warnings"] if w not in retention]
+    # "Now" is pinned to 2026-11-16 (tests/conftest.py): the API's 30 days reach back over the whole period.
+    assert not [w for w in api_doc["warnings"] + files_doc["warnings"] if "the API keeps" in w]
+    assert "warning: " not in over_api.stderr
     assert comparable(api_doc) == comparable(files_doc)
     assert step_marks(files_doc) == {"volume": "....xxx", "denied": "...x...", "countries": "xxxxxxx",
                                      "heartbeat": "xxx.xxx", "scim-failures": ".xxxxxx"}
 
 
-def test_retention_days_from_the_config_silences_the_warning(project, emulator, clock):
-    (project / "auditor.yaml").write_text(CONFIG + "retention_days: 100000\n", encoding="utf-8")
+def test_a_period_before_the_retention_is_warned_once_per_rule_and_retention_days_silences_it(project, emulator,
+                                                                                                  clock):
     emu = emulator(project / "data", account_id=ACCOUNT, token=TOKEN)
-    done = cli([*base_args(project), "--period", PERIOD, "--api-base", emu.base_url, "--account-id", ACCOUNT,
-                "--no-progress", "--quiet", "--results", str(project / "api.json")], env=token_env())
+    args = [*base_args(project), "--period", PERIOD, "--api-base", emu.base_url, "--account-id", ACCOUNT,
+            "--no-progress", "--quiet", "--results", str(project / "api.json")]
+    # Now is 2026-11-16: 10 days of logs reach back to 2026-11-06, after the period's first windows start.
+    (project / "auditor.yaml").write_text(CONFIG + "retention_days: 10\n", encoding="utf-8")
+    done = cli(args, env=token_env())
+    assert done.exit_code == 2, done.output
+    said = [w for w in load(project / "api.json")["warnings"] if "before the 10 days the API keeps" in w]
+    assert sorted(w.split(":")[0] for w in said) == ["countries", "denied", "heartbeat", "scim-failures", "volume"]
+    # Once each: on stderr before the requests (not again at the end), and no second, period-wide warning.
+    assert all(done.stderr.count(w) == 1 and "--data" in w for w in said)
+    assert done.stderr.count("warning: ") == len(said)
+    (project / "auditor.yaml").write_text(CONFIG + "retention_days: 100000\n", encoding="utf-8")
+    done = cli(args, env=token_env())
     assert done.exit_code == 1, done.output
-    assert not [w for w in load(project / "api.json")["warnings"] if "keeps only" in w]
+    assert not [w for w in load(project / "api.json")["warnings"] if "API keeps" in w]
+    assert "warning: " not in done.stderr
 
 
 # ---- usage ---------------------------------------------------------------------------------------------------

@@ -53,9 +53,12 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     from auditor.core.timeutil import now_us
     from auditor.decide.coverage import beyond_the_api
 
-    beyond = [] if over_files else beyond_the_api(compiled, now_us(), project.config.retention_days)
+    beyond = [] if over_files else beyond_the_api(compiled, now_us(), project.config.retention_days,
+                                                  profile.served_from() if profile is not None else None)
     saved = savedplan.document(compiled, project, paths,
                                None if over_files else selection.api_request(project, compiled.account_id))
+    # The rules `plan` marks with `!`: over the API, decided only where more data could not change them.
+    saved["beyond_the_api"] = [{"rule": rule_id, "why": why} for rule_id, why in beyond]
     if profile is not None:  # what rests on `auditor doctor`'s findings (not read back by run --plan)
         saved["api_profile"] = {"account_id": profile.account_id, "measured_at": profile.measured_at,
                                 "pushdowns": resting_pushdowns(compiled)}
@@ -76,5 +79,5 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
         if beyond:
             click.echo("\nBeyond what the API serves (retention_days, now): over the API these rules are decided "
                        "only where more data could not change them, else error")
-            click.echo("\n".join(f"  ! {line}" for line in beyond))
+            click.echo("\n".join(f"  ! {rule_id}: {why}" for rule_id, why in beyond))
     return ExitCode.OK

@@ -22,7 +22,7 @@ from auditor.core.status import Severity
 
 
 def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, concurrency: int | None,
-             display: Display, retries: int | None) -> Any:
+             display: Display, retries: int | None, measured_from: dict[str, int] | None) -> Any:
     """`run` over the live API: settings checked (one-line error) before the first request."""
     from auditor.cli.progress import ApiProgress
     from auditor.run.runner import run as run_plan
@@ -40,7 +40,7 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
     # Without a live line only waits the user must know about are said: rate limits (auditor.cli.progress).
     try:
         with ApiClient(settings, progress=ApiProgress(display, len(plan.fetches))) as client:
-            return run_plan(plan, CloudflareSource(client, config.retention_days), options)
+            return run_plan(plan, CloudflareSource(client, config.retention_days, measured_from), options)
     except CredentialsRejected as exc:
         fail(str(exc))
 
@@ -135,6 +135,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     if not over_files:  # over the API: what `auditor doctor` proved on this account
         project, profile = selection.with_api_profile(project, account_id)
     target = selection.target(project, profile, over_files)
+    measured_from = profile.served_from() if profile is not None else None
     selected = selection.select(project, chosen)
     if per_page is not None:  # the API client's page size (config per_page)
         project = dataclasses.replace(project, config=dataclasses.replace(project.config, per_page=per_page))
@@ -148,18 +149,24 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     options = RunOptions(fail_on=Severity(fail_on.lower()), rules_sha256=project.rules_sha256,
                          config_sha256=project.config_sha256,
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
-                         fail_on_new=fail_on_new, retention_days=project.config.retention_days,
-                         exact_plan=saved is not None)
+                         fail_on_new=fail_on_new, exact_plan=saved is not None)
+    said: set[str] = set()  # warnings already on stderr
     if engine is not None and engine != "python" and data is None and not named:
         fail(f"--engine {engine} reads --data; the API is read by the Python engine")
     if data is None and not named:
         from auditor.core.timeutil import now_us
         from auditor.decide.coverage import beyond_the_api
 
-        for line in beyond_the_api(compiled, now_us(), project.config.retention_days):  # before any request
-            click.echo(f"warning: {line}: decided only where more data could not change it, else error", err=True)
+        beyond = tuple(f"{rule_id}: {why}: decided only where more data could not change it, else error"
+                       for rule_id, why in beyond_the_api(compiled, now_us(), project.config.retention_days,
+                                                          measured_from))
+        for line in beyond:  # before any request; kept in the results, not said again at the end
+            warn(line)
+        options = dataclasses.replace(options, warnings=beyond)
+        said = set(beyond)
         with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress, quiet=quiet)) as display:
-            result = _run_api(compiled, project.config, options, api_base, concurrency, display, retries)
+            result = _run_api(compiled, project.config, options, api_base, concurrency, display, retries,
+                              measured_from)
     else:
         from auditor.run.choose import choose_engine
 
@@ -180,6 +187,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     from auditor.report.redact import redact_text
 
     for warning in document["warnings"]:
-        warn(redact_text(warning) if redact else warning)
+        if warning not in said:
+            warn(redact_text(warning) if redact else warning)
     write_reports(document, report_specs, template_specs, quiet=quiet, redact=redact, color=use_color(no_color))
     return result.exit_code

@@ -9,6 +9,7 @@ from typing import Any
 
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import parse_epoch, parse_time
+from auditor.sources.records import upper_country
 
 
 class FetchError(Exception):
@@ -112,6 +113,7 @@ def parse_page(doc: Any, number: int, source: str, where: str, scrub: Callable[[
     if not isinstance(result, list):
         raise Malformed(f"envelope's result is {kind(result)}, not a list of records")
     time_field = SOURCES[source].time_field
+    country = "country" in SOURCES[source].fields  # read upper case, as from every source
     records = []
     for i, record in enumerate(result, 1):
         if not isinstance(record, dict):
@@ -122,7 +124,7 @@ def parse_page(doc: Any, number: int, source: str, where: str, scrub: Callable[[
         except (ValueError, TypeError, OverflowError):
             raise FetchError(f"{where} (page {number}): record {i} has an invalid {time_field} "
                              f"{scrub(json.dumps(raw))[:60]} (expected an RFC 3339 timestamp)") from None
-        records.append((t, record))
+        records.append((t, upper_country(record) if country else record))
     info = doc.get("result_info")
     info = info if isinstance(info, dict) else {}
     return Page(number, records, count(info.get("total_pages")), count(info.get("total_count")))
