@@ -100,6 +100,11 @@ def load_waivers(path: Path, rule_ids: set[str], rules: Mapping[str, Rule], conf
                     problem(Code.WAIVER_MATCH, f"match field '{name}' is not a group_by field of rule '{rule_id}'",
                             pointer_join(pointer_join(at, "match"), name), hint, key=True)
                     bad = True
+                elif name == "country" and isinstance(match[name], str) and match[name] != match[name].upper():
+                    problem(Code.COUNTRY_CASE, f"'country' is never {match[name]!r}: country codes (ISO 3166 "
+                            "alpha-2) are read upper case from every source",
+                            pointer_join(pointer_join(at, "match"), name), f"write '{match[name].upper()}'")
+                    bad = True
         if bad:
             continue
         out.append(Waiver(

@@ -93,3 +93,21 @@ def test_a_lower_case_country_in_a_rule_is_a_located_error_saying_what_to_write(
         "upper case from every source; write 'DE'\n")
     as_json = CliRunner().invoke(cli, ["validate", str(tmp_path / "rules.yaml"), "--json"])
     assert [p["code"] for p in json.loads(as_json.stdout)["problems"]] == ["E313"]
+
+
+def test_a_lower_case_country_in_a_waiver_match_is_an_error_too(tmp_path):
+    write(tmp_path / "rules.yaml", RULES.replace("      country: DE\n", "      country: {exists: true}\n"
+                                                                         "    group_by: country\n"))
+    write(tmp_path / "waivers.yaml", """\
+waivers:
+  - rule: from-germany
+    match: {country: de}
+    justification: the Berlin office
+    owner: it@example.com
+    expires: 2026-12-15
+""")
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "rules.yaml"), "--waivers",
+                                      str(tmp_path / "waivers.yaml"), "--json"])
+    assert result.exit_code == 2
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem["code"] == "E313" and problem["hint"] == "write 'DE'" and problem["line"] == 3
