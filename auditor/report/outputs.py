@@ -30,7 +30,7 @@ def clear(paths: Iterable[Path]) -> None:
     """Remove earlier outputs at these paths (a missing file is fine; a folder is left for the write to refuse)."""
     for path in paths:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
-            if not path.is_dir():
+            if path.is_file() or (path.is_symlink() and not path.exists()):  # never a device such as /dev/null
                 path.unlink()
 
 
@@ -38,8 +38,13 @@ def write_atomic(path: Path, text: str) -> None:
     """Write text (UTF-8) to path through a temporary file in the same folder renamed into place.
 
     Raises OSError; on any failure, interrupts included, the temporary file is removed and `path` is not
-    created.
+    created. A path that is not a regular file (`/dev/null`, a named pipe) is written to directly: renaming
+    over it would replace the device with a file.
     """
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            fh.write(encodable(text))
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
