@@ -140,8 +140,9 @@ def statuses(document: dict[str, Any]) -> dict[str, str]:
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
     """A results document without what legitimately differs between the API and files: provenance,
     counters of the transport (requests, records read, duration), the source name, how coverage was known,
-    the API's warnings about windows beyond its retention, and each result's `fetch` (a run over the API names the queries it sent, re-planned once correlation
-    `first` sides were read; a run over files names the planned ones)."""
+    the API's warnings about windows beyond its retention, and each result's `fetch` (a run over the API
+    names the queries it sent, re-planned once correlation `first` sides were read; a run over files names
+    the planned ones)."""
     out = json.loads(json.dumps(document))
     out.pop("provenance")
     out.pop("source")
