@@ -28,9 +28,10 @@ def _time(option: str, text: str | None) -> int | None:
 @click.command()
 @click.option("--to", "lake", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="The lake directory (created when missing; `run --data DIR` reads it).")
-@click.option("--since", help="Read from this time (RFC 3339; default: an hour before the end of what the lake "
-                              "holds, else as far back as the API keeps).")
-@click.option("--until", help="Read until this time (RFC 3339; default now).")
+@click.option("--since", metavar="TIME",
+              help="Read from this time (RFC 3339; default: an hour before the end of what the lake holds, else as "
+                   "far back as the API keeps).")
+@click.option("--until", metavar="TIME", help="Read until this time (RFC 3339; default now).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="auditor.yaml to use (default: ./auditor.yaml if present).")
 @click.option("--account-id", envvar="CLOUDFLARE_ACCOUNT_ID", help="Cloudflare account id.")
