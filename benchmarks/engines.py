@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--ratio-records", type=int, default=1_000_000,
                         help="records of the Logpush vs API NDJSON comparison")
     parser.add_argument("--skip-python-periodic", action="store_true", help="the slowest variant")
+    parser.add_argument("--only", default="single,periodic,ratio",
+                        help="which comparisons to run (default all: single,periodic,ratio)")
     parser.add_argument("--prepare-only", action="store_true", help="generate the data and stop")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
                         help="where the generated data is cached (default benchmarks/out; /tmp for 10M)")
@@ -159,31 +161,36 @@ def main() -> None:
         rows.append((name, wall, cpu, mem))
         print(f"  {name:<52} {wall:>8.2f} s wall {cpu:>8.2f} s CPU {mem:>7.0f} MB", flush=True)
 
-    py_wall, py_cpu, py_mem, py = measured(args.repeat, out / "gzip", r / "py.json", *at, *PY)
-    row("single run, Python, gzip NDJSON", py_wall, py_cpu, py_mem)
-    dk_wall, dk_cpu, dk_mem, dk = measured(args.repeat, out / "lake", r / "duck.json", *at, *DUCK)
-    row("single run, DuckDB, Parquet lake", dk_wall, dk_cpu, dk_mem)
-    period = ("--period", PERIOD, "--step", "1d", *covers)
-    dp_wall, dp_cpu, dp_mem, dp = measured(args.repeat, out / "lake", r / "duck-period.json", *period, *DUCK)
-    row(f"{dp['period']['steps']}-step daily period, DuckDB, lake", dp_wall, dp_cpu, dp_mem)
-    same_period = None
-    if not args.skip_python_periodic:
-        pp_wall, pp_cpu, pp_mem, pp = measured(1, out / "gzip", r / "py-period.json", *period, *PY)
-        row(f"{pp['period']['steps']}-step daily period, Python, gzip NDJSON (1 run)", pp_wall, pp_cpu, pp_mem)
-        same_period = answers(pp) == answers(dp)
-    k = min(args.ratio_records, args.records)
-    api_dir, api_at = head(out, "api", k)
-    lp_dir, _ = head(out, "logpush", k)
-    sample = ("--at", api_at, "--data-covers", f"{fmt_us(START_US, 0)}/{api_at}")
-    api_wall, api_cpu, api_mem, api = measured(args.repeat, api_dir, r / "api.json", *sample, *PY)
-    row(f"single run, Python, API NDJSON ({k:,})", api_wall, api_cpu, api_mem)
-    lp_wall, lp_cpu, lp_mem, lp = measured(args.repeat, lp_dir, r / "logpush.json", *sample, *PY)
-    row(f"single run, Python, Logpush NDJSON ({k:,})", lp_wall, lp_cpu, lp_mem)
-    print(f"DuckDB lake vs Python gzip: {py_wall / dk_wall:.1f}x faster by wall time, {py_cpu / dk_cpu:.1f}x by CPU "
-          f"(target >= 15x, <= 2 s at 10M); identical results: {answers(dk) == answers(py)}")
-    print(f"periodic on DuckDB: {dp_wall:.2f} s (target <= 15 s at 10M); identical to Python: {same_period}")
-    print(f"Logpush / API NDJSON in Python: {lp_wall / api_wall:.2f} by wall time, {lp_cpu / api_cpu:.2f} by CPU "
-          f"(target <= 1.2); identical results: {answers(lp) == answers(api)}")
+    only = set(args.only.split(","))
+    if "single" in only:
+        py_wall, py_cpu, py_mem, py = measured(args.repeat, out / "gzip", r / "py.json", *at, *PY)
+        row("single run, Python, gzip NDJSON", py_wall, py_cpu, py_mem)
+        dk_wall, dk_cpu, dk_mem, dk = measured(args.repeat, out / "lake", r / "duck.json", *at, *DUCK)
+        row("single run, DuckDB, Parquet lake", dk_wall, dk_cpu, dk_mem)
+        print(f"DuckDB lake vs Python gzip: {py_wall / dk_wall:.1f}x faster by wall time, {py_cpu / dk_cpu:.1f}x by "
+              f"CPU (target >= 15x, <= 2 s at 10M); identical results: {answers(dk) == answers(py)}", flush=True)
+    if "periodic" in only:
+        period = ("--period", PERIOD, "--step", "1d", *covers)
+        dp_wall, dp_cpu, dp_mem, dp = measured(args.repeat, out / "lake", r / "duck-period.json", *period, *DUCK)
+        row(f"{dp['period']['steps']}-step daily period, DuckDB, lake", dp_wall, dp_cpu, dp_mem)
+        same_period = None
+        if not args.skip_python_periodic:
+            pp_wall, pp_cpu, pp_mem, pp = measured(1, out / "gzip", r / "py-period.json", *period, *PY)
+            row(f"{pp['period']['steps']}-step daily period, Python, gzip NDJSON (1 run)", pp_wall, pp_cpu, pp_mem)
+            same_period = answers(pp) == answers(dp)
+        print(f"periodic on DuckDB: {dp_wall:.2f} s (target <= 15 s at 10M); identical to Python: {same_period}",
+              flush=True)
+    if "ratio" in only:
+        k = min(args.ratio_records, args.records)
+        api_dir, api_at = head(out, "api", k)
+        lp_dir, _ = head(out, "logpush", k)
+        sample = ("--at", api_at, "--data-covers", f"{fmt_us(START_US, 0)}/{api_at}")
+        api_wall, api_cpu, api_mem, api = measured(args.repeat, api_dir, r / "api.json", *sample, *PY)
+        row(f"single run, Python, API NDJSON ({k:,})", api_wall, api_cpu, api_mem)
+        lp_wall, lp_cpu, lp_mem, lp = measured(args.repeat, lp_dir, r / "logpush.json", *sample, *PY)
+        row(f"single run, Python, Logpush NDJSON ({k:,})", lp_wall, lp_cpu, lp_mem)
+        print(f"Logpush / API NDJSON in Python: {lp_wall / api_wall:.2f} by wall time, {lp_cpu / api_cpu:.2f} by CPU "
+              f"(target <= 1.2); identical results: {answers(lp) == answers(api)}", flush=True)
     print(f"peak memory: {max(m for *_, m in rows):.0f} MB (largest variant); load average "
           f"{os.getloadavg()[0]:.1f} at the end")
 
