@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule
-from auditor.core.fields import SOURCES
+from auditor.core.fields import SOURCES, FieldType
 from auditor.evaluate.sql.conditions import FALSE, TRUE, SqlCondition, column, compile_condition, literal, wrong_type
 from auditor.evaluate.sql.dialects import Dialect
 from auditor.sources.relation import ODD
@@ -121,10 +121,19 @@ class RuleSql:
         keys: list[tuple[str, Any]] = [("all", TRUE)]
         for i in range(len(self.wheres)):
             keys += [(f"where{i}", self._ratio_where(i)), (f"not{i}", exp.Not(this=exp.paren(self._ratio_where(i))))]
-        wanted: Any = exp.or_(*(exp.and_(exp.EQ(this=exp.column("step", STEPS), expression=exp.Literal.number(step)),
-                                         *(exp.NullSafeEQ(this=column(g), expression=_value(v))
-                                           for g, v in zip(group, key, strict=True)))
-                                for step, key in groups))
+        # The wanted (step, group) pairs as a table joined on (an OR of them per row costs rows x pairs); a null
+        # group value typed as its column, so the join compares like with like.
+        types = ["BOOLEAN" if SOURCES[self.compiled.rule.source].fields[g].type is FieldType.BOOL else "VARCHAR"
+                 for g in group]
+        rows = [exp.tuple_(exp.Literal.number(step), *(
+            exp.Cast(this=exp.Null(), to=exp.DataType.build(t)) if v is None else literal(v)
+            for v, t in zip(key, types, strict=True))) for step, key in groups]
+        names = ["w_step", *(f"w{i}" for i in range(len(group)))]
+        wanted = exp.Values(expressions=rows, alias=exp.TableAlias(
+            this=exp.to_identifier("wanted"), columns=[exp.to_identifier(c) for c in names]))
+        on = exp.and_(exp.EQ(this=exp.column("step", STEPS), expression=exp.column("w_step", "wanted")),
+                      *(exp.NullSafeEQ(this=column(g), expression=exp.column(f"w{i}", "wanted"))
+                        for i, g in enumerate(group)))
         parts = []
         for name, test in keys:
             part = [exp.alias_(exp.column("step", STEPS), "step"), *(exp.alias_(column(g), f"g{i}")
@@ -133,7 +142,7 @@ class RuleSql:
                     exp.alias_(exp.Window(this=exp.Anonymous(this="rank"), partition_by=[
                         exp.column("step", STEPS), *(column(g) for g in group)],
                         order=exp.Order(expressions=[exp.Ordered(this=column("t_us"))])), "r")]
-            parts.append(self._matched(exp.and_(exp.paren(wanted), test)).select(*part))
+            parts.append(self._matched(test).join(wanted, on=on).select(*part))
         union: exp.Expression = parts[0]
         for p in parts[1:]:
             union = exp.union(union, p, distinct=False)
@@ -153,10 +162,6 @@ class RuleSql:
     def sql(self) -> str:
         """The aggregate query as this dialect's text (for `plan`)."""
         return self.aggregate().sql(self.dialect.sqlglot, pretty=True)
-
-
-def _value(v: Any) -> exp.Expression:
-    return exp.Null() if v is None else literal(v)
 
 
 def compile_rule(compiled: CompiledRule, dialect: Dialect) -> RuleSql:
