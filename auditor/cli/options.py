@@ -116,3 +116,18 @@ def api_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--retries", type=click.IntRange(0, 20),
                      help="Retries of a failed or rate-limited request before what needs it fails (default 4)."),
     ])
+
+
+def engine_options(help_text: str, *, shown: tuple[str, ...] = (), runs: bool = True) -> Decorator:
+    """--engine (default: `engine:` in auditor.yaml); `shown` adds engines whose SQL `plan` shows without running
+    it; `runs`: also --spark-master."""
+    from auditor.core.model import ENGINES
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        options: list[Decorator] = [click.option("--engine", type=click.Choice([*ENGINES, *shown]),
+                                                 help=f"{help_text} Default: engine: in auditor.yaml, else auto.")]
+        if runs:
+            options.append(click.option("--spark-master", default="local[*]", show_default=True, metavar="URL",
+                                        help="With --engine spark: the Spark master to run on."))
+        return _apply(func, options)
+    return decorate

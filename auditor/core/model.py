@@ -190,6 +190,12 @@ class PushdownScope(StrEnum):
     DOCUMENTED = "documented"  # the default: parameters the public API schema declares, and what a profile proved
 
 
+# What evaluates the rules (`engine:` in auditor.yaml, `--engine` on run and test): `auto` lets auditor choose
+# (the Python evaluator for the API and ordinary exports, DuckDB for a Parquet log lake); `plan --engine` also
+# shows the SQL of engines auditor does not run (`trino`).
+ENGINES = ("auto", "python", "duckdb", "spark")
+
+
 @dataclass(frozen=True)
 class Config:
     """`auditor.yaml`, validated; every key optional. The defaults here are the only ones: the loader, the
@@ -209,4 +215,5 @@ class Config:
     api_profile: str | None = None  # `auditor doctor`'s findings file, relative to auditor.yaml (load/profile.py)
     max_retry_wait: int = 300  # seconds: the longest Retry-After honoured (Cloudflare blocks for five minutes)
     request_deadline: int = 120  # seconds one API request may take in all before it is retried
+    engine: str = "auto"  # one of ENGINES
     variables: dict[str, Any] = field(default_factory=dict)

@@ -47,7 +47,7 @@ def load_config(path: Path | None) -> tuple[Config, list[Diagnostic]]:
     base = path.parent
     # Keys left out keep Config's defaults (the only place defaults are written).
     plain = ("account_id", "api_base", "per_page", "concurrency", "max_waiver_days", "retention_days",
-             "max_retry_wait", "request_deadline", "variables", "api_profile")
+             "max_retry_wait", "request_deadline", "variables", "api_profile", "engine")
     given: dict[str, Any] = {key: data[key] for key in plain if key in data}
     if "pushdown" in data:
         given["pushdown"] = PushdownScope(data["pushdown"])

@@ -2,7 +2,8 @@
 
 A case's records (inline, or from `records_file` in any `--data` format) are evaluated by the same runner
 as `auditor run --data`, from memory (auditor.sources.memory, checked as a file's records are), so a case
-proves the rule exactly as it runs. Waivers do not apply: a case tests the rule's logic.
+proves the rule exactly as it runs; `--engine duckdb|spark` runs them on that engine instead, read as `--data`
+files are (auditor.run.sql.run_records). Waivers do not apply: a case tests the rule's logic.
 
 Reference time of a case: its `at`; without `at`, one second after its latest record, moved later by the
 rule's `until` offset (e.g. `until: 1h`) so that the latest record is inside the window; a case without
@@ -87,8 +88,9 @@ def reference_time(rule: Rule, case: RuleTest, records: dict[str, list[dict[str,
     return latest - latest % US + US + (rule.until.before_us or 0)
 
 
-def run_case(rule: Rule, case: RuleTest, config: Config, now_us: int) -> tuple[CaseResult | None, list[Diagnostic]]:
-    """Evaluate one case; diagnostics (exit 2) when its records or window cannot be used."""
+def run_case(rule: Rule, case: RuleTest, config: Config, now_us: int, engine: str = "python",
+             spark_master: str = "local[*]") -> tuple[CaseResult | None, list[Diagnostic]]:
+    """Evaluate one case on `engine`; diagnostics (exit 2) when its records or window cannot be used."""
     try:
         records = case_records(rule, case)
     except DataError as exc:
@@ -99,17 +101,23 @@ def run_case(rule: Rule, case: RuleTest, config: Config, now_us: int) -> tuple[C
     plan, problems = compile_plan([rule], config, at, None, target=files_target())  # records in memory: all local
     if problems:
         return None, [Diagnostic(d.code, f"test '{case.name}': {d.message}", case.location, d.hint) for d in problems]
-    result = run(plan, MemorySource(records), RunOptions()).results[0]
+    if engine == "python":
+        result = run(plan, MemorySource(records), RunOptions()).results[0]
+    else:
+        from auditor.run.sql import run_records
+
+        result = run_records(plan, records, engine, spark_master).results[0]
     return CaseResult(rule, case, result.status, result.message, at), []
 
 
-def run_tests(rules: Iterable[Rule], config: Config, now_us: int) -> tuple[list[CaseResult], list[Diagnostic]]:
-    """Every case of every rule, in file order."""
+def run_tests(rules: Iterable[Rule], config: Config, now_us: int, engine: str = "python",
+              spark_master: str = "local[*]") -> tuple[list[CaseResult], list[Diagnostic]]:
+    """Every case of every rule, in file order, on `engine` (python, duckdb or spark)."""
     results: list[CaseResult] = []
     problems: list[Diagnostic] = []
     for rule in rules:
         for case in rule.tests:
-            result, found = run_case(rule, case, config, now_us)
+            result, found = run_case(rule, case, config, now_us, engine, spark_master)
             problems.extend(found)
             if result is not None:
                 results.append(result)

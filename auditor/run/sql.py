@@ -1,4 +1,6 @@
-"""`run --engine duckdb`: a plan's rules evaluated by DuckDB over the data, decided by auditor's own code.
+"""`run --engine duckdb|spark`: a plan's rules evaluated by a SQL engine over the data, decided by auditor's own
+code. With Spark, DuckDB still reads the data (the same relation, data errors and warnings) and hands each log to
+Spark (auditor.run.spark), which evaluates the single-source rules; `run_records`: a rule test's records so.
 
 Each log becomes one DuckDB view (auditor.sources.relation: NDJSON and Logpush objects through DuckDB's
 reader, JSON documents through auditor's); each single-source rule is one query per rule over its steps
@@ -11,9 +13,10 @@ runner's, unchanged, so the results JSON is the Python engine's.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from auditor.evaluate.sql.dialects import DIALECTS
 from auditor.evaluate.sql.engine import evaluate_rule, records_of
 from auditor.evaluate.sql.query import table_name
 from auditor.run.runner import RunOptions, _collect, run
+from auditor.run.spark import SparkTables
 from auditor.sources.base import BaseSource, Part, SourceError, Timed
 from auditor.sources.files import file_part
 from auditor.sources.locate import DataSource, LogData, lake_records
@@ -92,10 +96,14 @@ def _lake_view(con: duckdb.DuckDBPyConnection, lake: Path, source: str, extras: 
     con.execute(f"CREATE OR REPLACE VIEW {table_name(source)} AS {relation}")
 
 
-def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "duckdb") -> RunResult:
-    """Evaluate a plan over `--data` on a SQL engine (DuckDB); the same results as `run` with the Python engine."""
+def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "duckdb",
+            spark_master: str = "local[*]", small: bool = False) -> RunResult:
+    """Evaluate a plan over `--data` on a SQL engine (DuckDB, or Spark with DuckDB reading the data); the same
+    results as `run` with the Python engine (`small`: a rule test's few records). EngineUnavailable when Spark
+    cannot start here."""
     started = time.monotonic()
     dialect = DIALECTS[engine]
+    spark = SparkTables(spark_master, small) if engine == "spark" else None
     correlated = [r for r in plan.rules if r.sides]
     results: list[RuleResult] = []
     records = 0
@@ -128,9 +136,12 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                                  ).ordered(dict.fromkeys(f.source for f in plan.fetches), str)
             notes = [w for name in order if name not in problems and name in source.logs
                      for w in _mistyped(con, plan, source.logs[name])]
+            if spark is not None:  # the logs DuckDB read, handed to Spark
+                for name in seen:
+                    spark.mirror(con, name, Path(scratch))
             for r in plan.rules:
                 if not r.sides:
-                    results.append(_rule(plan, r, problems, dialect, con, source, extras))
+                    results.append(_rule(plan, r, problems, dialect, con, source, extras, spark))
             if correlated:
                 for name, log in source.logs.items():
                     if log.lake is not None and name not in problems:
@@ -144,6 +155,8 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                                    RunOptions(coverage=COMPLETE)).results)
         finally:
             con.close()
+            if spark is not None:
+                spark.close()
     coverage = options.coverage if options.coverage is not None else source.coverage(seen)
     # JSON documents were read by auditor's reader into a scratch file: their provenance takes a pass of its own.
     return _collect(plan, "files", results, records, options, started, (), (*notes, *source.notes()), coverage,
@@ -193,13 +206,17 @@ def _mistyped(con: duckdb.DuckDBPyConnection, plan: Plan, log: LogData) -> list[
     return tally.warnings(readers)
 
 
-def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any,
-          con: duckdb.DuckDBPyConnection, source: DataSource, extras: dict[str, set[str]]) -> RuleResult:
+def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any, con: duckdb.DuckDBPyConnection,
+          source: DataSource, extras: dict[str, set[str]], spark: SparkTables | None) -> RuleResult:
     describe = source.describe(plan.fetch(r.fetch_key), plan.account_id)  # the files read
     problem = problems.get(r.rule.source)
     if problem is not None:
         return RuleResult(r, Status.ERROR, f"data error, rule not evaluated: {problem}", describe)
     log = source.logs.get(r.rule.source)
+    if spark is not None:
+        o, _ = evaluate_rule(r, dialect, spark.execute)
+        return RuleResult(r, o.status, o.message, describe, o.measurements, o.violations, o.evidence,
+                          groups=o.groups, steps=o.steps)
     if log is not None and log.lake is not None:  # only the lake's days the rule's steps meet
         span = (min(s for _, s, _ in r.windows or [("", r.since_us, 0)]),
                 max(u for _, _, u in r.windows or [("", 0, r.until_us)]))
@@ -307,3 +324,15 @@ class _TableSource(BaseSource):
         names = [d[0] for d in cursor.description or ()]
         fields = [n for n in names[1:] if n not in EXTRAS]
         yield from records_of(names, iter(lambda: cursor.fetchmany(10000), []), fields, SOURCES[source].time_field)
+
+
+def run_records(plan: Plan, records: Mapping[str, Sequence[dict[str, Any]]], engine: str,
+                spark_master: str = "local[*]") -> RunResult:
+    """Records held in memory (a rule test's case) through a SQL engine, exactly as `--data` files are read:
+    written as one NDJSON file per log (empty for a log without records), complete by definition."""
+    with tempfile.TemporaryDirectory(prefix="auditor-case-") as folder:
+        for name in SOURCES:
+            with (Path(folder) / f"{name}.ndjson").open("w", encoding="utf-8") as out:
+                out.writelines(json.dumps(r) + "\n" for r in records.get(name, ()))
+        return run_sql(plan, DataSource(Path(folder), plan=plan), RunOptions(coverage=COMPLETE), engine, spark_master,
+                       small=True)

@@ -9,7 +9,7 @@ import click
 
 from auditor.cli import selection
 from auditor.cli.common import emit, guard, load_valid
-from auditor.cli.options import project_options, selection_options
+from auditor.cli.options import engine_options, project_options, selection_options
 from auditor.core.exitcodes import ExitCode
 from auditor.core.selection import Selection
 
@@ -19,8 +19,8 @@ from auditor.core.selection import Selection
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Save the plan (JSON with digests of its inputs) for run --plan.")
-@click.option("--engine", type=click.Choice(["python", "duckdb", "spark", "trino"]), default="python",
-              show_default=True, help="Show each rule's SQL as this engine would run it over --data.")
+@engine_options("Show each rule's SQL as this engine would run it over --data (auto, python: the fetch plan).",
+                shown=("trino",), runs=False)
 @click.option("--data", "data_args", multiple=True, metavar="PATH | LOG=PATH",
               help="Plan a run over exported logs (as run --data; the files are not read): nothing is pushed "
                    "down, every condition is checked locally.")
@@ -28,7 +28,7 @@ from auditor.core.selection import Selection
 @guard
 def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
          var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, as_json: bool, output: Path | None,
-         engine: str, data_args: tuple[str, ...],
+         engine: str | None, data_args: tuple[str, ...],
          at: str | None, period_text: str | None, tz: str | None, step: str | None, account_id: str | None,
          chosen: Selection) -> int:
     """Show each rule's compiled fetch and what runs locally; no network."""
@@ -36,8 +36,9 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
     from auditor.report.plantext import plan_text, profile_text, resting_pushdowns
 
     period = selection.period(period_text, tz, step, at)
-    over_files = bool(data_args) or engine != "python"  # the SQL engines read --data
     project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
+    engine = engine or project.config.engine
+    over_files = bool(data_args) or engine not in ("auto", "python")  # the SQL engines read --data
     profile = None
     if not over_files:
         project, profile = selection.with_api_profile(project, account_id)
@@ -68,7 +69,7 @@ def plan(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str,
         click.echo(f"saved the plan to {output}; run it with: auditor run --plan {output}", err=True)
     if as_json:
         click.echo(document, nl=False)
-    elif engine != "python":
+    elif engine not in ("auto", "python"):
         from auditor.evaluate.sql.explain import plan_sql
 
         click.echo(plan_sql(compiled, engine), nl=False)

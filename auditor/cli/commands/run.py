@@ -12,7 +12,7 @@ import click
 
 from auditor.cli import selection
 from auditor.cli.common import fail, guard, load_valid, use_color, warn
-from auditor.cli.options import api_options, no_color_option, project_options, selection_options
+from auditor.cli.options import api_options, engine_options, no_color_option, project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
 from auditor.cli.progress import Display, FilesProgress, wanted
 from auditor.compile.plan import Plan
@@ -68,9 +68,9 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
                    "file or Logpush folder (repeatable).")
 @click.option("--source", type=click.Choice(["access_requests", "scim_updates"]),
               help="Which log a single --data file holds.")
-@click.option("--engine", type=click.Choice(["python", "duckdb"]),
-              help="What evaluates the rules over --data: the streaming Python pass or DuckDB. Default: DuckDB for "
-                   "a Parquet log lake and exports of 64 MiB of JSON or more, else Python.")
+@engine_options("What evaluates the rules over --data: the streaming Python pass, DuckDB (faster on large "
+                "exports), or Spark (the optional extra); auto: DuckDB for a Parquet log lake and exports of 64 MiB "
+                "of JSON or more, else Python.")
 @click.option("--data-covers", "data_covers", multiple=True, metavar="[SOURCE=]START/END",
               help="The time span the --data files hold completely (RFC 3339), for every log or one; repeatable. "
                    "Default: from each log's first to its last record (inferred).")
@@ -96,7 +96,7 @@ def _data_covers(values: tuple[str, ...], with_data: bool) -> dict[str, Any] | N
 @guard
 def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
         var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, data_args: tuple[str, ...],
-        source: str | None, data_covers: tuple[str, ...], engine: str | None, at: str | None,
+        source: str | None, data_covers: tuple[str, ...], engine: str | None, spark_master: str, at: str | None,
         period_text: str | None, tz: str | None, step: str | None,
         account_id: str | None, chosen: Selection, fail_on: str,
         reports: tuple[str, ...], results_path: Path | None, templates: tuple[str, ...], redact: bool,
@@ -151,7 +151,7 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
                          waivers=project.waivers, waivers_sha256=project.waivers_sha256, baseline=baseline,
                          fail_on_new=fail_on_new, exact_plan=saved is not None)
     said: set[str] = set()  # warnings already on stderr
-    if engine is not None and engine != "python" and data is None and not named:
+    if engine is not None and engine not in ("auto", "python") and data is None and not named:
         fail(f"--engine {engine} reads --data; the API is read by the Python engine")
     if data is None and not named:
         from auditor.core.timeutil import now_us
@@ -171,16 +171,22 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
         from auditor.run.choose import choose_engine
 
         files = DataSource(data, source, named, compiled, covers)
-        engine = choose_engine(engine, None, files)
+        configured = project.config.engine  # auditor.yaml's engine is for --data: the API is streamed in Python
+        engine = choose_engine(None if engine == "auto" else engine, None if configured == "auto" else configured,
+                               files)
         with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress, quiet=quiet)) as display:
             if display.live:
                 files.watch = watch = FilesProgress(display, *files.inventory())
-                if engine == "duckdb":
-                    watch.engine("DuckDB")
-            if engine == "duckdb":
+                if engine != "python":
+                    watch.engine({"duckdb": "DuckDB", "spark": "Spark"}[engine])
+            if engine != "python":
+                from auditor.run.spark import EngineUnavailable
                 from auditor.run.sql import run_sql
 
-                result = run_sql(compiled, files, options)
+                try:
+                    result = run_sql(compiled, files, options, engine, spark_master)
+                except EngineUnavailable as exc:
+                    fail(str(exc))
             else:
                 result = run_plan(compiled, files, options)
     document = result.to_json()

@@ -8,7 +8,7 @@ import click
 
 from auditor.cli import selection
 from auditor.cli.common import emit, fail, guard, load_valid, report_problems
-from auditor.cli.options import project_options, rule_choice_options
+from auditor.cli.options import engine_options, project_options, rule_choice_options
 from auditor.core.selection import Selection
 from auditor.core.status import Status
 from auditor.core.timeutil import now_us
@@ -38,17 +38,25 @@ def _junit_path(specs: tuple[str, ...]) -> Path | None:
 @rule_choice_options
 @click.option("--report", "reports", multiple=True, metavar="junit=PATH",
               help="Also write the cases as JUnit XML to PATH (CI test summaries).")
+@engine_options("What evaluates the cases' records (auto: Python); duckdb and spark read them as --data files.")
 @guard
 def test_rules(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, ...],
                var_files: tuple[Path, ...], waivers_path: Path | None, debug: bool, chosen: Selection,
-               reports: tuple[str, ...]) -> int:
+               reports: tuple[str, ...], engine: str | None, spark_master: str) -> int:
     """Run the rules' tests: cases on fixture records; no network. Exit 0 all hold, 1 one does not."""
     from auditor.run.ruletests import run_tests
 
     junit = _junit_path(reports)
     project = load_valid(paths, config_path, cli_vars, var_files, waivers_path)
     rules = selection.select(project, chosen)
-    results, problems = run_tests(rules, project.config, now_us())
+    engine = engine or project.config.engine
+    from auditor.run.spark import EngineUnavailable
+
+    try:
+        results, problems = run_tests(rules, project.config, now_us(), "python" if engine == "auto" else engine,
+                                      spark_master)
+    except EngineUnavailable as exc:
+        fail(str(exc))
     for case in results:
         click.echo(visible(case.line(), one_line=True))  # test names are the rule author's text
     report_problems(problems)
