@@ -16,6 +16,15 @@ from tests.helpers import PINNED_NOW
 _FAULTS = {f.name for f in dataclasses.fields(Faults)}
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Spark starts slowly (a JVM): as soon as a Spark test is collected it starts in the background, overlapping
+    the tests that run before it (tests/spark)."""
+    if any(item.get_closest_marker("spark") for item in items):
+        from tests.spark import begin
+
+        begin()
+
+
 
 
 @pytest.fixture(autouse=True)

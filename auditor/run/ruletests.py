@@ -13,6 +13,7 @@ records and without `at` uses the current time.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from auditor.run.runner import RunOptions, run
 from auditor.sources.base import DataError
 from auditor.sources.files import find_source_files, iter_records
 from auditor.sources.memory import MemorySource
+
+_SPARK_CASES_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,21 @@ def run_case(rule: Rule, case: RuleTest, config: Config, now_us: int, engine: st
 def run_tests(rules: Iterable[Rule], config: Config, now_us: int, engine: str = "python",
               spark_master: str = "local[*]") -> tuple[list[CaseResult], list[Diagnostic]]:
     """Every case of every rule, in file order, on `engine` (python, duckdb or spark)."""
+    cases = [(rule, case) for rule in rules for case in rule.tests]
+
+    def one(item: tuple[Rule, RuleTest]) -> tuple[CaseResult | None, list[Diagnostic]]:
+        return run_case(item[0], item[1], config, now_us, engine, spark_master)
+
+    if engine == "spark":
+        # Each Spark query of a tiny case is mostly waiting (planning, scheduling): cases go side by side.
+        with ThreadPoolExecutor(_SPARK_CASES_AT_ONCE) as pool:
+            outcomes = list(pool.map(one, cases))
+    else:
+        outcomes = [one(item) for item in cases]
     results: list[CaseResult] = []
     problems: list[Diagnostic] = []
-    for rule in rules:
-        for case in rule.tests:
-            result, found = run_case(rule, case, config, now_us, engine, spark_master)
-            problems.extend(found)
-            if result is not None:
-                results.append(result)
+    for result, found in outcomes:
+        problems.extend(found)
+        if result is not None:
+            results.append(result)
     return results, problems
