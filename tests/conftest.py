@@ -16,10 +16,24 @@ from tests.helpers import PINNED_NOW
 _FAULTS = {f.name for f in dataclasses.fields(Faults)}
 
 
+_SPARK = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Spark starts slowly (a JVM): as soon as a Spark test is collected it starts in the background, overlapping
-    the tests that run before it (tests/spark)."""
-    if any(item.get_closest_marker("spark") for item in items):
+    """Tests that fork a helper process (marked `forks`: it is forked only while no other thread runs) go first,
+    Spark's last (tests/spark): Spark starts slowly (a JVM) and keeps threads, so it starts in the background
+    once the forking tests are done, overlapping the tests in between."""
+    forks = [i for i in items if i.get_closest_marker("forks")]
+    spark = [i for i in items if i.get_closest_marker("spark")]
+    first_or_last = {id(i) for i in (*forks, *spark)}
+    items[:] = forks + [i for i in items if id(i) not in first_or_last] + spark
+    config.stash[_SPARK] = bool(spark)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Start Spark in the background at the first test that does not fork (when a Spark test will run)."""
+    if item.config.stash.get(_SPARK, False) and item.get_closest_marker("forks") is None:
         from tests.spark import begin
 
         begin()

@@ -20,6 +20,7 @@ from tests.helpers import SAMPLE_COVERS
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"
+pytestmark = pytest.mark.forks  # run before Spark starts (tests/conftest.py)
 
 def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data") -> tuple[int, dict]:
     results = tmp_path / f"{name}.json"
