@@ -18,7 +18,7 @@ from auditor.compile.plan import CompiledRule
 from auditor.core.diagnostics import SourceLocation
 from auditor.core.model import Condition, Expectation, Rule, TimeBound
 from auditor.core.timeutil import format_time, parse_time
-from auditor.evaluate.engine import RuleEvaluator
+from auditor.evaluate.engine import Outcome, RuleEvaluator
 from auditor.evaluate.sql.dialects import DIALECTS
 from auditor.evaluate.sql.engine import evaluate_rule
 from auditor.evaluate.sql.query import table_name
@@ -65,10 +65,8 @@ expectations_st = st.sampled_from([
 ])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(records=records_st, conditions=st.lists(st.sampled_from(CONDITIONS), max_size=3),
-       expectations=expectations_st, group_by=st.sampled_from([(), ("user_email",), ("ip_address",)]))
-def test_python_and_duckdb_decide_alike(records, conditions, expectations, group_by):
+def python_outcome(records, conditions, expectations, group_by) -> tuple[CompiledRule, Outcome]:
+    """The random rule, compiled over the hour [SINCE, UNTIL), and the Python evaluator's outcome of it."""
     rule = Rule(id="r", title="r", source="access_requests", since=TimeBound(absolute_us=SINCE),
                 until=TimeBound(absolute_us=UNTIL), conditions=tuple(conditions), expectations=expectations,
                 location=SourceLocation("rules.yaml", 1), group_by=group_by, evidence=3)
@@ -76,12 +74,32 @@ def test_python_and_duckdb_decide_alike(records, conditions, expectations, group
     python = RuleEvaluator(compiled)
     for r in records:
         python.feed(r, parse_time(r["created_at"]))
-    expected = python.outcome()
+    return compiled, python.outcome()
+
+
+def loaded(records: list[dict], tmp: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection holding the records as the access_requests relation, read from an NDJSON file."""
+    path = Path(tmp) / "access_requests.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) or "", encoding="utf-8")
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE {table_name('access_requests')} AS {json_relation([path], 'access_requests')}")
+    return con
+
+
+def assert_alike(got: Outcome, expected: Outcome) -> None:
+    """The same statuses, messages, measurements, groups and evidence."""
+    assert (got.status, got.message, got.measurements, got.violations, got.groups) == \
+        (expected.status, expected.message, expected.measurements, expected.violations, expected.groups)
+    assert got.evidence == expected.evidence
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=records_st, conditions=st.lists(st.sampled_from(CONDITIONS), max_size=3),
+       expectations=expectations_st, group_by=st.sampled_from([(), ("user_email",), ("ip_address",)]))
+def test_python_and_duckdb_decide_alike(records, conditions, expectations, group_by):
+    compiled, expected = python_outcome(records, conditions, expectations, group_by)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "access_requests.ndjson"
-        path.write_text("".join(json.dumps(r) + "\n" for r in records) or "", encoding="utf-8")
-        con = duckdb.connect()
-        con.execute(f"CREATE TABLE {table_name('access_requests')} AS {json_relation([path], 'access_requests')}")
+        con = loaded(records, tmp)
 
         def execute(sql: str):
             cursor = con.execute(sql)
@@ -89,6 +107,4 @@ def test_python_and_duckdb_decide_alike(records, conditions, expectations, group
 
         got, _ = evaluate_rule(compiled, DIALECTS["duckdb"], execute)
         con.close()
-    assert (got.status, got.message, got.measurements, got.violations, got.groups) == \
-        (expected.status, expected.message, expected.measurements, expected.violations, expected.groups)
-    assert got.evidence == expected.evidence
+    assert_alike(got, expected)

@@ -16,8 +16,9 @@ def begin() -> None:
         return
 
     def start() -> None:
-        from auditor.run.spark import session
         from auditor.run.tables import EngineUnavailable
+
+        from auditor.run.spark import session
 
         try:
             _state["session"] = session(MASTER)
