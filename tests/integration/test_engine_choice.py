@@ -5,10 +5,10 @@ one-line error where PySpark is not installed."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from auditor.cli import app
@@ -46,27 +46,30 @@ def test_the_engine_key_is_documented_with_the_configs_default_and_loads(tmp_pat
     assert [p.location.line for p in problems] == [1]
 
 
-@pytest.fixture
-def no_pyspark(monkeypatch):
-    """PySpark not importable, whether or not it is installed here."""
-    monkeypatch.setitem(sys.modules, "pyspark", None)
-    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+# The CLI in a process of its own where PySpark cannot be imported, whether or not it is installed here (this
+# process may be starting Spark in the background for tests/spark).
+_NO_PYSPARK = ("import sys; sys.modules['pyspark'] = sys.modules['pyspark.sql'] = None; "
+               "from auditor.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
-def test_spark_without_pyspark_is_a_one_line_error_saying_how_to_install_it(no_pyspark, monkeypatch):
-    monkeypatch.chdir(REPO)
+def _without_pyspark(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _NO_PYSPARK, *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+
+
+def test_spark_without_pyspark_is_a_one_line_error_saying_how_to_install_it():
     for args in (["run", *SAMPLE, "--engine", "spark"], ["test", "rules", "--engine", "spark"]):
-        result = _cli(*args)
-        assert result.exit_code == 2
-        assert result.output.strip().splitlines()[-1] == (
+        result = _without_pyspark(*args)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == (
             "error: --engine spark needs PySpark (and Java 17 or later): pip install 'auditor[spark]'")
 
 
-def test_the_config_engine_is_used_and_engine_wins_over_it(no_pyspark, tmp_path, monkeypatch):
+def test_the_config_engine_is_used_and_engine_wins_over_it(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     config = _config(tmp_path / "auditor.yaml", "spark")
-    assert "pip install 'auditor[spark]'" in _cli("run", "--config", str(config), *SAMPLE, "-q").output
-    assert "pip install 'auditor[spark]'" in _cli("test", "--config", str(config)).output
+    assert "pip install 'auditor[spark]'" in _without_pyspark("run", "--config", str(config), *SAMPLE, "-q").stderr
+    assert "pip install 'auditor[spark]'" in _without_pyspark("test", "--config", str(config)).stderr
     assert _cli("run", "--config", str(config), *SAMPLE, "-q", "--engine", "python").exit_code == 0
     assert _cli("test", "--config", str(config), "--engine", "duckdb").exit_code == 0
     _config(config, "duckdb")

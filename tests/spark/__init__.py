@@ -16,9 +16,7 @@ def begin() -> None:
         return
 
     def start() -> None:
-        from auditor.run.tables import EngineUnavailable
-
-        from auditor.run.spark import session
+        from auditor.run.spark import EngineUnavailable, session
 
         try:
             _state["session"] = session(MASTER)
