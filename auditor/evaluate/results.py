@@ -18,7 +18,6 @@ from auditor.core.provenance import FileRecord, RequestRecord
 from auditor.core.status import Status
 from auditor.core.timeutil import format_time
 from auditor.evaluate.engine import Measurement, Outcome
-from auditor.load.schema import validator
 
 
 def group_key(group: dict[str, Any] | None) -> str:
@@ -181,6 +180,8 @@ def load_results_file(path: Path, label: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ResultsFileError(f"{label}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); "
                                "pass a file written by run --results") from None
+    from auditor.load.schema import validator  # jsonschema: imported by the commands that read results only
+
     problem = next(iter(sorted(validator("results").iter_errors(document), key=lambda e: list(e.path))), None)
     if problem is not None:
         where = "/".join(str(p) for p in problem.absolute_path) or "top level"

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from auditor.core.diagnostics import Code, Diagnostic, SourceLocation, display_path
 
@@ -118,6 +120,40 @@ class _Builder:
         return key if isinstance(key, str) else key_node.value
 
 
+try:  # libyaml's parser: about 10x faster than PyYAML's pure-Python one, where PyYAML was built with it
+    from yaml.cyaml import CParser
+except ImportError:  # pragma: no cover - depends on how PyYAML was installed
+    CParser = None
+
+
+if CParser is not None:
+    class _FastLoader(CParser, Composer, Resolver):  # type: ignore[misc, valid-type]
+        """libyaml's events, composed by PyYAML's Python composer: libyaml's own composer recurses in C and
+        crashes the process on deeply nested input, where the Python one raises RecursionError."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            Resolver.__init__(self)
+
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+        get_single_node = Composer.get_single_node
+        compose_node = Composer.compose_node
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's node graph, parsed by libyaml when available. Errors are left to PyYAML's pure-Python
+    loader (`yaml.SafeLoader`), whose messages name line and column as the diagnostics quote them: any
+    failure of the fast path composes again the slow way."""
+    if CParser is not None:
+        try:
+            return yaml.compose(text, Loader=_FastLoader)
+        except (yaml.YAMLError, RecursionError, ValueError):
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def load_yaml(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     """Load one YAML file safely; problems come back as diagnostics, never exceptions."""
     shown = display_path(path)
@@ -148,7 +184,7 @@ def load_yaml_text(text: str, path: Path) -> tuple[Document | None, list[Diagnos
     """Load YAML from text that came from `path`."""
     shown = display_path(path)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except RecursionError:  # PyYAML composes recursively: find the nesting that was too deep, iteratively
         line, col = _too_deep(text)
         return None, [Diagnostic(Code.YAML_INVALID, f"document nested more than {MAX_DEPTH} levels deep",
