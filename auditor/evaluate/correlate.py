@@ -197,6 +197,35 @@ class CorrelationEvaluator:
 
         return shown
 
+    # -- split passes (auditor.evaluate.parallel): what each side was fed, as plain data, and its merge -------
+
+    def snapshot_side(self, side: str) -> Any:
+        """What one side ("first" or "then") was fed in this process."""
+        if side == "first":
+            return self.first_matched, self._collecting
+        return self._buffer, self._then.snapshot()
+
+    def merge_side(self, side: str, snapshot: Any) -> None:
+        """Add what one side was fed by another pass over other records (its `snapshot_side`): the index and
+        the matched records are those of one pass over both (the index is sorted when the side completes)."""
+        if side == "first":
+            matched, collecting = snapshot
+            self.first_matched += matched
+            for key, items in collecting.items():
+                self._collecting.setdefault(key, []).extend(items)
+            return
+        buffered, then = snapshot
+        self._buffer.extend(buffered)
+        self._then.merge(then)
+
+    def clear_side(self, side: str) -> None:
+        """Forget what one side was fed (a split pass that failed is read again by one process): a side is fed by
+        one unit only, so before that unit it held nothing."""
+        if side == "first":
+            self.first_matched, self._collecting = 0, {}
+        else:
+            self._buffer, self._then = [], RuleEvaluator(self._then.compiled)
+
     # -- outcome ---------------------------------------------------------------------------------------------
 
     def fail(self, message: str) -> None:

@@ -27,6 +27,8 @@ from auditor.language.expectations import (
 )
 
 Projection = Callable[[dict[str, Any]], dict[str, Any]]  # a record -> what evidence shows of it
+# One group's aggregates as plain data: count, distinct sets, ratio hits, evidence heaps as (time, shown) lists.
+Snapshot = tuple[int, list[set[Any]], list[int], dict[str, list[tuple[int, dict[str, Any]]]]]
 
 
 @dataclass(frozen=True)
@@ -200,13 +202,38 @@ class RuleEvaluator:
         null, as a null one is (filters treat the two alike too)."""
         return {f: record.get(f) for f in self._shown}
 
+    def snapshot(self) -> tuple[int, dict[tuple[Any, ...], Snapshot]]:
+        """What was fed, as plain data another process can send (auditor.evaluate.parallel): records matched
+        and per group its count, distinct sets, ratio hits and evidence (time, shown record) per heap."""
+        return self.matched, {key: (g.count, g.distinct, g.hits,
+                                    {k: [(-item[0], item[3]) for item in heap] for k, heap in g.samples.items()})
+                              for key, g in self._groups.items()}
+
+    def merge(self, snapshot: tuple[int, dict[tuple[Any, ...], Snapshot]]) -> None:
+        """Add what another pass over other records was fed (its `snapshot()`): the same aggregates and evidence
+        as one pass over both (evidence keeps the earliest records, whatever order they came in)."""
+        matched, groups = snapshot
+        for key, (count, distinct, hits, samples) in groups.items():
+            self.absorb(key, count, distinct, hits)
+            group = self._groups[key]
+            for k, items in samples.items():
+                for t_us, shown in items:
+                    self._retain(group, k, t_us, shown)
+        self.matched += matched - sum(g[0] for g in groups.values())  # absorb counted the groups' records
+
     def _sample(self, group: _Group, k: str, record: dict[str, Any], t_us: int,
                 project: Projection | None = None) -> None:
+        heap = group.samples.get(k)
+        if heap is not None and len(heap) >= self.rule.evidence and t_us > -heap[0][0]:
+            return  # later than every kept sample: cheap exit for time-ordered streams
+        self._retain(group, k, t_us, (project or self.project)(record))
+
+    def _retain(self, group: _Group, k: str, t_us: int, shown: dict[str, Any]) -> None:
+        """Keep a record's evidence in the group's heap `k` when it is among the earliest `evidence` of it."""
         heap = group.samples.setdefault(k, [])
         n = self.rule.evidence
         if len(heap) >= n and t_us > -heap[0][0]:
-            return  # later than every kept sample: cheap exit for time-ordered streams
-        shown = (project or self.project)(record)
+            return
         self._seq += 1
         item = (-t_us, _Neg(shown), -self._seq, shown)
         if len(heap) < n:

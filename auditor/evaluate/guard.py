@@ -57,6 +57,16 @@ class TimeoutGuard:
             self.stopped = (f"rule {self.inner.rule.id} not evaluated: {exc} in {field} of the record at "
                             f"{format_time(t_us)}; simplify the pattern (see auditor validate)")
 
+    def snapshot(self) -> tuple[str | None, Any]:
+        """What was fed, as plain data: why the rule stopped (if it did) and the evaluator's own snapshot."""
+        return self.stopped, self.inner.snapshot()
+
+    def merge(self, snapshot: tuple[str | None, Any]) -> None:
+        """Add what another pass was fed; a rule stopped in either pass is stopped."""
+        stopped, inner = snapshot
+        self.stopped = self.stopped or stopped
+        self.inner.merge(inner)
+
     def outcome(self) -> Outcome:
         """The rule's outcome, `error` when a match ran out of time."""
         if self.stopped is not None:

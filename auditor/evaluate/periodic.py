@@ -94,6 +94,17 @@ class StepEvaluator:
         for take in self._open:
             take(record, t_us)
 
+    def snapshot(self) -> tuple[int, list[Any]]:
+        """What was fed, as plain data (RuleEvaluator.snapshot per step)."""
+        return self.matched, [e.snapshot() for e in self._steps]
+
+    def merge(self, snapshot: tuple[int, list[Any]]) -> None:
+        """Add what another pass over other records was fed (its `snapshot()`)."""
+        matched, steps = snapshot
+        self.matched += matched
+        for e, step in zip(self._steps, steps, strict=True):
+            e.merge(step)
+
     def outcome(self) -> Outcome:
         """The worst step's outcome (before waivers), with every step's outcome in `steps`."""
         steps = tuple(e.outcome() for e in self._steps)
@@ -166,6 +177,32 @@ class StepCorrelationEvaluator(CorrelationEvaluator):
         with self._feeding:
             for step in self._step_thens[lo:hi]:  # each step's window holds both t_us and first_us
                 step.take(record, t_us, project)
+
+    def snapshot_side(self, side: str) -> Any:
+        """What one side was fed, as plain data (CorrelationEvaluator.snapshot_side, per step)."""
+        if side == "first":
+            return super().snapshot_side(side), self._first_times
+        return self._buffer, [then.snapshot() for then in self._step_thens]
+
+    def merge_side(self, side: str, snapshot: Any) -> None:
+        """Add what one side was fed by another pass over other records."""
+        if side == "first":
+            mine, times = snapshot
+            super().merge_side(side, mine)
+            self._first_times.extend(times)
+            return
+        buffered, steps = snapshot
+        self._buffer.extend(buffered)
+        for then, step in zip(self._step_thens, steps, strict=True):
+            then.merge(step)
+
+    def clear_side(self, side: str) -> None:
+        """Forget what one side was fed (CorrelationEvaluator.clear_side), per step."""
+        super().clear_side(side)
+        if side == "first":
+            self._first_times = []
+        else:
+            self._step_thens = [RuleEvaluator(e.compiled) for e in self._step_thens]
 
     def outcome(self) -> Outcome:
         """Every step's outcome (each as a single run at T_i words it); the worst one on top."""

@@ -120,17 +120,15 @@ class _Builder:
         return key if isinstance(key, str) else key_node.value
 
 
-try:  # libyaml's parser: about 10x faster than PyYAML's pure-Python one, where PyYAML was built with it
-    from yaml.cyaml import CParser
-except ImportError:  # pragma: no cover - depends on how PyYAML was installed
-    CParser = None
+def _fast_loader() -> Any:
+    """A loader reading libyaml's events (about 10x faster than PyYAML's pure-Python scanner) composed by
+    PyYAML's Python composer: libyaml's own composer recurses in C and crashes the process on deeply nested
+    input, where the Python one raises RecursionError. None when PyYAML was built without libyaml."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]  # not in the stubs' exports
 
-
-if CParser is not None:
-    class _FastLoader(CParser, Composer, Resolver):  # type: ignore[misc, valid-type]
-        """libyaml's events, composed by PyYAML's Python composer: libyaml's own composer recurses in C and
-        crashes the process on deeply nested input, where the Python one raises RecursionError."""
-
+    class FastLoader(CParser, Composer, Resolver):
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
             Composer.__init__(self)
@@ -141,14 +139,19 @@ if CParser is not None:
         get_single_node = Composer.get_single_node
         compose_node = Composer.compose_node
 
+    return FastLoader
+
+
+_FAST_LOADER = _fast_loader()
+
 
 def _compose(text: str) -> yaml.Node | None:
     """The document's node graph, parsed by libyaml when available. Errors are left to PyYAML's pure-Python
     loader (`yaml.SafeLoader`), whose messages name line and column as the diagnostics quote them: any
     failure of the fast path composes again the slow way."""
-    if CParser is not None:
+    if _FAST_LOADER is not None:
         try:
-            return yaml.compose(text, Loader=_FastLoader)
+            return yaml.compose(text, Loader=_FAST_LOADER)
         except (yaml.YAMLError, RecursionError, ValueError):
             pass
     return yaml.compose(text, Loader=yaml.SafeLoader)

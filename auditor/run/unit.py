@@ -1,12 +1,12 @@
 """One unit of a run: one pass over the records a source delivers for some fetches, feeding every rule (and
-correlation side) that reads them; a second core takes part of the rules when the data can be read twice."""
+correlation side) that reads them; a second core takes part of the records when they are many."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.compile.plan import CompiledRule, Fetch
 from auditor.core.fields import SOURCES
@@ -20,6 +20,9 @@ from auditor.language.codegen import Feed, Gate
 from auditor.language.conditions import MatchTimeout
 from auditor.sources.base import Part, Source, SourceError
 from auditor.sources.typecheck import TypeTally
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkContext
 
 _FAR = 1 << 62  # beyond any timestamp in microseconds
 Window = tuple[int, int, Gate | Feed]  # (since, until, feed): a feed reads the records in [since, until)
@@ -52,49 +55,118 @@ class UnitOutcome:
 
 def evaluate(unit: Unit) -> UnitOutcome:
     """One pass over a unit's records feeding every rule; a source error makes all its rules `error`."""
-    # Per step for a periodic plan; a rule matching regexes is guarded: a match out of time errors it alone.
-    evaluators = [guard(evaluator(r)) for r in unit.rules]
-    types = TypeTally(SOURCES[unit.fetch.source], (f for r in unit.rules for f in filter_fields(r.rule)))
-    # Large exported logs: a forked helper evaluates some of the rules in its own pass (auditor.evaluate.parallel).
-    ctx = parallel.context(unit.source.size(unit.fetch))
-    handed = [evaluators[i] for i in parallel.share([_span(e.since_us, e.until_us) for e in evaluators],
-                                                   sum(_span(s, u) for s, u, _ in unit.extra))] if ctx else []
-    helper = parallel.Helper(ctx, lambda: _helper_pass(unit, handed)) if handed and ctx else None
-    kept = [e for e in evaluators if all(e is not h for h in handed)]
+    size = unit.source.size(unit.fetch)
+    ctx = parallel.context(size) if size else None
+    notes: tuple[str, ...] = ()
+    if ctx is not None:  # large exported logs: a forked helper reads part of the records (auditor.evaluate.parallel)
+        try:
+            return _split(ctx, unit)
+        except parallel.HelperFailed as failed:
+            notes = (f"a second process reading {unit.fetch.source} failed ({failed}); this process read its "
+                     "records instead",)
+        except (SourceError, MatchTimeout):
+            pass  # the single pass below finds the first error in the records' order, and says it
+        for correlation, side in map(_side, unit.extra):  # what the split pass fed them is read again
+            correlation.clear_side(side)
+    return _single(unit, notes)
+
+
+def _single(unit: Unit, notes: tuple[str, ...] = ()) -> UnitOutcome:
+    """One pass over a unit's records in this process."""
+    evaluators, types = _evaluators(unit)
     tally: list[int] = []
     times = [_FAR, -_FAR]
-    notes: tuple[str, ...] = ()
-    started = time.monotonic()
     try:
-        windows: list[Window] = [(e.since_us, e.until_us, e.gate) for e in kept]
-        feed(unit.source.read(unit.fetch, unit.index), windows + list(unit.extra), tally, types, times)
-        outcomes = {id(e): e.outcome() for e in kept}
-        if helper is not None:
-            # The helper's pass is about as long as ours: one far longer is stuck, and we do its work.
-            wait_s = max(60.0, 3 * (time.monotonic() - started))
-            helped, notes = _helped(unit, handed, helper, wait_s)
-            outcomes.update(zip(map(id, handed), helped, strict=True))
-    except BaseException as exc:
-        if helper is not None:
-            helper.close()  # also on Ctrl-C: the helper ends with the run
-        if not isinstance(exc, SourceError | MatchTimeout):
-            raise
-        # A regex out of time outside a guarded rule (a correlation side) stops the pass, as bad data does.
-        message = exc.rule_message() if isinstance(exc, SourceError) else f"regex error, rule not evaluated: {exc}"
-        unit.done(message)
-        return UnitOutcome([RuleResult(r, Status.ERROR, message, unit.describe(r)) for r in unit.rules], sum(tally[:1]))
+        feed(unit.source.read(unit.fetch, unit.index), _windows(unit, evaluators), tally, types, times)
+    except (SourceError, MatchTimeout) as exc:
+        return _failed(unit, exc, sum(tally[:1]))
+    return _finish(unit, evaluators, types, tally[0], times, notes)
+
+
+def _split(ctx: ForkContext, unit: Unit) -> UnitOutcome:
+    """One pass over a unit's records shared with a forked helper: each evaluates every rule over its blocks of
+    the input, the helper's accumulators merge into ours; HelperFailed, SourceError or MatchTimeout when it
+    cannot give the single-pass answer (the caller then reads alone)."""
+    evaluators, types = _evaluators(unit)
+    windows = _windows(unit, evaluators)
+    helper = parallel.Helper(ctx, lambda blocks: _helper_pass(unit, evaluators, windows, blocks))
+    try:
+        tally: list[int] = []
+        times = [_FAR, -_FAR]
+        started = time.monotonic()
+        feed(unit.source.read_split(unit.fetch, unit.index, helper.offer, helper.block_bytes),  # type: ignore[attr-defined]
+             windows, tally, types, times)
+        # The helper's share is at most a few blocks behind ours: one taking far longer is stuck.
+        kind, value = helper.result(max(60.0, 3 * (time.monotonic() - started)))
+    finally:
+        helper.close()  # also on Ctrl-C: the helper ends with the run
+    if kind == "error":  # a data error in its blocks
+        raise SourceError(value)
+    snapshots, sides, records, (first, last), found, files = value
+    for e, snapshot in zip(evaluators, snapshots, strict=True):
+        e.merge(snapshot)
+    for window, (side, snapshot) in zip(unit.extra, sides, strict=True):
+        _side(window)[0].merge_side(side, snapshot)
+    types.merge(found)
+    unit.source.settle(files)  # type: ignore[attr-defined]
+    return _finish(unit, evaluators, types, tally[0] + records, [min(times[0], first), max(times[1], last)])
+
+
+def _helper_pass(unit: Unit, evaluators: list[Any], windows: list[Window], blocks: Iterator[parallel.Block]) -> Any:
+    """In the helper process: feed every evaluator the records of the blocks handed over; return what they were
+    fed as plain data (or that the source failed)."""
+    _, types = _evaluators(unit)  # forked before the parent fed anything: every accumulator is still empty
+    tally: list[int] = []
+    times = [_FAR, -_FAR]
+    try:
+        feed((unit.source.read_block(unit.fetch, block) for block in blocks), windows, tally, types, times)  # type: ignore[attr-defined]
+    except (SourceError, MatchTimeout) as exc:
+        return "error", str(exc)
+    sides = [(side, correlation.snapshot_side(side)) for correlation, side in map(_side, unit.extra)]
+    return "ok", ([e.snapshot() for e in evaluators], sides, tally[0], times, types.found,
+                  unit.source.pending())  # type: ignore[attr-defined]
+
+
+def _side(window: Window) -> tuple[Any, str]:
+    """The correlation evaluator a unit's extra feed belongs to, and its side: "first" or "then"."""
+    f = window[2]
+    return f.__self__, "first" if f.__name__ == "feed_first" else "then"  # type: ignore[union-attr]
+
+
+def _evaluators(unit: Unit) -> tuple[list[Any], TypeTally]:
+    """Fresh accumulators for the unit's rules, and a tally of mistyped values of the fields they read."""
+    # Per step for a periodic plan; a rule matching regexes is guarded: a match out of time errors it alone.
+    evaluators = [guard(evaluator(r)) for r in unit.rules]
+    return evaluators, TypeTally(SOURCES[unit.fetch.source], (f for r in unit.rules for f in filter_fields(r.rule)))
+
+
+def _windows(unit: Unit, evaluators: list[Any]) -> list[Window]:
+    return [(e.since_us, e.until_us, e.gate) for e in evaluators] + list(unit.extra)
+
+
+def _failed(unit: Unit, exc: SourceError | MatchTimeout, records: int) -> UnitOutcome:
+    """Every rule of the unit errors with the source's (or a correlation side's regex) problem."""
+    # A regex out of time outside a guarded rule (a correlation side) stops the pass, as bad data does.
+    message = exc.rule_message() if isinstance(exc, SourceError) else f"regex error, rule not evaluated: {exc}"
+    unit.done(message)
+    return UnitOutcome([RuleResult(r, Status.ERROR, message, unit.describe(r)) for r in unit.rules], records)
+
+
+def _finish(unit: Unit, evaluators: list[Any], types: TypeTally, records: int, times: list[int],
+            notes: tuple[str, ...] = ()) -> UnitOutcome:
+    """The unit's results once every record was fed (its correlation sides are told it ended)."""
     unit.done(None)
     results = []
     for e in evaluators:
-        o = outcomes[id(e)]
+        o = e.outcome()
         results.append(RuleResult(e.compiled, o.status, o.message, unit.describe(e.compiled), o.measurements,
                                   o.violations, o.evidence, groups=o.groups, steps=o.steps))
     readers: dict[str, list[str]] = {}
     for r in unit.rules:  # the warnings about values of the wrong type name the rules they concern
         for name in dict.fromkeys(filter_fields(r.rule)):
             readers.setdefault(name, []).append(r.rule.id)
-    seen = (unit.fetch.source, times[0], times[1]) if tally[0] else None
-    return UnitOutcome(results, tally[0], (*types.warnings(readers), *notes), seen)
+    seen = (unit.fetch.source, times[0], times[1]) if records else None
+    return UnitOutcome(results, records, (*types.warnings(readers), *notes), seen)
 
 
 def feed(parts: Iterable[Part], feeds: Sequence[Window], tally: list[int] | None = None,
@@ -127,31 +199,3 @@ def feed(parts: Iterable[Part], feeds: Sequence[Window], tally: list[int] | None
             tally.append(records)
         if times is not None:
             times[:] = [first, last]
-
-
-def _span(since_us: int, until_us: int) -> float:
-    """How much of a pass a feed is expected to cost: the span of its window, up to 31 days."""
-    return float(min(until_us - since_us, 31 * 86400 * 1_000_000))
-
-
-def _helper_pass(unit: Unit, handed: list[Any]) -> tuple[str, Any]:
-    """In the helper process: feed the handed evaluators, return their outcomes (or the source's error)."""
-    try:
-        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.gate) for e in handed])
-    except SourceError as exc:
-        return "error", exc
-    return "ok", [e.outcome() for e in handed]
-
-
-def _helped(unit: Unit, handed: list[Any], helper: parallel.Helper, wait_s: float) -> tuple[list[Any], tuple[str, ...]]:
-    """The handed evaluators' outcomes from the helper; if it failed, from a pass of our own (and why)."""
-    try:
-        kind, value = helper.result(wait_s)
-    except parallel.HelperFailed as failed:
-        feed(unit.source.read(unit.fetch, unit.index), [(e.since_us, e.until_us, e.gate) for e in handed])
-        note = (f"a second process reading {unit.fetch.source} failed ({failed}); this process evaluated its "
-                "rules instead")
-        return [e.outcome() for e in handed], (note,)
-    if kind == "error":  # the files changed between the two passes, or the helper read them differently
-        raise value
-    return value, ()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from auditor.core.provenance import FileRecord, RequestRecord
 
 Timed = tuple[int, dict[str, Any]]  # (time in epoch microseconds, record with API field names)
+Block = tuple[int, int, bytes]  # a split pass's share: (part number, line number of its first line, whole lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class Part:
     records: Iterable[Timed]
     # The line of the record last read, for sources with lines (files): messages about a record name it.
     line: Callable[[], int | None] | None = None
+    order: int = 0  # the origin's place among those of its fetch (the first mistyped value is the earliest)
 
 
 class SourceError(Exception):
@@ -89,7 +91,9 @@ class Source(Protocol):
         checked again locally."""
 
     def size(self, fetch: Fetch) -> int:
-        """Bytes behind `read(fetch)` when it can be read again by another process (a second core), else 0."""
+        """Bytes (uncompressed) behind `read(fetch)` when it can be shared with another process, else 0: then
+        `read_split` hands blocks of it to that process, which reads them with `read_block`, and `settle`
+        takes the other process's `pending()` tallies (auditor.evaluate.parallel)."""
 
     def expect(self, fetches: int) -> None:
         """The run now plans `fetches` fetches in all (for a progress display)."""
@@ -137,7 +141,7 @@ class BaseSource:
         raise NotImplementedError
 
     def size(self, fetch: Fetch) -> int:
-        """Not re-readable by default."""
+        """Not shared with another process by default."""
         return 0
 
     def expect(self, fetches: int) -> None:

@@ -8,45 +8,27 @@ multi-gigabyte export is read in constant memory.
 
 from __future__ import annotations
 
-import codecs
-import gzip
 import hashlib
-import io
 import itertools
-import json
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from auditor.core.coverage import Coverage, Interval, Seen, files_coverage
 from auditor.core.diagnostics import display_path
-from auditor.core.fields import SOURCES, Source
+from auditor.core.fields import SOURCES
 from auditor.core.provenance import FileRecord
-from auditor.core.timeutil import EPOCH, MICROSECOND, format_time
-from auditor.sources.base import BaseSource, DataError, Part, SourceError, Timed
-from auditor.sources.jsondoc import JsonDocument
-from auditor.sources.records import MAX_NESTING, Normalizer, beyond_limits, too_deep
+from auditor.core.timeutil import format_time
+from auditor.sources.base import BaseSource, Block, DataError, Part, SourceError, Timed
+from auditor.sources.reader import CHUNK, Reader, plain_size
 
 if TYPE_CHECKING:
     from auditor.compile.plan import Fetch
 
-try:  # optional: about 3x faster than the stdlib decoder, which matters at millions of lines
-    import orjson
-except ImportError:  # pragma: no cover - depends on the environment
-    orjson = None  # type: ignore[assignment]
-
 _SUFFIXES = (".json", ".ndjson", ".jsonl")
-_LINE_SUFFIXES = (".ndjson", ".jsonl")
-_GZIP_MAGIC = b"\x1f\x8b"
-_SNIFF_BYTES = 1 << 16
-_CHUNK = 1 << 20
 _SOURCE_HINT = "pass --source access_requests|scim_updates"
 _ENDINGS = "ending .json, .ndjson or .jsonl (optionally + .gz)"
-_SHALLOW_LINE = 2 * MAX_NESTING  # bytes: a line this short cannot hold a value nested MAX_NESTING deep
-_TOO_DEEP = f"record nested more than {MAX_NESTING} levels deep; fix or remove the line"
+_FAR = 1 << 62  # beyond any timestamp in microseconds
 
 
 def find_source_files(data: Path, source: str | None = None) -> dict[str, list[Path]]:
@@ -92,21 +74,21 @@ def _source_of(name: str) -> str | None:
     return None
 
 
-def iter_timed(path: Path, source: str, *, chunk_size: int = _CHUNK) -> Iterator[Timed]:
+def iter_timed(path: Path, source: str, *, chunk_size: int = CHUNK) -> Iterator[Timed]:
     """Stream one file's records with their times (epoch microseconds), normalised to API field names;
     DataError naming the file and line of the first bad one."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
-    return _Reader(Path(path), SOURCES[source], chunk_size).records()
+    return Reader(Path(path), SOURCES[source], chunk_size).records()
 
 
 def file_part(path: Path, source: str) -> Part:
     """One file's records as a Part that knows the line of the record last read (for messages about it)."""
-    reader = _Reader(Path(path), SOURCES[source], _CHUNK)
+    reader = Reader(Path(path), SOURCES[source], CHUNK)
     return Part(display_path(path), reader.records(), reader.last_line)
 
 
-def iter_records(path: Path, source: str, *, chunk_size: int = _CHUNK) -> Iterator[dict]:
+def iter_records(path: Path, source: str, *, chunk_size: int = CHUNK) -> Iterator[dict]:
     """Stream one file's records, normalised to API field names (each checked, its time included)."""
     return (record for _, record in iter_timed(path, source, chunk_size=chunk_size))
 
@@ -121,6 +103,7 @@ class FileSource(BaseSource):
         self.data = Path(data)
         self._covers = covers  # --data-covers: what the user states the files hold completely, per log
         self._tally: dict[Path, tuple[int, int | None, int | None]] = {}  # records, first, last of files read
+        self._pending: dict[Path, tuple[int, int | None, int | None]] = {}  # the same, in a split pass (settle)
         try:
             self._files: dict[str, list[Path]] = find_source_files(self.data, source)
             self._problem: DataError | None = None
@@ -203,11 +186,91 @@ class FileSource(BaseSource):
         return files_coverage(seen, self._covers)
 
     def size(self, fetch: Fetch) -> int:
-        """The files' bytes (0 when they cannot be measured)."""
+        """The files' bytes once decompressed (0 when they cannot be measured): what a split pass shares."""
         try:
-            return sum(p.stat().st_size for p in self._files.get(fetch.source, ()))
+            return sum(plain_size(p) for p in self._files.get(fetch.source, ()))
         except OSError:
             return 0
+
+    def read_split(self, fetch: Fetch, index: int, offer: Callable[[Block], bool], block_bytes: int) -> Iterator[Part]:
+        """`read`, shared with another process (auditor.evaluate.parallel): NDJSON files cut into blocks of
+        lines, each offered to it (`offer` True: it took the block and reads it with `read_block`), the rest
+        read here; files of one JSON document are read here whole. Provenance is tallied by `settle`, once the
+        other process's counts are in."""
+        self._pending = {}
+        for n, path in enumerate(self._files.get(fetch.source, ())):
+            reader = Reader(path, SOURCES[fetch.source], CHUNK)
+            if reader.by_lines():
+                kept = (reader.decode(first, data) for first, data in self._watched(path, reader.blocks(block_bytes))
+                        if not offer((n, first, data)))
+                records: Iterator[Timed] = itertools.chain.from_iterable(kept)
+            else:
+                records = reader.records()
+            yield Part(self._origin(path), self._pend(path, self._checking(path, records)), reader.last_line, n)
+
+    def read_block(self, fetch: Fetch, block: Block) -> Part:
+        """The records of a block `read_split` handed to this process."""
+        n, first, data = block
+        path = self._files[fetch.source][n]
+        reader = Reader(path, SOURCES[fetch.source], CHUNK)
+        records = self._checking(path, reader.decode(first, data))
+        return Part(self._origin(path), self._pend(path, records), reader.last_line, n)
+
+    def _origin(self, path: Path) -> str:
+        """How messages name a file read in a split pass."""
+        return display_path(path)
+
+    def _checking(self, path: Path, records: Iterator[Timed]) -> Iterator[Timed]:
+        """A file's records as the source checks them (a subclass may count what it finds odd)."""
+        return records
+
+    def pending(self) -> dict[Path, tuple[int, int | None, int | None]]:
+        """Per file, the records this process read in a split pass and their earliest and latest time."""
+        return dict(self._pending)
+
+    def settle(self, other: Mapping[Path, tuple[int, int | None, int | None]]) -> None:
+        """A split pass is over: each file's records, read here and by the other process (its `pending()`),
+        are tallied for provenance."""
+        for path, (count, first, last) in other.items():
+            self._add(path, count, first, last)
+        for path, tally in self._pending.items():
+            self._tally.setdefault(path, tally)
+            if self.watch is not None:
+                self.watch(display_path(path), path.stat().st_size, tally[0], True)
+        self._pending = {}
+
+    def _watched(self, path: Path, blocks: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+        """The blocks, told to `watch` (lines read so far) every 65,536 lines or so."""
+        shown, told = display_path(path), 0
+        for first, block in blocks:
+            if self.watch is not None and first - told > 0xFFFF:
+                self.watch(shown, 0, first - 1, False)
+                told = first
+            yield first, block
+
+    def _pend(self, path: Path, records: Iterator[Timed]) -> Iterator[Timed]:
+        """The records, counted with their earliest and latest time in `_pending` (see `settle`)."""
+        count, first, last = 0, _FAR, -_FAR
+        try:
+            for timed in records:
+                t = timed[0]
+                count += 1
+                if t < first:
+                    first = t
+                if t > last:
+                    last = t
+                yield timed
+        finally:
+            if count:
+                self._add(path, count, first, last)
+
+    def _add(self, path: Path, count: int, first: int | None, last: int | None) -> None:
+        mine = self._pending.get(path)
+        if mine is not None and mine[0]:
+            count += mine[0]
+            first = min(first, mine[1]) if first is not None and mine[1] is not None else first or mine[1]
+            last = max(last, mine[2]) if last is not None and mine[2] is not None else last or mine[2]
+        self._pending[path] = (count, first, last)
 
 
 def _digest(path: Path) -> tuple[int, str]:
@@ -218,138 +281,3 @@ def _digest(path: Path) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
-
-
-@contextmanager
-def _open(path: Path) -> Iterator[IO[bytes]]:
-    """The file's bytes, decompressed when it is gzip (by magic bytes: names lie)."""
-    with path.open("rb") as raw:
-        magic = raw.read(2)
-        raw.seek(0)
-        if magic != _GZIP_MAGIC:
-            yield raw
-            return
-        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-            yield unzipped  # type: ignore[misc]  # GzipFile is a binary IO
-
-
-class _Reader:
-    """Reads one file of one source; knows its path so every error names file and line."""
-
-    def __init__(self, path: Path, source: Source, chunk_size: int) -> None:
-        self.path = path
-        self.source = source
-        self.chunk_size = chunk_size
-        self.normalize = Normalizer(source, self.error)
-        self.line = 0  # of the record last read
-
-    def last_line(self) -> int | None:
-        """The line of the record last read (None before the first)."""
-        return self.line or None
-
-    def error(self, line: int | None, message: str) -> DataError:
-        return DataError(self.path, line, message)
-
-    def records(self) -> Iterator[Timed]:
-        doc: JsonDocument | None = None
-        try:
-            as_lines = self._sniff_lines()
-            with _open(self.path) as stream:
-                if as_lines:
-                    yield from self._lines(stream)
-                    return
-                with io.TextIOWrapper(stream, encoding="utf-8-sig") as text:
-                    doc = JsonDocument(text, self.chunk_size, self.error)
-                    normalize = self.normalize
-                    for value, line in doc.values():
-                        self.line = line
-                        if too_deep(value):
-                            raise self.error(line, _TOO_DEEP)
-                        yield normalize(value, line)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            where = doc.line if doc is not None else None
-            raise self.error(where, f"corrupt or truncated gzip data ({e}); re-export the file") from None
-        except UnicodeDecodeError:
-            raise self.error(doc.line if doc is not None else None, "the file is not UTF-8 text") from None
-        except OSError as e:
-            raise self.error(None, f"cannot read: {e.strerror or e}") from None
-
-    def _sniff_lines(self) -> bool:
-        """True when the file holds one JSON object per line rather than one JSON document."""
-        if self.path.name.removesuffix(".gz").endswith(_LINE_SUFFIXES):
-            return True
-        with _open(self.path) as stream:
-            head = stream.read(_SNIFF_BYTES)
-        text = head.removeprefix(codecs.BOM_UTF8).lstrip()
-        if not text.startswith(b"{"):
-            return False
-        first, newline, _ = text.partition(b"\n")
-        if not newline:
-            # A whole file on one line: one record (NDJSON) or a compact envelope; a longer line is
-            # not a record, so it is a document.
-            if len(head) >= _SNIFF_BYTES:
-                return False
-            first = text
-        try:
-            value = json.loads(first)
-        except (ValueError, RecursionError):
-            return False  # a pretty-printed document's first line is not complete JSON (or too deep to tell)
-        return isinstance(value, dict) and "result" not in value
-
-    def _lines(self, stream: IO[bytes]) -> Iterator[Timed]:
-        if orjson is None:
-            return self._text_lines(stream)
-        # The decoding generator itself, not one wrapping it: one generator less to resume per record.
-        first = stream.readline().removeprefix(codecs.BOM_UTF8)
-        return self._decode_lines(itertools.chain((first,), stream), orjson.loads)
-
-    def _text_lines(self, stream: IO[bytes]) -> Iterator[Timed]:
-        # The stdlib decodes str about 30% faster than bytes.
-        with io.TextIOWrapper(stream, encoding="utf-8-sig") as text:
-            yield from self._decode_lines(text, json.loads)
-
-    def _decode_lines(self, lines: Iterable[Any], loads: Callable[[Any], Any]) -> Iterator[Timed]:
-        time_field = self.source.time_field
-        logpush = self.source.name == "access_requests"
-        normalize = self.normalize
-        fromisoformat = datetime.fromisoformat
-        line = 0
-        # The hot loop: one decode, one type check, a few dict lookups and the time's parse per line; no
-        # regexes. Anything unusual (Logpush names, a bad time, not an object) goes through `normalize`.
-        try:
-            for line, raw in enumerate(lines, 1):
-                try:
-                    rec = loads(raw)
-                except ValueError:
-                    if raw.isspace() or not raw:
-                        continue
-                    rec = self._stdlib_line(line, raw)
-                self.line = line
-                if len(raw) > _SHALLOW_LINE and too_deep(rec):  # a shorter line cannot nest that deep
-                    raise self.error(line, _TOO_DEEP)
-                if type(rec) is not dict or (logpush and ("CreatedAt" in rec or "Email" in rec)):
-                    yield normalize(rec, line)
-                    continue
-                try:
-                    # Not text (missing, a number): TypeError, reported by `normalize.time` with the rest.
-                    t_us = (fromisoformat(rec.get(time_field)) - EPOCH) // MICROSECOND  # type: ignore[arg-type]
-                except (TypeError, ValueError, OverflowError):
-                    t_us = normalize.time(rec.get(time_field), line)
-                if logpush and (code := rec.get("country")).__class__ is str and not code.isupper():
-                    rec["country"] = code.upper()  # one spelling (records.upper_country), in place: a fresh dict
-                yield t_us, rec
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise self.error(line + 1, f"corrupt or truncated gzip data ({e}); re-export the file") from None
-
-    def _stdlib_line(self, line: int, raw: bytes | str) -> Any:
-        """Decode a line the fast decoder refused: the stdlib accepts a little more (NaN, huge ints),
-        so results do not depend on whether orjson is installed; its message is the one reported."""
-        try:
-            return json.loads(raw)
-        except UnicodeDecodeError:
-            raise self.error(line, "invalid JSON: not UTF-8 text; fix or remove the line") from None
-        except json.JSONDecodeError as e:
-            message = f"invalid JSON: {e.msg} at column {e.colno}; fix or remove the line"
-            raise self.error(line, message) from None
-        except (ValueError, RecursionError) as e:  # an integer of over 4300 digits, or nesting past the stack
-            raise self.error(line, f"{beyond_limits(e)}; fix or remove the line") from None

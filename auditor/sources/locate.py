@@ -11,14 +11,16 @@ object name like a local one, and only the objects a window needs are downloaded
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from auditor.compile.plan import Fetch, Plan
 from auditor.core.coverage import Coverage, Interval, Seen, files_coverage, logpush
@@ -27,7 +29,7 @@ from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
 from auditor.core.provenance import FileRecord
 from auditor.core.timeutil import format_time
-from auditor.sources.base import DataError, Part, SourceError, Timed
+from auditor.sources.base import Block, DataError, Part, SourceError, Timed
 from auditor.sources.files import FileSource, file_part, find_source_files
 from auditor.sources.lake import MANIFEST, LakeLog, days_needed, is_lake, parse_manifest, read_logs, read_manifest
 from auditor.sources.lake import covered as lake_covered
@@ -231,8 +233,10 @@ class DataSource(FileSource):
         self._scratch: Path | None = None  # downloaded objects: removed with this source (or at exit)
         self._files = {name: log.paths() for name, log in self._located.logs.items()}
         self._tally = {}  # provenance of the files read (FileSource.files)
+        self._pending = {}  # the same, in a split pass (FileSource.settle)
         self._problem = None
         self._outside = OutsideCounter()
+        self._split_outside = OutsideCounter()  # the same, counted in a split pass (see settle)
         self._plan = plan
         if plan is not None:
             self._located.logs = {name: log.pruned(windows(plan, name)) for name, log in self._located.logs.items()}
@@ -320,6 +324,43 @@ class DataSource(FileSource):
         """A file another engine read to its end: its provenance, and its records outside its batch's range."""
         self.tallied(path, count, first, last)
         self._outside.add(display_path(path), outside)  # named as a Python pass names the object (its part)
+
+    def size(self, fetch: Fetch) -> int:
+        """The uncompressed bytes of a log's files and objects (a split pass shares them), 0 for a lake."""
+        log = self._located.logs.get(fetch.source)
+        return 0 if log is None or log.lake is not None else super().size(fetch)
+
+    def read_split(self, fetch: Fetch, index: int, offer: Callable[[Block], bool], block_bytes: int) -> Iterator[Part]:
+        """FileSource.read_split; the records found outside their batch's range are counted apart until
+        `settle` adds the other process's."""
+        self._split_outside = OutsideCounter()
+        return super().read_split(fetch, index, offer, block_bytes)
+
+    def _origin(self, path: Path) -> str:
+        """A downloaded object is named by its URL."""
+        return self._shown.get(path) or display_path(path)
+
+    def _checking(self, path: Path, records: Iterator[Timed]) -> Iterator[Timed]:
+        """A Logpush object's records in a split pass, those outside its name's time range counted."""
+        batch = self._batches.get(str(path))
+        return records if batch is None else _checked(batch, self._origin(path), records, self._split_outside)
+
+    @functools.cached_property
+    def _batches(self) -> dict[str, Batch]:
+        return {b.location: b for log in self._located.logs.values() for b in log.batches}
+
+    def pending(self) -> Any:
+        """FileSource.pending, with the records found outside their batch's range."""
+        return super().pending(), dict(self._split_outside.counts)
+
+    def settle(self, other: Any) -> None:
+        """FileSource.settle, adding both processes' records outside their batch's range."""
+        tallies, outside = other
+        for counts in (outside, self._split_outside.counts):
+            for location, n in counts.items():
+                self._outside.add(location, n)
+        self._split_outside = OutsideCounter()
+        super().settle(tallies)
 
     def coverage(self, seen: Mapping[str, Seen]) -> Coverage:
         """As stated with --data-covers; else a lake's log as its manifest says, a log of Logpush objects only

@@ -29,6 +29,7 @@ class Mistyped:
     first: str  # FILE:LINE (or the origin, for a source without lines)
     example: Any
     missing: bool  # the first one was a missing or null value
+    at: tuple[int, int] = (0, 0)  # the first one's (part order, line): which came first when passes merge
 
     def describe(self, source: str, rules: list[str]) -> str:
         """One line for the run's warnings, naming the rules whose filters read the field."""
@@ -58,7 +59,7 @@ class TypeTally:
         the line of the first mistyped record when the part has lines."""
         if not self._checks:
             return None
-        checks, found, origin, line = self._checks, self.found, part.origin, part.line
+        checks, found, origin, line, order = self._checks, self.found, part.origin, part.line, part.order
 
         def check(record: dict[str, Any]) -> None:
             for name, kind, optional in checks:
@@ -67,8 +68,9 @@ class TypeTally:
                     entry = found.get(name)
                     if entry is None:
                         expected = "a boolean" if kind is bool else "a string"
-                        where = f"{origin}:{line()}" if line is not None else origin
-                        found[name] = Mistyped(name, expected, 1, where, v, v is None)
+                        at = line() if line is not None else None
+                        where = f"{origin}:{at}" if at is not None else origin
+                        found[name] = Mistyped(name, expected, 1, where, v, v is None, (order, at or 0))
                     else:
                         entry.count += 1
 
@@ -115,6 +117,19 @@ class TypeTally:
         self.found = {name: m for name, m in self.found.items() if name in wanted}
         for name, m in self.found.items():
             m.count = counts[name]
+
+    def merge(self, other: dict[str, Mistyped]) -> None:
+        """Add what another pass over other records of the same parts found (its `found`): counts add, the
+        earliest first value is kept."""
+        for name, theirs in other.items():
+            mine = self.found.get(name)
+            if mine is None:
+                self.found[name] = theirs
+                continue
+            count = mine.count + theirs.count
+            if theirs.at < mine.at:
+                self.found[name] = mine = theirs
+            mine.count = count
 
     def warnings(self, readers: dict[str, list[str]]) -> list[str]:
         """One warning per mistyped field, in field order; `readers`: field -> the rules whose filters read it."""

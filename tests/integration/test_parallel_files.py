@@ -1,9 +1,11 @@
-"""Large exported logs use a second core (auditor.evaluate.parallel): a forked helper evaluates part of the rules in
-its own pass. The answer must be exactly the single-pass answer, and any failure of the helper must only
-cost time: the parent then evaluates those rules itself."""
+"""Large exported logs use a second core (auditor.evaluate.parallel): a forked helper evaluates every rule over the
+blocks of records it is handed, and its accumulators merge into the parent's. The answer must be exactly the
+single-pass answer (evidence order, periodic timelines and correlation matches included), and any failure of
+the helper must only cost time: the parent then reads the unit again alone."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import threading
@@ -22,10 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T00:00:00Z"
 pytestmark = pytest.mark.forks  # run before Spark starts (tests/conftest.py)
 
-def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data") -> tuple[int, dict]:
+def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data",
+         extra: list[str] | None = None) -> tuple[int, dict]:
     results = tmp_path / f"{name}.json"
     result = CliRunner().invoke(cli, ["run", str(REPO / "rules"), "--config", str(REPO / "auditor.yaml"), "--data",
-                                       str(data), "--data-covers", SAMPLE_COVERS, "--at", AT, "--quiet",
+                                       str(data), "--data-covers", SAMPLE_COVERS, *(extra or ["--at", AT]), "--quiet",
                                        "--no-progress", "--results", str(results)], catch_exceptions=False)
     assert "Traceback" not in result.output + result.stderr
     document = json.loads(results.read_text())
@@ -35,7 +38,8 @@ def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data") -> 
 
 @pytest.fixture
 def helped(monkeypatch):
-    """Every file unit gets a helper (the sample data is far below MIN_BYTES); counts the helpers started.
+    """Every file unit gets a helper (the sample data is far below MIN_BYTES) and small blocks, so the helper
+    takes many of them; returns the blocks each helper was handed.
 
     A helper is only forked while no other thread runs: threads of earlier tests (closed emulators' and
     clients') are given a moment to end first."""
@@ -43,23 +47,24 @@ def helped(monkeypatch):
     while threading.active_count() > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 1 << 14)
     monkeypatch.delenv(parallel.ENV, raising=False)
-    started = []
-    original = parallel.Helper.__init__
+    handed: list[int] = []
+    original = parallel.Helper.result
 
-    def counting(self, ctx, work):
-        started.append(work)
-        original(self, ctx, work)
+    def counting(self, timeout=3600.0):
+        handed.append(self.handed)
+        return original(self, timeout)
 
-    monkeypatch.setattr(parallel.Helper, "__init__", counting)
-    return started
+    monkeypatch.setattr(parallel.Helper, "result", counting)
+    return handed
 
 
 def test_a_helper_gives_the_single_pass_answer(tmp_path, monkeypatch, helped):
     if parallel.context(0) is None:
         pytest.skip(f"cannot fork a helper here (one core, no fork, or threads: {threading.enumerate()})")
     code, with_helper = _run(tmp_path, "helped")
-    assert helped, "no helper was started"
+    assert helped and sum(helped) > 0, "no helper took a block"
     monkeypatch.setenv(parallel.ENV, "1")
     helped.clear()
     single_code, single = _run(tmp_path, "single")
@@ -74,12 +79,12 @@ def test_a_failing_helper_costs_time_not_the_answer(tmp_path, monkeypatch, helpe
     expected = _run(tmp_path, "expected")
     original = unit._helper_pass
 
-    def broken(unit, handed):
+    def broken(unit, evaluators, windows, blocks):
         if failure == "exception":
             raise RuntimeError("helper broke")
         if failure == "dies":
             os._exit(3)
-        return "ok", [lambda: None for _ in handed]  # cannot be pickled back to the parent
+        return "ok", lambda: None  # cannot be pickled back to the parent
 
     monkeypatch.setattr(unit, "_helper_pass", broken)
     code, document = _run(tmp_path, "broken")
@@ -88,7 +93,7 @@ def test_a_failing_helper_costs_time_not_the_answer(tmp_path, monkeypatch, helpe
     assert (code, document) == (expected[0], {k: v for k, v in expected[1].items() if k != "warnings"})
     why = {"exception": "raised RuntimeError('helper broke')", "dies": "exit code 3",
            "unpicklable": "ended without an answer"}[failure]
-    assert warnings and all(why in w and "this process evaluated its rules instead" in w for w in warnings)
+    assert warnings and all(why in w and "this process read its records instead" in w for w in warnings)
     monkeypatch.setattr(unit, "_helper_pass", original)
 
 
@@ -108,8 +113,23 @@ def test_a_data_error_errors_every_rule_of_the_unit_with_or_without_a_helper(tmp
     assert errors and all("access_requests.ndjson:2" in r["message"] for r in errors)
 
 
-def test_share_balances_by_window_and_keeps_work_for_the_parent():
-    assert parallel.share([5, 1, 1, 1], kept=0) == [0]
-    assert parallel.share([1, 1], kept=10) == [0, 1]
-    assert parallel.share([3], kept=0) == []  # a helper with everything leaves the parent idle
-    assert parallel.share([], kept=4) == []
+def test_the_split_merges_exactly_over_many_files_and_periodic_steps(tmp_path, monkeypatch, helped):
+    """Several files of one log (NDJSON, gzip and a JSON document) and a periodic run: every block boundary and
+    every step's accumulators merge into the single-pass answer, evidence order and timelines included."""
+    if parallel.context(0) is None:
+        pytest.skip(f"cannot fork a helper here (one core, no fork, or threads: {threading.enumerate()})")
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = gzip.decompress((REPO / "examples" / "data" / "access_requests.ndjson.gz").read_bytes()).splitlines(True)
+    third = len(lines) // 3
+    (data / "access_requests-1.ndjson").write_bytes(b"".join(lines[:third]))
+    with gzip.open(data / "access_requests-2.ndjson.gz", "wb") as fh:
+        fh.write(b"".join(lines[third:2 * third]))
+    (data / "access_requests-3.json").write_text(json.dumps([json.loads(x) for x in lines[2 * third:]]))
+    (data / "scim_updates.json").write_text((REPO / "examples" / "data" / "scim_updates.json").read_text())
+    period = ["--period", "2026-11-08T00:00:00Z/2026-11-15T00:00:00Z", "--step", "1d"]
+    code, split = _run(tmp_path, "split", data, period)
+    assert sum(helped) > 10, "the helper took too few blocks to test the merge"
+    monkeypatch.setenv(parallel.ENV, "1")
+    assert (code, split) == _run(tmp_path, "single", data, period)
+    assert split["results"][0]["timeline"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from auditor.core.timeutil import parse_time
-from auditor.sources import files, jsondoc
+from auditor.sources import files, jsondoc, reader
 from auditor.sources.files import DataError, find_source_files, iter_records
 
 A1 = {
@@ -110,7 +110,7 @@ def test_byte_order_mark_and_empty_files(tmp_path):
 def test_stdlib_decoder_gives_the_same_records(tmp_path, monkeypatch):
     path = write(tmp_path / "a.ndjson", ndjson(A1, A2) + '{"created_at": "2026-11-01T00:00:00Z", "n": NaN}\n')
     fast = read(path)
-    monkeypatch.setattr(files, "orjson", None)
+    monkeypatch.setattr(reader, "orjson", None)
     slow = read(path)
     assert json.dumps(fast) == json.dumps(slow)
     assert len(slow) == 3
