@@ -41,11 +41,13 @@ from auditor.language.codegen import compile_all
 Feed = Callable[[dict[str, Any], int], None]
 Key = tuple[Any, ...]
 Item = TypeVar("Item")
+_FOLDED = 1 << 16  # folded join values remembered per side
 
 
 def _key_function(fields: tuple[str, ...], fold: tuple[bool, ...]) -> Callable[[dict[str, Any]], Key | None]:
     """record -> its join key, or None when a join value is missing, null or empty."""
     pairs = tuple(zip(fields, fold, strict=True))
+    folded: dict[str, str] = {}  # raw value -> its casefold(): the same few addresses recur in every record
 
     def key(record: dict[str, Any]) -> Key | None:
         out = []
@@ -55,7 +57,12 @@ def _key_function(fields: tuple[str, ...], fold: tuple[bool, ...]) -> Callable[[
                 return None
             if value.__class__ is str:
                 if casefold:
-                    value = value.casefold()
+                    known = folded.get(value)
+                    if known is None:
+                        if len(folded) >= _FOLDED:
+                            folded.clear()
+                        known = folded[value] = value.casefold()
+                    value = known
             elif isinstance(value, list | dict):
                 value = json.dumps(value, sort_keys=True)
             out.append(value)
@@ -103,6 +110,7 @@ class CorrelationEvaluator:
         self._index: dict[Key, tuple[list[int], list[dict[str, Any]]]] = {}
         self._buffer: list[tuple[dict[str, Any], int, Key]] = []
         self._closed = False
+        self._then_lo, self._then_hi = self.since_us, self.until_us  # narrowed to then_span once first is complete
         self._lock = threading.Lock()  # first side completing vs then records arriving (other threads)
         self._feeding = threading.Lock()  # the matched-record aggregation (rare: only matches take it)
         self.first_matched = 0
@@ -132,6 +140,9 @@ class CorrelationEvaluator:
                 self._index[key] = ([t for t, _, _ in items], [shown for _, _, shown in items])
             self._collecting = {}
             waiting, self._buffer = self._buffer, []
+            span = self._span()
+            # From now on a `then` record outside the span cannot match: it costs one comparison.
+            self._then_lo, self._then_hi = span if span is not None else (self.until_us, self.until_us)
             self._closed = True
         for record, t_us, key in waiting:
             self._match(record, t_us, key)
@@ -141,6 +152,10 @@ class CorrelationEvaluator:
         earliest matching `first` record and, with `within`, at most that long after the latest), within the
         window; None when no `first` record matched, so no `then` record can."""
         self.close_first()
+        return self._span()
+
+    def _span(self) -> tuple[int, int] | None:
+        """then_span, from the complete index."""
         if not self._index:
             return None
         lo = max(self.since_us, min(times[0] for times, _ in self._index.values()) + 1)  # strictly after
@@ -153,7 +168,7 @@ class CorrelationEvaluator:
 
     def feed_then(self, record: dict[str, Any], t_us: int) -> None:
         """Offer one record of the `then` side's fetch."""
-        if not (self.since_us <= t_us < self.until_us) or not self._then_match(record):
+        if not (self._then_lo <= t_us < self._then_hi) or not self._then_match(record):
             return
         key = self._then_key(record)
         if key is None:
