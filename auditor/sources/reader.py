@@ -68,6 +68,13 @@ def _blocks(stream: IO[bytes], size: int) -> Iterator[tuple[int, bytes]]:
         yield line, rest
 
 
+def _brackets(raw: bytes | str) -> int:
+    """How many `{` and `[` a line holds (in strings too: an upper bound of its nesting)."""
+    if raw.__class__ is bytes:
+        return raw.count(b"{") + raw.count(b"[")
+    return raw.count("{") + raw.count("[")  # type: ignore[arg-type]
+
+
 def _split(block: bytes) -> list[bytes]:
     """A block's lines, without their newlines."""
     lines = block.split(b"\n")
@@ -206,7 +213,9 @@ class Reader:
                         continue
                     rec = self._stdlib_line(line, raw)
                 self.line = line
-                if len(raw) > _SHALLOW_LINE and too_deep(rec):  # a shorter line cannot nest that deep
+                # A line with fewer brackets than MAX_NESTING cannot nest that deep (counting bytes is ~50x cheaper
+                # than walking the record).
+                if len(raw) > _SHALLOW_LINE and _brackets(raw) >= MAX_NESTING and too_deep(rec):
                     raise self.error(line, _TOO_DEEP)
                 if type(rec) is not dict or (logpush and ("CreatedAt" in rec or "Email" in rec)):
                     yield normalize(rec, line)

@@ -78,7 +78,7 @@ class Normalizer:
         self._time_field = source.time_field
         self._logpush = source.name == "access_requests"
         self._renamed: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._second = -1  # the last formatted second and its text: Logpush times arrive in order
+        self._day: int | None = None  # the last formatted day and its text: Logpush times arrive in order
         self._text = ""
 
     def __call__(self, rec: Any, line: int) -> Timed:
@@ -134,9 +134,13 @@ class Normalizer:
             raise self.error(line, f"{name} {stamp!r} is not an RFC 3339 timestamp") from None
 
     def _format(self, t_us: int) -> str:
-        """core.timeutil.format_time, remembering the last second's text."""
+        """core.timeutil.format_time, remembering the last day's text (records are seconds apart, not days)."""
         seconds, micros = divmod(t_us, US)
-        if seconds != self._second:
-            self._text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._second = seconds
-        return f"{self._text}.{micros:06d}Z" if micros else f"{self._text}Z"
+        day, second = divmod(seconds, 86400)
+        if day != self._day:
+            self._text = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%dT")
+            self._day = day
+        hours, second = divmod(second, 3600)
+        minutes, second = divmod(second, 60)
+        text = f"{self._text}{hours:02d}:{minutes:02d}:{second:02d}"
+        return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
