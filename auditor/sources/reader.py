@@ -200,6 +200,7 @@ class Reader:
         time_field = self.source.time_field
         logpush = self.source.name == "access_requests"
         normalize = self.normalize
+        from_logpush = normalize.from_logpush
         fromisoformat = datetime.fromisoformat
         line = start - 1
         # The hot loop: one decode, one type check, a few dict lookups and the time's parse per line; no
@@ -217,8 +218,11 @@ class Reader:
                 # than walking the record).
                 if len(raw) > _SHALLOW_LINE and _brackets(raw) >= MAX_NESTING and too_deep(rec):
                     raise self.error(line, _TOO_DEEP)
-                if type(rec) is not dict or (logpush and ("CreatedAt" in rec or "Email" in rec)):
+                if type(rec) is not dict:
                     yield normalize(rec, line)
+                    continue
+                if logpush and ("CreatedAt" in rec or "Email" in rec):
+                    yield from_logpush(rec, line)
                     continue
                 try:
                     # Not text (missing, a number): TypeError, reported by `normalize.time` with the rest.

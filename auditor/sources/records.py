@@ -18,6 +18,7 @@ from auditor.core.timeutil import EPOCH, MICROSECOND, US, TimeRangeError, parse_
 from auditor.sources.base import DataError, Timed
 
 ErrorFactory = Callable[[int | None, str], DataError]
+_NANOS = 10**14  # an epoch number at least this large is in nanoseconds (core.timeutil.parse_epoch)
 _KEY_SETS = 256  # Logpush key sets remembered per reader (an export has a handful)
 
 
@@ -78,7 +79,7 @@ class Normalizer:
         self._time_field = source.time_field
         self._logpush = source.name == "access_requests"
         self._renamed: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._day: int | None = None  # the last formatted day and its text: Logpush times arrive in order
+        self._minute: int | None = None  # the last formatted minute and its text: Logpush times arrive in order
         self._text = ""
 
     def __call__(self, rec: Any, line: int) -> Timed:
@@ -112,7 +113,8 @@ class Normalizer:
         stamp = out.get("created_at")
         if type(stamp) is int or type(stamp) is float:
             try:
-                t_us = parse_epoch(stamp)
+                # Epoch nanoseconds (Logpush's usual form) inline: parse_epoch's answer without its checks.
+                t_us = stamp // 1000 if type(stamp) is int and stamp >= _NANOS else parse_epoch(stamp)
                 out["created_at"] = self._format(t_us)
             except (ValueError, OverflowError, OSError):
                 raise self.error(line, f"CreatedAt {stamp!r} is not a unix timestamp") from None
@@ -134,13 +136,11 @@ class Normalizer:
             raise self.error(line, f"{name} {stamp!r} is not an RFC 3339 timestamp") from None
 
     def _format(self, t_us: int) -> str:
-        """core.timeutil.format_time, remembering the last day's text (records are seconds apart, not days)."""
+        """core.timeutil.format_time, remembering the last minute's text (records are seconds apart)."""
         seconds, micros = divmod(t_us, US)
-        day, second = divmod(seconds, 86400)
-        if day != self._day:
-            self._text = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%dT")
-            self._day = day
-        hours, second = divmod(second, 3600)
-        minutes, second = divmod(second, 60)
-        text = f"{self._text}{hours:02d}:{minutes:02d}:{second:02d}"
-        return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
+        minute = seconds // 60
+        if minute != self._minute:
+            self._text = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+            self._minute = minute
+        second = seconds - minute * 60
+        return f"{self._text}{second:02d}.{micros:06d}Z" if micros else f"{self._text}{second:02d}Z"
