@@ -147,6 +147,12 @@ class CorrelationEvaluator:
         for record, t_us, key in waiting:
             self._match(record, t_us, key)
 
+    @property
+    def then_window(self) -> tuple[int, int]:
+        """[lo, hi) of the `then` records worth offering: the window, narrowed to `then_span` once the `first`
+        side is complete (a router then skips the others without a call)."""
+        return self._then_lo, self._then_hi
+
     def then_span(self) -> tuple[int, int] | None:
         """Once the `first` side is complete: [lo, hi), the times at which a `then` record can match (after the
         earliest matching `first` record and, with `within`, at most that long after the latest), within the

@@ -141,7 +141,13 @@ def _evaluators(unit: Unit) -> tuple[list[Any], TypeTally]:
 
 
 def _windows(unit: Unit, evaluators: list[Any]) -> list[Window]:
-    return [(e.since_us, e.until_us, e.gate) for e in evaluators] + list(unit.extra)
+    """What the router offers records to: the rules' gates and the correlation sides, a `then` side only over
+    the times a match is possible when its `first` side is already complete."""
+    extra = []
+    for window in unit.extra:
+        correlation, side = _side(window)
+        extra.append((*correlation.then_window, window[2]) if side == "then" else window)
+    return [(e.since_us, e.until_us, e.gate) for e in evaluators] + extra
 
 
 def _failed(unit: Unit, exc: SourceError | MatchTimeout, records: int) -> UnitOutcome:
