@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import NoneType
 from typing import Any
 
 from auditor.core.fields import FieldType, Source
 from auditor.sources.base import Part
 
 Check = Callable[[dict[str, Any]], None]
+_SHAPES = 1024  # value-type shapes remembered per pass
 
 
 @dataclass
@@ -48,6 +50,7 @@ class TypeTally:
         wanted = sorted(set(fields) & set(source.fields) - {source.time_field})
         self._checks = [(name, bool if source.fields[name].type == FieldType.BOOL else str,
                          source.fields[name].optional) for name in wanted]
+        self._fine: set[tuple[type, ...]] = set()  # shapes of checked values known to be of the right types
 
     @property
     def wanted(self) -> list[str]:
@@ -60,8 +63,15 @@ class TypeTally:
         if not self._checks:
             return None
         checks, found, origin, line, order = self._checks, self.found, part.origin, part.line, part.order
+        names = tuple(name for name, _, _ in checks)
+        fine = self._fine
 
         def check(record: dict[str, Any]) -> None:
+            # Most records have the same few shapes: the types of the checked values, once known to hold, are
+            # one set lookup (a null in a required field is not remembered: it holds only when the key is there).
+            shape = tuple(map(type, map(record.get, names)))
+            if shape in fine:
+                return
             for name, kind, optional in checks:
                 v = record.get(name)
                 if v.__class__ is not kind and not (v is None and (optional or name in record)):
@@ -73,6 +83,9 @@ class TypeTally:
                         found[name] = Mistyped(name, expected, 1, where, v, v is None, (order, at or 0))
                     else:
                         entry.count += 1
+            if len(fine) < _SHAPES and all(t is kind or (t is NoneType and optional)
+                                           for t, (_, kind, optional) in zip(shape, checks, strict=True)):
+                fine.add(shape)
 
         return check
 
