@@ -9,16 +9,14 @@ different records and places, so the warning, not the result, says it.) `null` i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import NoneType
 from typing import Any
 
 from auditor.core.fields import FieldType, Source
 from auditor.sources.base import Part
 
 Check = Callable[[dict[str, Any]], None]
-_SHAPES = 1024  # value-type shapes remembered per pass
 
 
 @dataclass
@@ -50,7 +48,7 @@ class TypeTally:
         wanted = sorted(set(fields) & set(source.fields) - {source.time_field})
         self._checks = [(name, bool if source.fields[name].type == FieldType.BOOL else str,
                          source.fields[name].optional) for name in wanted]
-        self._fine: set[tuple[type, ...]] = set()  # shapes of checked values known to be of the right types
+        self._fast = _fast_path(self._checks)
 
     @property
     def wanted(self) -> list[str]:
@@ -63,15 +61,8 @@ class TypeTally:
         if not self._checks:
             return None
         checks, found, origin, line, order = self._checks, self.found, part.origin, part.line, part.order
-        names = tuple(name for name, _, _ in checks)
-        fine = self._fine
 
         def check(record: dict[str, Any]) -> None:
-            # Most records have the same few shapes: the types of the checked values, once known to hold, are
-            # one set lookup (a null in a required field is not remembered: it holds only when the key is there).
-            shape = tuple(map(type, map(record.get, names)))
-            if shape in fine:
-                return
             for name, kind, optional in checks:
                 v = record.get(name)
                 if v.__class__ is not kind and not (v is None and (optional or name in record)):
@@ -83,11 +74,8 @@ class TypeTally:
                         found[name] = Mistyped(name, expected, 1, where, v, v is None, (order, at or 0))
                     else:
                         entry.count += 1
-            if len(fine) < _SHAPES and all(t is kind or (t is NoneType and optional)
-                                           for t, (_, kind, optional) in zip(shape, checks, strict=True)):
-                fine.add(shape)
 
-        return check
+        return self._fast(check)
 
     def counting_sql(self, table: str) -> str | None:
         """For an engine holding the records in a relation (auditor.sources.relation's columns): one query
@@ -147,6 +135,22 @@ class TypeTally:
     def warnings(self, readers: dict[str, list[str]]) -> list[str]:
         """One warning per mistyped field, in field order; `readers`: field -> the rules whose filters read it."""
         return [m.describe(self.source.name, readers.get(name, [])) for name, m in sorted(self.found.items())]
+
+
+def _fast_path(checks: Sequence[tuple[str, type, bool]]) -> Callable[[Check], Check]:
+    """check -> a check that first tests every value's type in one generated expression (the usual answer: all
+    fine) and calls `check` only for a record where some value is not what its field expects."""
+    terms = []
+    for i, (name, kind, optional) in enumerate(checks):
+        if optional:  # null or missing is fine in an optional field
+            terms.append(f"((v{i} := get({name!r})) is None or v{i}.__class__ is {kind.__name__})")
+        else:
+            terms.append(f"get({name!r}).__class__ is {kind.__name__}")
+    source = (f"def fast(slow):\n    def check(record):\n        get = record.get\n"
+              f"        if not ({' and '.join(terms)}):\n            slow(record)\n    return check\n")
+    namespace: dict[str, Any] = {"str": str, "bool": bool}
+    exec(compile(source, "<auditor typecheck>", "exec"), namespace)  # noqa: S102 - field names from our schema
+    return namespace["fast"]
 
 
 def _kind(value: Any) -> str:
