@@ -11,12 +11,13 @@ from auditor import __version__
 
 # Each command is imported when it is run (or its own help shown): `auditor --help` then costs the start-up of
 # click alone, not of jsonschema, httpx, jinja2 and the engine. The listing shows each command's summary
-# from here (tests/integration/test_cli.py checks that it is the command's own).
+# from here (tests/unit/test_startup.py checks that it is the command's own).
 COMMANDS = {  # name -> (module, function, first paragraph of its help)
     "validate": ("validate", "validate", "Check rule files, config, variables and waivers; no network."),
     "plan": ("plan", "plan", "Show each rule's compiled fetch and what runs locally; no network."),
     "run": ("run", "run", "Fetch, evaluate, report; exit 0 pass, 1 fail, 2 undecided."),
-    "sync": ("sync", "sync", "Copy the API's logs into a Parquet log lake: only what it lacks, complete or not at all."),
+    "sync": ("sync", "sync", "Copy the API's logs into a Parquet log lake: only what it lacks, complete or not "
+             "at all."),
     "report": ("report", "report", "Re-render a saved run's results JSON; no network."),
     "test": ("test", "test_rules", "Run the rules' tests: cases on fixture records; no network. Exit 0 all hold, "
              "1 one does not."),
