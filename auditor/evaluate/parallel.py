@@ -8,12 +8,14 @@ end the helper sends back its accumulators, which merge exactly into the parent'
 counts add, distinct sets unite, evidence heaps keep the earliest records of both, so the answer is the
 single-pass one whatever the split.
 
-The split follows the machine: a helper that gets no CPU time (the cores are busy with other jobs) takes no
-new blocks, so the parent reads on alone and is never held up by more than AHEAD blocks; no load average is
-guessed at. Used only where it is safe and pays: files (never the API), `fork` available, no other thread
-running, at least two cores, at least MIN_BYTES of uncompressed input. `AUDITOR_WORKERS=1` turns it off,
-`AUDITOR_WORKERS=2` forces it on whatever the size. If the helper fails in any way, the parent reads the
-unit again alone: slower, same answer.
+The split follows the machine: a helper that gets less CPU time than the parent takes fewer blocks (none
+while it has AHEAD waiting), so the parent is never held up by more than AHEAD blocks. And a helper is only
+started while the load average leaves at least FREE of a core unused: measured on the 2-core machine with
+six other jobs on it (load average 13-15), a second process made a run slower (benchmarks/README.md), since
+it only competes with them for the same cores. Used only where it is safe and pays: files (never the API),
+`fork` available, no other thread running, at least two cores, at least MIN_BYTES of uncompressed input.
+`AUDITOR_WORKERS=1` turns it off, `AUDITOR_WORKERS=2` turns it on whatever the size and the load. If the
+helper fails in any way, the parent reads the unit again alone: slower, same answer.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # ForkContext does not exist on Windows: a type only
     from multiprocessing.context import ForkContext
 
 MIN_BYTES = 16 << 20  # uncompressed; below this (about 50,000 records) a helper costs more than it saves
+FREE = 0.5  # cores the load average must leave free: on a busy machine a second process only competes
 ENV = "AUDITOR_WORKERS"
 AHEAD = 3  # blocks the helper may have waiting: what the parent may wait for at the end
 PIPE_BYTES = 1 << 20  # the pipe is grown to this (Linux' limit for unprivileged processes) ...
@@ -43,12 +46,24 @@ Block = tuple[int, int, bytes]  # (part number, line number of the block's first
 def context(size: int) -> ForkContext | None:
     """The multiprocessing context to fork a helper with, or None when a helper is not worth it or not safe."""
     wanted = os.environ.get(ENV, "").strip()
-    if wanted == "1" or (size < MIN_BYTES and wanted != "2"):
+    if wanted == "1":
         return None
     if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return None  # forking while other threads hold locks can deadlock the child
+    if wanted == "2":
+        return multiprocessing.get_context("fork")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return multiprocessing.get_context("fork") if cores >= 2 or wanted == "2" else None
+    if size < MIN_BYTES or cores < 2 or free_cores(cores) < FREE:
+        return None
+    return multiprocessing.get_context("fork")
+
+
+def free_cores(cores: int) -> float:
+    """Cores not in use on average over the last minute (the load average's view; all of them if unknown)."""
+    try:
+        return cores - os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return float(cores)
 
 
 class HelperFailed(Exception):

@@ -38,17 +38,16 @@ def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data",
 
 @pytest.fixture
 def helped(monkeypatch):
-    """Every file unit gets a helper (the sample data is far below MIN_BYTES) and small blocks, so the helper
-    takes many of them; returns the blocks each helper was handed.
+    """Every file unit gets a helper (AUDITOR_WORKERS=2: the sample data is far below MIN_BYTES) and small
+    blocks, so the helper takes many of them; returns the blocks each helper was handed.
 
     A helper is only forked while no other thread runs: threads of earlier tests (closed emulators' and
     clients') are given a moment to end first."""
     deadline = time.monotonic() + 5
     while threading.active_count() > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
     monkeypatch.setattr(parallel, "BLOCK_BYTES", 1 << 14)
-    monkeypatch.delenv(parallel.ENV, raising=False)
+    monkeypatch.setenv(parallel.ENV, "2")  # whatever the size and the machine's load
     handed: list[int] = []
     original = parallel.Helper.result
 
@@ -133,3 +132,20 @@ def test_the_split_merges_exactly_over_many_files_and_periodic_steps(tmp_path, m
     monkeypatch.setenv(parallel.ENV, "1")
     assert (code, split) == _run(tmp_path, "single", data, period)
     assert split["results"][0]["timeline"]
+
+
+def test_a_helper_starts_only_for_large_input_with_a_free_core(monkeypatch):
+    monkeypatch.setenv(parallel.ENV, "2")
+    if parallel.context(0) is None:
+        pytest.skip(f"cannot fork a helper here (no fork, or threads: {threading.enumerate()})")
+    monkeypatch.delenv(parallel.ENV)
+    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert parallel.context(parallel.MIN_BYTES) is not None
+    assert parallel.context(parallel.MIN_BYTES - 1) is None  # too small to pay
+    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (1.8, 1.8, 1.8))
+    assert parallel.context(parallel.MIN_BYTES) is None  # the cores are busy: a second process only competes
+    monkeypatch.setenv(parallel.ENV, "2")
+    assert parallel.context(0) is not None
+    monkeypatch.setenv(parallel.ENV, "1")
+    assert parallel.context(1 << 40) is None
