@@ -123,7 +123,8 @@ def main() -> None:
     for name, (against, target) in TARGETS.items():
         print(f"{name} / {against}: {best[name][0] / best[against][0]:.2f}x wall (target <= {target}x)")
     print(f"two processes (AUDITOR_WORKERS=2) / floor: {best['two'][0] / best['floor'][0]:.2f}x wall (target <= 2.0x)")
-    print(f"two processes / one: {best['two'][0] / best['one'][0]:.2f}x wall, {best['two'][1] / best['one'][1]:.2f}x CPU")
+    two, one = best["two"], best["one"]
+    print(f"two processes / one: {two[0] / one[0]:.2f}x wall, {two[1] / one[1]:.2f}x CPU")
     print(f"auditor --help: {best['help'][0] * 1000:.0f} ms (target < 100 ms)")
     same = all(comparable(r / f"{n}.json") == comparable(r / "api.json") for n in ("one", "two", "gzip", "logpush"))
     print(f"identical results JSON: {same}")
