@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
+from auditor.cli.app import COMMANDS
 from auditor.core import timeutil
 from auditor.testing.emulator import Emulator, EmulatorSettings, Faults
 from tests.helpers import PINNED_NOW
 
 _FAULTS = {f.name for f in dataclasses.fields(Faults)}
+
+# `auditor --help` imports no command (auditor.cli.app.COMMANDS); the tests import them all now, before any
+# test pins the clock: a module importing `now_us` by name (cli/selection.py, for --at's default) keeps the
+# real clock, as it does in a user's process.
+for _module, _, _ in COMMANDS.values():
+    importlib.import_module(f"auditor.cli.commands.{_module}")
 
 
 _SPARK = pytest.StashKey[bool]()
