@@ -27,6 +27,13 @@ for _module, _, _ in COMMANDS.values():
 _SPARK = pytest.StashKey[bool]()
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under pytest-xdist, forking and Spark tests share one worker (`--dist loadgroup`), forking ones first,
+    so no test forks in a process where Spark's threads run; the other worker never starts Spark."""
+    if item.get_closest_marker("forks") or item.get_closest_marker("spark"):
+        item.add_marker(pytest.mark.xdist_group("forks-then-spark"))
+
+
 @pytest.hookimpl(trylast=True)  # after -m and -k deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that fork a helper process (marked `forks`: it is forked only while no other thread runs) go first,
@@ -36,7 +43,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     spark = [i for i in items if i.get_closest_marker("spark")]
     first_or_last = {id(i) for i in (*forks, *spark)}
     items[:] = forks + [i for i in items if id(i) not in first_or_last] + spark
-    config.stash[_SPARK] = bool(spark)
+    # Under xdist a worker cannot know whether Spark tests come its way: Spark then starts at the first of them.
+    config.stash[_SPARK] = bool(spark) and not hasattr(config, "workerinput")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -10,7 +10,7 @@ in its dialect. What Spark cannot decide exactly (a regex: Java's flavour is not
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ class SparkTables:
         read.parquet(str(staged)).createOrReplaceTempView(name)
         self._views.append(name)
 
-    def execute(self, sql: str) -> tuple[list[str], Iterable[Sequence[Any]]]:
+    def execute(self, sql: str) -> tuple[list[str], Sequence[Sequence[Any]]]:
         """Run a query: its column names and rows (collected to the driver)."""
         frame = self.spark.sql(sql)
         return list(frame.columns), frame.collect()

@@ -56,7 +56,7 @@ from auditor.sources.typecheck import TypeTally
 
 
 def _execute(con: duckdb.DuckDBPyConnection) -> Any:
-    def execute(sql: str) -> tuple[list[str], Iterable[Sequence[Any]]]:
+    def execute(sql: str) -> tuple[list[str], Sequence[Sequence[Any]]]:
         cursor = con.execute(sql)
         return [d[0] for d in cursor.description or ()], cursor.fetchall()
     return execute
@@ -261,7 +261,7 @@ class _TableSource(BaseSource):
         first, then = SOURCES[c.first.source].fields, SOURCES[c.then.source].fields
         window = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
                   exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us))]
-        tests: list[exp.Expression] = list(window)
+        tests: list[exp.Condition] = list(window)
         # The `first` records that can match: in the window, passing the first side's exact conditions.
         exact = [s.test for s in (compile_condition(x, c.first.source, DIALECTS["duckdb"]) for x in c.first.conditions)
                  if s.exact and s.test is not None]
@@ -285,7 +285,7 @@ class _TableSource(BaseSource):
                     spans[key] = (min(lo, old[0]), max(hi, old[1]))
             value = exp.Lower(this=column(b)) if fold else column(b)
             if not spans:
-                test: exp.Expression = exp.false()
+                test: exp.Condition = exp.false()
             elif len(c.join) == 1:
                 until = [(k, lo, hi + c.within_us if c.within_us is not None else r.until_us)
                          for k, (lo, hi) in sorted(spans.items())]

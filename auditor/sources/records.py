@@ -65,8 +65,8 @@ def upper_country(rec: dict[str, Any]) -> dict[str, Any]:
     """The record with its `country` (an ISO 3166 alpha-2 code) in upper case, whatever case the input used
     (Logpush exports write `us`): rules, evidence and reports see one spelling. A copy only when it changes."""
     code = rec.get("country")
-    if code.__class__ is str and not code.isupper() and code:  # type: ignore[union-attr]
-        return {**rec, "country": code.upper()}  # type: ignore[union-attr]
+    if code.__class__ is str and not code.isupper() and code:
+        return {**rec, "country": code.upper()}
     return rec
 
 
@@ -92,7 +92,7 @@ class Normalizer:
             rec = upper_country(rec)
         stamp = rec.get(self._time_field)
         try:
-            return (datetime.fromisoformat(stamp) - EPOCH) // MICROSECOND, rec  # type: ignore[arg-type]  # see except
+            return (datetime.fromisoformat(stamp) - EPOCH) // MICROSECOND, rec
         except (TypeError, ValueError, OverflowError):
             return self.time(stamp, line), rec
 
@@ -109,7 +109,7 @@ class Normalizer:
         out = dict(zip(names, rec.values(), strict=True))
         code = out.get("country")
         if code.__class__ is str:  # Logpush writes `us`: the one spelling is upper case
-            out["country"] = code.upper()  # type: ignore[union-attr]
+            out["country"] = code.upper()
         stamp = out.get("created_at")
         if type(stamp) is int or type(stamp) is float:
             try:

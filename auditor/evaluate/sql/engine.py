@@ -22,7 +22,8 @@ from auditor.evaluate.sql.query import RuleSql, compile_rule
 from auditor.sources.relation import EXTRAS, ODD
 
 # execute(sql) -> (column names, rows): the one thing asked of an engine's connection.
-Execute = Callable[[str], tuple[list[str], Iterable[Sequence[Any]]]]
+# Rows come as a list: evidence reads them twice (each row beside the record made of it).
+Execute = Callable[[str], tuple[list[str], Sequence[Sequence[Any]]]]
 
 
 def records_of(names: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], fields: Iterable[str],
