@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 
 import click
-from click.utils import make_default_short_help
 
 from auditor import __version__
 
@@ -53,7 +52,8 @@ class _Commands(click.Group):
             if command is not None:
                 rows.append((name, command.get_short_help_str(limit)))
             else:
-                rows.append((name, make_default_short_help(COMMANDS[name][2], limit)))
+                # A bare Command shortens the summary as click does (its helper is private from click 8.5 on).
+                rows.append((name, click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
