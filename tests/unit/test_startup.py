@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import click
-from click.utils import make_default_short_help
 
 from auditor.cli.app import COMMANDS, cli
 
@@ -31,7 +30,7 @@ def test_help_lists_each_command_with_its_own_summary():
     for name, (_, _, summary) in COMMANDS.items():
         command = cli.get_command(ctx, name)
         assert command is not None
-        assert make_default_short_help(summary, 1000) == command.get_short_help_str(1000), name
+        assert click.Command(name, help=summary).get_short_help_str(1000) == command.get_short_help_str(1000), name
     assert sorted(cli.list_commands(ctx)) == sorted(COMMANDS)
 
 
