@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from auditor.sources.locate import DataSource
+from auditor.sources.datasource import DataSource
 
 DUCKDB_FROM_BYTES = 64 << 20  # JSON text: about 250,000 Access records
 

@@ -39,8 +39,10 @@ from auditor.evaluate.sql.query import table_name
 from auditor.run.runner import RunOptions, _collect, run
 from auditor.run.spark import SparkTables
 from auditor.sources.base import BaseSource, Part, SourceError, Timed
+from auditor.sources.datasource import DataSource
 from auditor.sources.files import file_part
-from auditor.sources.locate import DataSource, LogData, lake_records
+from auditor.sources.lake import lake_records
+from auditor.sources.locate import LogData
 from auditor.sources.relation import (
     EXTRAS,
     FILE,

@@ -13,13 +13,14 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import format_time, parse_time
+from auditor.sources.base import Timed
 from auditor.sources.relation import ODD, WRONG
 
 MANIFEST = "manifest.json"
@@ -273,3 +274,25 @@ def _stage(con: Any, lake: Path, source: str, table: str) -> tuple[str, ...]:
         out.append((day / path.name).relative_to(lake).as_posix())
     shutil.rmtree(staging, ignore_errors=True)
     return tuple(out)
+
+
+def lake_records(lake: Path, source: str) -> Iterator[Timed]:
+    """A lake's records of one log, in time order, as (t_us, record) as the export had them (Python engine)."""
+    import duckdb
+
+    from auditor.sources.relation import EXTRAS, lake_extras, parquet_relation
+
+    con = duckdb.connect()
+    try:
+        cursor = con.execute(f"{parquet_relation(lake, source, lake_extras(con, lake, source))} ORDER BY t_us")
+        names = [d[0] for d in cursor.description or ()]
+        fields = [(i, n) for i, n in enumerate(names) if i and n not in EXTRAS]
+        odd = names.index(ODD)
+        while rows := cursor.fetchmany(10000):
+            for row in rows:
+                record = {n: row[i] for i, n in fields if row[i] is not None}
+                if row[odd] is not None:  # values of the wrong type and explicit nulls, as the export had them
+                    record.update(json.loads(row[odd]))
+                yield row[0], record
+    finally:
+        con.close()

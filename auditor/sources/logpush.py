@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from auditor.core.timeutil import US, format_time
+from auditor.sources.base import Timed
 
 # The one dataset Logpush can export; SCIM logs have none.
 LOGPUSH_SOURCE = "access_requests"
@@ -191,3 +192,12 @@ class OutsideCounter:
 def describe_gap(source: str, gap: tuple[int, int]) -> str:
     """`no access_requests Logpush object covers A..B` for messages."""
     return f"no {source} Logpush object covers {format_time(gap[0])}..{format_time(gap[1])}"
+
+
+def within_batch(batch: Batch, shown: str, records: Iterable[Timed], outside: OutsideCounter) -> Iterator[Timed]:
+    """The batch's records, each outside the time range its object name gives counted (not dropped)."""
+    lo, hi = batch.start_us, batch.holds_until_us
+    for t_us, record in records:
+        if not lo <= t_us < hi:
+            outside.add(shown)
+        yield t_us, record

@@ -140,7 +140,7 @@ def test_r2_needs_its_account_endpoint_and_gs_has_one():
 
 
 def test_a_lake_on_s3_gives_the_results_of_the_local_lake_reading_only_the_days_windows_meet(project, monkeypatch):
-    from auditor.sources import locate
+    from auditor.sources import datasource
     from auditor.sources.lake import write_from_files
 
     write_from_files(project / "lake", {"access_requests": sorted((project / "lp").rglob("*.log.gz")),
@@ -153,13 +153,13 @@ def test_a_lake_on_s3_gives_the_results_of_the_local_lake_reading_only_the_days_
     remote, stderr = _run("--data", f"s3://{BUCKET}/{prefix}")
     assert _without_locations(remote)[0] == _without_locations(local)[0]
     asked: list[str] = []
-    real = locate.download
+    real = datasource.download
 
     def spy(client, where, keys, directory):
         asked.extend(keys)
         return real(client, where, keys, directory)
 
-    monkeypatch.setattr(locate, "download", spy)
+    monkeypatch.setattr(datasource, "download", spy)
     early, _ = _run("--data", f"s3://{BUCKET}/{prefix}", "--rule", "denied-burst", at="2026-11-19T12:00:00Z")
     assert asked == []  # the lake holds 2026-11-20 only; a window on the 19th downloads no file
     assert early["results"][0]["status"] == "error"

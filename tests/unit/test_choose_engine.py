@@ -7,8 +7,8 @@ import gzip
 
 from auditor.run import choose
 from auditor.run.choose import choose_engine, json_bytes
+from auditor.sources.datasource import DataSource
 from auditor.sources.lake import write_from_files
-from auditor.sources.locate import DataSource
 from tests.helpers import write_ndjson
 
 RECORD = {"created_at": "2026-11-20T10:00:00Z", "ray_id": "r", "user_email": "a@example.com", "allowed": True}

@@ -108,7 +108,8 @@ def run(paths: tuple[Path, ...], config_path: Path | None, cli_vars: tuple[str, 
     from auditor.report.outputs import clear
     from auditor.run.runner import RunOptions
     from auditor.run.runner import run as run_plan
-    from auditor.sources.locate import DataSource, parse_data_args
+    from auditor.sources.datasource import DataSource
+    from auditor.sources.locate import parse_data_args
 
     report_specs = parse_reports(reports, results_path)
     template_specs = parse_templates(templates, report_specs, quiet)
