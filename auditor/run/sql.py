@@ -84,10 +84,22 @@ def _view(con: duckdb.DuckDBPyConnection, log: LogData, scratch: Path, extras: d
         con.execute(f"CREATE TABLE {table_name(log.source)} AS {relation}")
         bad = con.execute(f"SELECT count(*) FROM {table_name(log.source)} WHERE t_us IS NULL").fetchone()  # noqa: S608
     except (duckdb.Error, ValueError, SourceError) as exc:  # a malformed file (DuckDB's message), or a DataError
-        return " ".join(str(exc).splitlines()[:1])
+        return _located(paths, log.source) or " ".join(str(exc).splitlines()[:1])
     if bad and bad[0]:
-        return (f"{bad[0]} {log.source} record(s) have no valid time "
-                "(RFC 3339 with an offset, or unix seconds/nanoseconds)")
+        return _located(paths, log.source) or (f"{bad[0]} {log.source} record(s) have no valid time "
+                                               "(RFC 3339 with an offset, or unix seconds/nanoseconds)")
+    return None
+
+
+def _located(paths: Iterable[Path], source: str) -> str | None:
+    """The Python reader's message for the first bad record of `paths` ('PATH:LINE: error: ...', the line the
+    Python engine names; DuckDB's own messages count lines differently), or None when it finds none."""
+    for path in paths:
+        try:
+            for _ in file_part(path, source).records:
+                pass
+        except SourceError as exc:
+            return str(exc)
     return None
 
 
