@@ -386,7 +386,9 @@ def test_limit_reached_within_one_second_is_an_error_for_that_fetch_only(tmp_pat
     assert statuses(doc) == {"burst": "error", "scim": "fail"}
     message = doc["results"][0]["message"]
     assert "more than 10000 records within 1 s" in message and at(600) in message
-    assert doc["summary"]["api_requests"] < 40  # the burst second is isolated, not halved down to
+    # The burst second is isolated: about 12 halvings from 1 h to 1 s (30-40 requests, as many pages are in
+    # flight when a part turns out to be over the limit); halving on towards 1 us would add 20 more levels.
+    assert doc["summary"]["api_requests"] < 50
 
 
 # --- faults: recover or fail closed -----------------------------------------------------------------
