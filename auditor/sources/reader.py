@@ -198,7 +198,7 @@ class Reader:
 
     def _decode_lines(self, lines: Iterable[Any], loads: Callable[[Any], Any], start: int = 1) -> Iterator[Timed]:
         time_field = self.source.time_field
-        logpush = self.source.name == "access_requests"
+        access = self.source.name == "access_requests"  # the log that has a Logpush dataset and a country
         normalize = self.normalize
         from_logpush = normalize.from_logpush
         fromisoformat = datetime.fromisoformat
@@ -221,7 +221,7 @@ class Reader:
                 if type(rec) is not dict:
                     yield normalize(rec, line)
                     continue
-                if logpush and ("CreatedAt" in rec or "Email" in rec):
+                if access and ("CreatedAt" in rec or "Email" in rec):
                     yield from_logpush(rec, line)
                     continue
                 try:
@@ -229,7 +229,7 @@ class Reader:
                     t_us = (fromisoformat(rec.get(time_field)) - EPOCH) // MICROSECOND  # type: ignore[arg-type]
                 except (TypeError, ValueError, OverflowError):
                     t_us = normalize.time(rec.get(time_field), line)
-                if logpush and (code := rec.get("country")).__class__ is str and not code.isupper():
+                if access and (code := rec.get("country")).__class__ is str and not code.isupper():
                     rec["country"] = code.upper()  # one spelling (records.upper_country), in place: a fresh dict
                 yield t_us, rec
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
