@@ -8,14 +8,18 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from auditor.core.diagnostics import Diagnostic
+from auditor.core.model import Config
 from auditor.core.visible import visible
 from auditor.decide.gate import decide
 from auditor.load.validate import Inputs, Project, load_project
+
+if TYPE_CHECKING:  # the client (httpx) is imported only by the commands that talk to the API
+    from auditor.sources.cloudflare.settings import ApiSettings
 
 
 class CommandError(Exception):
@@ -107,3 +111,19 @@ def emit(text: str, path: Path | None) -> None:
         write_atomic(path, text)
     except OSError as exc:
         fail(f"cannot write report {path}: {exc.strerror or exc}")
+
+
+def api_settings(config: Config, api_base: str | None, account_id: str | None, concurrency: int | None = None,
+                 retries: int | None = None) -> ApiSettings:
+    """The API client's settings from auditor.yaml and the command line (a one-line error when unusable); says
+    on stderr which credential scheme is used, never the secret."""
+    from auditor.sources.cloudflare.client import SetupError, settings_from
+
+    try:
+        settings = settings_from(api_base or config.api_base, account_id, os.environ,
+                                 concurrency or config.concurrency, max_wait_s=config.max_retry_wait,
+                                 deadline_s=config.request_deadline, retries=retries, per_page=config.per_page)
+    except SetupError as exc:
+        fail(str(exc))
+    click.echo(settings.credentials.describe(), err=True)
+    return settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import click
 
 from auditor.cli import selection
-from auditor.cli.common import fail, guard, load_valid, use_color, warn
+from auditor.cli.common import api_settings, fail, guard, load_valid, use_color, warn
 from auditor.cli.options import api_options, engine_options, no_color_option, project_options, selection_options
 from auditor.cli.outputs import parse_reports, parse_templates, write_reports
 from auditor.cli.progress import Display, FilesProgress, wanted
@@ -26,17 +25,11 @@ def _run_api(plan: Plan, config: Config, options: Any, api_base: str | None, con
     """`run` over the live API: settings checked (one-line error) before the first request."""
     from auditor.cli.progress import ApiProgress
     from auditor.run.runner import run as run_plan
-    from auditor.sources.cloudflare.client import ApiClient, SetupError, settings_from
+    from auditor.sources.cloudflare.client import ApiClient
     from auditor.sources.cloudflare.envelope import CredentialsRejected
     from auditor.sources.cloudflare.source import CloudflareSource
 
-    try:
-        settings = settings_from(api_base or config.api_base, plan.account_id, os.environ,
-                                 concurrency or config.concurrency, max_wait_s=config.max_retry_wait,
-                                 deadline_s=config.request_deadline, retries=retries, per_page=config.per_page)
-    except SetupError as exc:
-        fail(str(exc))
-    click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
+    settings = api_settings(config, api_base, plan.account_id, concurrency, retries)
     # Without a live line only waits the user must know about are said: rate limits (auditor.cli.progress).
     try:
         with ApiClient(settings, progress=ApiProgress(display, len(plan.fetches))) as client:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from auditor.cli.common import emit, fail, fail_with, guard
+from auditor.cli.common import api_settings, emit, fail, fail_with, guard
 from auditor.cli.options import api_options, debug_option
 from auditor.core.exitcodes import ExitCode
 
@@ -53,7 +52,7 @@ def sync(lake: Path, since: str | None, until: str | None, config_path: Path | N
     from auditor.load.config import find_config, load_config
     from auditor.run.sync import SyncError
     from auditor.run.sync import sync as sync_lake
-    from auditor.sources.cloudflare.client import ApiClient, SetupError, settings_from
+    from auditor.sources.cloudflare.client import ApiClient
     from auditor.sources.cloudflare.envelope import CredentialsRejected
 
     since_us, until_us = _time("--since", since), _time("--until", until)
@@ -65,14 +64,9 @@ def sync(lake: Path, since: str | None, until: str | None, config_path: Path | N
         fail_with([*problems, *more])
     if per_page is not None:
         config = dataclasses.replace(config, per_page=per_page)
-    try:
-        settings = settings_from(api_base or config.api_base, account_id or config.account_id, os.environ,
-                                 concurrency or config.concurrency,
-                                 max_wait_s=max_wait if max_wait is not None else config.max_retry_wait,
-                                 deadline_s=config.request_deadline, retries=retries, per_page=config.per_page)
-    except SetupError as exc:
-        fail(str(exc))
-    click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
+    if max_wait is not None:
+        config = dataclasses.replace(config, max_retry_wait=max_wait)
+    settings = api_settings(config, api_base, account_id or config.account_id, concurrency, retries)
     try:  # the progress line is erased (the Display closed) before an error is printed
         with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress)) as display, \
                 ApiClient(settings, progress=ApiProgress(display, 2)) as client:
