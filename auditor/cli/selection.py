@@ -20,16 +20,21 @@ from auditor.load.profile import ApiProfile
 from auditor.load.validate import Project
 
 
+def option_time(option: str, text: str) -> int:
+    """A time option's value in microseconds since the epoch (a one-line usage error when it is not one)."""
+    try:
+        return parse_time(text)
+    except TimeRangeError as exc:
+        fail(f"{option}: {exc}")
+    except ValueError:
+        fail(f"{option} {text!r} is not an RFC 3339 timestamp (e.g. 2026-11-15T00:00:00Z)")
+
+
 def reference_time(at: str | None) -> int:
     """--at in whole microseconds since the epoch, truncated to the second (default now)."""
     if at is None:
         return now_us()
-    try:
-        t = parse_time(at)
-    except TimeRangeError as exc:
-        fail(f"--at: {exc}")
-    except ValueError:
-        fail(f"--at {at!r} is not an RFC 3339 timestamp (e.g. 2026-11-15T00:00:00Z)")
+    t = option_time("--at", at)
     return t - t % 1_000_000  # whole seconds, as the SPEC says
 
 

@@ -212,6 +212,15 @@ def test_bad_times_are_one_line_errors(project):
     assert result.exit_code == 2 and "before --until" in result.stderr
 
 
+def test_a_malformed_account_id_is_refused_before_any_request(project, emulator):
+    emu = emulator(project / "data", account_id=ACCOUNT, token=TOKEN)
+    args = sync_args(project, project / "lake", emu.base_url)
+    args[args.index("--account-id") + 1] = "not-an-account"
+    result = cli(args, env=token_env())
+    assert result.exit_code == 2 and "32 hexadecimal digits" in result.stderr
+    assert emu.requests == [] and not (project / "lake").exists()
+
+
 def test_a_directory_that_is_not_a_lake_or_a_lake_being_synced_is_refused(project, emulator):
     import fcntl
 

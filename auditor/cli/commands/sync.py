@@ -8,20 +8,10 @@ from pathlib import Path
 
 import click
 
+from auditor.cli import selection
 from auditor.cli.common import api_settings, emit, fail, fail_with, guard
 from auditor.cli.options import api_options, debug_option
 from auditor.core.exitcodes import ExitCode
-
-
-def _time(option: str, text: str | None) -> int | None:
-    from auditor.core.timeutil import parse_time
-
-    if text is None:
-        return None
-    try:
-        return parse_time(text)
-    except ValueError:
-        fail(f"{option} {text!r}: expected an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")
 
 
 @click.command()
@@ -55,7 +45,8 @@ def sync(lake: Path, since: str | None, until: str | None, config_path: Path | N
     from auditor.sources.cloudflare.client import ApiClient
     from auditor.sources.cloudflare.envelope import CredentialsRejected
 
-    since_us, until_us = _time("--since", since), _time("--until", until)
+    since_us = None if since is None else selection.option_time("--since", since)
+    until_us = None if until is None else selection.option_time("--until", until)
     if since_us is not None and until_us is not None and since_us >= until_us:
         fail("--since must be before --until")
     found, problems = find_config(config_path)
@@ -66,7 +57,8 @@ def sync(lake: Path, since: str | None, until: str | None, config_path: Path | N
         config = dataclasses.replace(config, per_page=per_page)
     if max_wait is not None:
         config = dataclasses.replace(config, max_retry_wait=max_wait)
-    settings = api_settings(config, api_base, account_id or config.account_id, concurrency, retries)
+    settings = api_settings(config, api_base, selection.account(account_id or config.account_id), concurrency,
+                            retries)
     try:  # the progress line is erased (the Display closed) before an error is printed
         with Display(sys.stderr, wanted(sys.stderr, no_progress=no_progress)) as display, \
                 ApiClient(settings, progress=ApiProgress(display, 2)) as client:
