@@ -23,10 +23,12 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule, Fetch, Plan
 from auditor.core.coverage import COMPLETE, Seen
 from auditor.core.diagnostics import display_path
 from auditor.core.fields import SOURCES
+from auditor.core.model import Condition
 from auditor.core.status import Status
 from auditor.evaluate.correlate import Correlations
 from auditor.evaluate.guard import filter_fields
@@ -46,6 +48,7 @@ from auditor.sources.locate import LogData
 from auditor.sources.relation import (
     EXTRAS,
     FILE,
+    ODD,
     empty_relation,
     is_lines,
     json_relation,
@@ -240,6 +243,12 @@ def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any, c
                       groups=o.groups, steps=o.steps)
 
 
+def _exact(conditions: Iterable[Condition], source: str) -> list[exp.Expression]:
+    """The SQL tests of the conditions DuckDB decides for every row (the others are left to Python)."""
+    compiled = (compile_condition(x, source, DIALECTS["duckdb"]) for x in conditions)
+    return [s.test for s in compiled if s.exact and s.test is not None]
+
+
 class _TableSource(BaseSource):
     """Correlation rules' records from the engine's tables: a log read by some `first` side whole, a log read only
     by `then` sides restricted to the rows whose join values can match a `first` record (a semi-join; the
@@ -253,12 +262,16 @@ class _TableSource(BaseSource):
         self._files = files  # the data behind the tables: results name it
         firsts = {r.rule.correlation.first.source for r in rules if r.rule.correlation is not None}
         self._where: dict[str, Any] = {}
+        # Per `then`-only log, the columns its rules read or show (every column of a log some `first` side reads).
+        self._columns: dict[str, set[str]] = {}
         self._joins: dict[str, list[tuple[exp.Expression, exp.Expression]]] = {}  # per log: (keys table, ON)
         for r in rules:
             c = r.rule.correlation
             if c is None or c.then.source in firsts or c.then.source in problems or c.first.source in problems:
                 continue
             test = self._semijoin(r, self._joins.setdefault(c.then.source, []))
+            then = r.rule.sides()[1]
+            self._columns.setdefault(c.then.source, set()).update(evidence_fields(then), (b for _, b in c.join))
             previous = self._where.get(c.then.source)
             self._where[c.then.source] = test if previous is None else exp.or_(previous, test)
 
@@ -273,12 +286,12 @@ class _TableSource(BaseSource):
         c = r.rule.correlation
         assert c is not None
         first, then = SOURCES[c.first.source].fields, SOURCES[c.then.source].fields
-        window = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
-                  exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us))]
-        tests: list[exp.Condition] = list(window)
+        window: list[exp.Expression] = [exp.GTE(this=column("t_us"), expression=exp.Literal.number(r.since_us)),
+                                          exp.LT(this=column("t_us"), expression=exp.Literal.number(r.until_us))]
+        # The `then` side's own exact conditions (Python applies them again, with the rest).
+        tests: list[exp.Expression] = [*window, *_exact(c.then.conditions, c.then.source)]
         # The `first` records that can match: in the window, passing the first side's exact conditions.
-        exact = [s.test for s in (compile_condition(x, c.first.source, DIALECTS["duckdb"]) for x in c.first.conditions)
-                 if s.exact and s.test is not None]
+        exact = _exact(c.first.conditions, c.first.source)
         for a, b in c.join:
             # Per join value, its first and last `first` record: a `then` record matches only after the first
             # (strictly) and, with `within`, at most `within` after the last; with one join field, rows outside
@@ -325,7 +338,14 @@ class _TableSource(BaseSource):
 
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
         """The log's rows (narrowed for `then`-only logs), as records."""
-        query = exp.select("r.*").from_(exp.to_table(table_name(fetch.source), alias="r"))
+        wanted = self._columns.get(fetch.source)
+        if wanted is None:
+            query = exp.select("r.*")
+        else:  # t_us, the columns read or shown, and _odd (the values of the wrong type among them)
+            query = exp.select(exp.column("t_us", "r"), *(exp.column(f, "r", quoted=True) for f in
+                                                          SOURCES[fetch.source].fields if f in wanted),
+                               exp.column(ODD, "r"))
+        query = query.from_(exp.to_table(table_name(fetch.source), alias="r"))
         for keys, on in self._joins.get(fetch.source, ()):
             query = query.join(keys, on=on, join_type="left")
         where = self._where.get(fetch.source)

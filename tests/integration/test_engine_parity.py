@@ -134,3 +134,52 @@ def test_values_of_the_wrong_type_are_decided_and_warned_alike_on_duckdb(tmp_pat
     assert [w.replace(str(tmp_path / "lake"), "X") for w in lake_duck["warnings"]
             if w.startswith("access_requests: ") and "not a" in w] == \
         [w.split(" first at ")[0] + " first at X: " + w.split(": ", 2)[2] for w in warned]
+
+
+def test_a_correlation_reads_only_the_then_rows_and_columns_that_can_matter_on_duckdb(tmp_path):
+    """The `then` log is narrowed in SQL by the join, the window and the `then` side's exact conditions, and only
+    the columns the rule reads or shows are fetched; the outcome is the Python engine's."""
+    import duckdb
+
+    from auditor.compile.plan import Plan
+    from auditor.evaluate.sql.query import table_name
+    from auditor.run.sql import _TableSource
+    from auditor.sources.relation import json_relation
+    from tests.helpers import access, compiled, scim
+
+    plan: Plan = compiled(tmp_path, """
+rules:
+  - id: deprovisioned-signs-in
+    title: t
+    source: correlation
+    window: 7d
+    correlate:
+      first: {source: scim_updates, filter: {request_method: DELETE, idp_id: idp-1}}
+      then: {source: access_requests, filter: {allowed: true}}
+      join: {resource_user_email: user_email}
+    group_by: user_email
+""", at="2026-11-15T00:00:00Z")
+    logs = {
+        "scim_updates": [scim(request_method="DELETE", resource_user_email="gone@example.com",
+                              logged_at="2026-11-10T00:00:00Z")],
+        "access_requests": [
+            access(user_email="gone@example.com", allowed=True, created_at="2026-11-11T00:00:00Z"),  # matches
+            access(user_email="gone@example.com", allowed=False, created_at="2026-11-11T00:00:01Z"),  # not allowed
+            access(user_email="gone@example.com", allowed=True, created_at="2026-11-09T00:00:00Z"),  # before
+            access(user_email="stays@example.com", allowed=True, created_at="2026-11-11T00:00:00Z"),  # no partner
+        ],
+    }
+    con = duckdb.connect(":memory:")
+    for name, records in logs.items():
+        path = write_ndjson(tmp_path / f"{name}.ndjson", records)
+        con.execute(f"CREATE TABLE {table_name(name)} AS {json_relation([path], name)}")
+    fetch = next(f for f in plan.fetches if f.source == "access_requests")
+    [part] = _TableSource(con, plan.rules, {}).read(fetch, 0)
+    rows = list(part.records)
+    assert [(r["user_email"], r["allowed"]) for _, r in rows] == [("gone@example.com", True)]
+    shown = set(rows[0][1])
+    assert "user_email" in shown and "ray_id" in shown  # read and shown (evidence)
+    assert "user_agent" not in shown  # neither read nor shown: not fetched
+    scim_fetch = next(f for f in plan.fetches if f.source == "scim_updates")
+    [first] = _TableSource(con, plan.rules, {}).read(scim_fetch, 0)
+    assert len(list(first.records)) == 1  # the `first` log is read whole
