@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +56,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         begin()
 
 
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The Spark session on local[2] (tests.spark); the tests skip where PySpark is not installed (CI installs it,
+    and fails when it cannot start: AUDITOR_REQUIRE_SPARK). A test using it is marked `spark`."""
+    from tests.spark import wait
+
+    session, unavailable = wait()
+    if session is None:
+        if os.environ.get("AUDITOR_REQUIRE_SPARK"):
+            pytest.fail(f"Spark is required here: {unavailable}")
+        pytest.skip(unavailable or "Spark did not start")
+    return session
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from auditor.compile.compiler import compile_plan
@@ -24,6 +25,20 @@ SAMPLE_COVERS = "2026-11-01T00:00:00Z/2026-11-15T00:00:00Z"
 # default retention_days of 30: files runs compared with API runs state the same with --data-covers.
 PINNED_NOW = "2026-11-16T00:00:00Z"
 API_COVERS = "2026-10-17T00:00:00Z/2026-11-16T00:00:00Z"
+
+# Every engine a run can use; Spark's parameter is marked `spark` (it runs last, on one worker: tests/conftest.py).
+ENGINES = ["python", "duckdb", pytest.param("spark", marks=pytest.mark.spark)]
+
+
+def engine_args(engine: str, request: pytest.FixtureRequest) -> list[str]:
+    """The run options choosing `engine` (for Spark, once its session is up: the `spark` fixture)."""
+    if engine != "spark":
+        return ["--engine", engine]
+    from tests.spark import MASTER
+
+    request.getfixturevalue("spark")
+    return ["--engine", "spark", "--spark-master", MASTER]
+
 
 _ACCESS = {
     "action": "login",

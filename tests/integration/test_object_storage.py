@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from auditor.cli import app
 from auditor.sources.objects import ObjectPath, parse_object_path
-from tests.helpers import scim, write, write_ndjson
+from tests.helpers import ENGINES, engine_args, scim, write, write_ndjson
 from tests.integration.test_logpush_data import AT, RULES, _logpush_folder, _records
 
 SECRET = "s3-FAKE-secret-9d2c7b-never-print"
@@ -75,10 +75,12 @@ def _without_locations(document: dict) -> dict:
     return {**out, "warnings": [w for w in out["warnings"] if "Logpush object" not in w]}, files
 
 
-def test_a_logpush_folder_on_s3_gives_the_results_of_the_same_local_folder(project):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_logpush_folder_on_s3_gives_the_results_of_the_same_local_folder(project, engine, request):
     url = f"s3://{BUCKET}/{(project / 'prefix').read_text()}"
-    local, _ = _run("--data", "access_requests=lp", "--data", "scim_updates=scim_updates.ndjson")
-    remote, stderr = _run("--data", f"access_requests={url}", "--data", "scim_updates=scim_updates.ndjson")
+    local, _ = _run("--data", "access_requests=lp", "--data", "scim_updates=scim_updates.ndjson", "--engine", "python")
+    remote, stderr = _run("--data", f"access_requests={url}", "--data", "scim_updates=scim_updates.ndjson",
+                          *engine_args(engine, request))
     assert _without_locations(remote)[0] == _without_locations(local)[0]
     assert [r["status"] for r in remote["results"]] == [r["status"] for r in local["results"]]
     assert remote["results"][0]["coverage"]["logs"][0]["basis"] == "logpush"

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from auditor.sources.lake import MANIFEST, files, read_logs
+from tests.helpers import ENGINES, engine_args
 from tests.integration.test_api_source import (
     ACCOUNT,
     AT,
@@ -66,7 +67,8 @@ def project(tmp_path: Path) -> Path:
     return write_rules(tmp_path, RULES)
 
 
-def test_a_lake_synced_from_the_api_gives_the_results_of_the_same_records_as_ndjson(project, emulator):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_lake_synced_from_the_api_gives_the_results_of_the_same_records_as_ndjson(project, emulator, engine, request):
     emu = emulator(project / "data", account_id=ACCOUNT, token=TOKEN)
     lake = project / "lake"
     synced = cli(sync_args(project, lake, emu.base_url), env=token_env())
@@ -78,9 +80,10 @@ def test_a_lake_synced_from_the_api_gives_the_results_of_the_same_records_as_ndj
     days = {p.parent.name for p in lake.glob("source=access_requests/*/*.parquet")}
     assert days == {"date=2026-11-14", "date=2026-11-15"}
     assert all(p.read_bytes()[:4] == b"PAR1" for p in lake.rglob("*.parquet"))
-    over_lake = cli(run_args(project, "--data", str(lake), results=project / "lake.json"))
+    over_lake = cli(run_args(project, "--data", str(lake), *engine_args(engine, request),
+                             results=project / "lake.json"))
     over_files = cli(run_args(project, "--data", str(project / "data"), "--data-covers", LAKE_COVERS,
-                              results=project / "files.json"))
+                              "--engine", "python", results=project / "files.json"))
     assert over_lake.exit_code == over_files.exit_code == 1, over_lake.stderr
     assert comparable(load(project / "lake.json")) == comparable(load(project / "files.json"))
 
