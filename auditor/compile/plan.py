@@ -20,7 +20,10 @@ from auditor.core.timeutil import format_time
 if TYPE_CHECKING:
     from auditor.compile.pushdown import Target
 
-PLAN_VERSION = 2  # of the `plan --json` / `plan -o` document; 2: fetches neutral, the request per backend
+PLAN_VERSION = 1  # of the `plan --json` document's shape as SPEC'd: its keys keep their meaning
+# Of what `plan -o` saves for `run --plan` (a document without "format" was saved in the format its "version" says):
+# 2: fetches source-neutral, the request per backend.
+PLAN_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ class Plan:
         (over the API its `path` and `query`), added to each fetch; None for a backend that sends nothing."""
         return {
             "version": PLAN_VERSION,
+            "format": PLAN_FORMAT,
             "reference_time": format_time(self.reference_us),
             **({"period": self.period.to_json()} if self.period is not None else {}),
             "account_id": self.account_id,

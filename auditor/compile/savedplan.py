@@ -7,7 +7,7 @@ digest differs or the recompiled fetches are not the saved ones, so what runs is
 
 It also records the backend it was planned for (the API or files) and what the API profile had proved and
 disproved (`proof`), so a plan whose fetches no longer come out the same can say why: the profile changed.
-A saved plan of another format version (PLAN_VERSION) is refused with one line saying to plan again.
+A saved plan of another format (PLAN_FORMAT) is refused with one line saying to plan again.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.compile.compiler import compile_plan
-from auditor.compile.plan import PLAN_VERSION, Fetch, Plan
+from auditor.compile.plan import PLAN_FORMAT, Fetch, Plan
 from auditor.compile.pushdown import CLOUDFLARE, FILES, Proof, Target
 from auditor.core.period import PeriodError
 from auditor.core.period import from_json as period_from_json
@@ -77,12 +77,13 @@ def load(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise SavedPlanError(f"--plan {path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
     rerun = f"make a new plan with: auditor plan -o {path}"
-    version = saved.get("version") if isinstance(saved, dict) else None
-    if isinstance(version, int) and version != PLAN_VERSION and isinstance(saved.get("digests"), dict):
-        raise SavedPlanError(f"--plan {path}: a saved plan of format {version}, made by "
-                             f"{'an older' if version < PLAN_VERSION else 'a newer'} auditor (this one reads format "
-                             f"{PLAN_VERSION}); {rerun}")
-    ok = (isinstance(saved, dict) and version == PLAN_VERSION and isinstance(saved.get("reference_time"), str)
+    # Plans saved before "format" existed carried it in "version".
+    fmt = saved.get("format", saved.get("version")) if isinstance(saved, dict) else None
+    if isinstance(fmt, int) and fmt != PLAN_FORMAT and isinstance(saved.get("digests"), dict):
+        raise SavedPlanError(f"--plan {path}: a saved plan of format {fmt}, made by "
+                             f"{'an older' if fmt < PLAN_FORMAT else 'a newer'} auditor (this one reads format "
+                             f"{PLAN_FORMAT}); {rerun}")
+    ok = (isinstance(saved, dict) and fmt == PLAN_FORMAT and isinstance(saved.get("reference_time"), str)
           and isinstance(saved.get("fetches"), list) and isinstance(saved.get("inputs"), dict)
           and isinstance(saved["inputs"].get("rule_ids"), list) and isinstance(saved.get("digests"), dict))
     if not ok:

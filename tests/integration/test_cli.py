@@ -132,7 +132,7 @@ def test_plan_text_and_json(policy, tmp_path):
     as_json = cli("plan", "--at", AT, "--json", "--account-id", "0000000000000000000000000000acc1")
     assert as_json.exit_code == 0
     doc = json.loads(as_json.stdout)
-    assert doc["version"] == 2 and doc["reference_time"] == AT
+    assert doc["version"] == 1 and doc["format"] == 2 and doc["reference_time"] == AT
     assert {f["source"] for f in doc["fetches"]} == {"access_requests", "scim_updates"}
     assert all(f["path"].startswith("/client/v4/accounts/0000000000000000000000000000acc1/") for f in doc["fetches"])
     assert sorted(r["id"] for r in doc["rules"]) == ["denied-burst", "foreign-login", "scim-heartbeat"]

@@ -152,7 +152,8 @@ def test_a_saved_plan_of_the_old_format_is_refused_in_one_line(tmp_path):
     saved = tmp_path / "plan.json"
     assert _plan(root, "-o", str(saved)).exit_code == 0
     document = json.loads(saved.read_text())
-    saved.write_text(json.dumps({**document, "version": 1}))
+    # As saved before "format" existed: its format was its "version".
+    saved.write_text(json.dumps({**{k: v for k, v in document.items() if k != "format"}, "version": 1}))
     result = cli(["run", "--plan", str(saved), "--config", str(root / "auditor.yaml"), "--account-id", ACCOUNT],
                  env=token_env())
     assert result.exit_code == 2

@@ -111,7 +111,7 @@ def test_installed_console_script_validates_and_runs(installed, tmp_path):
     module = subprocess.run([str(_bin(installed, "python")), "-m", "auditor", "plan", "--at", AT, "--json"],
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert module.returncode == 0, module.stderr
-    assert json.loads(module.stdout)["version"] == 2
+    assert json.loads(module.stdout)["version"] == 1
 
 
 def test_installed_init_scaffold_is_package_data(installed, tmp_path):

@@ -245,7 +245,7 @@ def test_plan_json_shape(tmp_path):
     neutral = plan.to_json()  # what is read, whatever the backend: no request shape
     assert all(set(f) == {"key", "source", "since", "until", "filters", "fields", "rules"} for f in neutral["fetches"])
     doc = plan.to_json(lambda f: Ask.of(f).to_json(plan.account_id))  # over the API, `plan --json`
-    assert doc["version"] == 2 and doc["backend"] == "cloudflare"
+    assert doc["version"] == 1 and doc["format"] == 2 and doc["backend"] == "cloudflare"
     assert doc["reference_time"] == T
     assert {"version", "reference_time", "fetches", "rules"} <= set(doc)
     for f in doc["fetches"]:
