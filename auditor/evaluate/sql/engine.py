@@ -16,6 +16,7 @@ from auditor.compile.plan import CompiledRule
 from auditor.core.fields import SOURCES, FieldType
 from auditor.core.timeutil import format_time
 from auditor.evaluate.engine import Outcome, RuleEvaluator
+from auditor.evaluate.guard import TimeoutGuard, guard
 from auditor.evaluate.periodic import StepEvaluator, evaluator
 from auditor.evaluate.sql.dialects import Dialect
 from auditor.evaluate.sql.query import RuleSql, compile_rule
@@ -55,9 +56,12 @@ def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) ->
     if residual is not None:
         names, rows = execute(residual.sql(dialect.sqlglot))
         fields = [n for n in names if n != "t_us" and n not in EXTRAS]
+        guarded = guard(ev)  # a Python regex on these rows runs under the time bound of a Python pass
         for t_us, record in records_of(names, [rows], fields, SOURCES[compiled.rule.source].time_field):
-            ev.feed(record, t_us)
+            guarded.feed(record, t_us)
             returned += 1
+        if isinstance(guarded, TimeoutGuard) and guarded.stopped is not None:
+            return guarded.outcome(), returned
     _absorb(rs, steps, execute)
     returned += _evidence(rs, steps, execute)
     return ev.outcome(), returned
