@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
-from auditor.cli.common import emit, fail, fail_with, guard
+from auditor.cli.common import api_settings, emit, fail, fail_with, guard
 from auditor.cli.options import debug_option
 from auditor.core.exitcodes import ExitCode
 
@@ -37,17 +36,12 @@ def doctor(config_path: Path | None, account_id: str | None, api_base: str | Non
     from auditor.load.profile import ProfileError, write_profile
     from auditor.load.profile import profile_path as configured_path
     from auditor.run.doctor import MAX_REQUESTS, diagnose
-    from auditor.sources.cloudflare.settings import SetupError, settings_from
 
     found, problems = find_config(config_path)
     config, more = load_config(found)
     if problems or more:
         fail_with([*problems, *more])
-    try:
-        settings = settings_from(api_base or config.api_base, account_id or config.account_id, os.environ)
-    except SetupError as exc:
-        fail(str(exc))
-    click.echo(settings.credentials.describe(), err=True)  # which scheme, never the secret
+    settings = api_settings(config, api_base, account_id or config.account_id)  # says the scheme, never the secret
     diagnosis = diagnose(settings, config.scim_idp_ids, now_us())
     path = profile_path or configured_path(config.path, config.api_profile)
     try:
