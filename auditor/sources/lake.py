@@ -221,7 +221,10 @@ def append(lake: Path, source: str, paths: Sequence[Path], held: LakeLog | None)
         days = {r[0] for r in con.execute("SELECT DISTINCT date FROM batch").fetchall()}
         old = [p for p in (files(lake, source) if held is not None else [])
                if p.parent.name.removeprefix("date=") in days]
-        known = (f"SELECT {_key(source)} AS _k FROM read_parquet({_list(old)}, hive_partitioning=false)"  # noqa: S608
+        held_rows = f"read_parquet({_list(old)}, hive_partitioning=false, union_by_name=true)"
+        if old and WRONG not in _columns_of(con, old):  # written before `_wrong` and `_odd` were kept
+            held_rows = f"(SELECT *, NULL::VARCHAR AS {WRONG}, NULL::VARCHAR AS {ODD} FROM {held_rows})"  # noqa: S608
+        known = (f"SELECT {_key(source)} AS _k FROM {held_rows}"  # noqa: S608
                  if old else "SELECT NULL::VARCHAR AS _k WHERE FALSE")
         con.execute("CREATE TEMP TABLE fresh AS SELECT * EXCLUDE (_k) FROM batch "  # noqa: S608
                     f"WHERE _k NOT IN ({known}) QUALIFY row_number() OVER (PARTITION BY _k ORDER BY t_us) = 1")
@@ -248,11 +251,22 @@ def _rows(paths: Sequence[Path], source: str) -> str:
 
 
 def _key(source: str) -> str:
-    """SQL of a record's identity in a lake table: `ray_id` for sign-ins, else the content (time as t_us)."""
+    """SQL of a record's identity in a lake table: `ray_id` for sign-ins, else the content (time as t_us). A
+    record holding values of the wrong type (named in `_wrong`; their columns are null) adds `_odd`, where they
+    are, so two records differing only in such a value stay two; any other record keeps the key it had before
+    lakes kept `_wrong` and `_odd`."""
     src = SOURCES[source]
     content = "md5(to_json({'t_us': t_us, " + ", ".join(
-        f"'{f}': \"{f}\"" for f in src.fields if f != src.time_field) + "}))"
+        f"'{f}': \"{f}\"" for f in src.fields if f != src.time_field) + (
+        f"}}) || CASE WHEN {WRONG} IS NULL THEN '' ELSE {ODD} END)")
     return f'COALESCE("ray_id", {content})' if "ray_id" in src.fields else content
+
+
+def _columns_of(con: Any, paths: Sequence[Path]) -> set[str]:
+    """The columns some of the Parquet files have."""
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_list(paths)}, "  # noqa: S608
+                            "hive_partitioning=false, union_by_name=true)").fetchall()
+    return {row[0] for row in described}
 
 
 def _list(paths: Sequence[Path]) -> str:

@@ -113,3 +113,40 @@ def test_the_manifests_intervals_are_the_coverage_and_an_interval_it_lacks_is_a_
     assert "a gap in the data" in weekly["message"]
     daily = next(r for r in document["results"] if r["id"] == "denied-login-burst-per-user")
     assert daily["coverage"]["complete"] is True and daily["status"] in ("pass", "fail")
+
+
+def _scim_pair(tmp_path: Path) -> Path:
+    """Two SCIM records alike but for a value of the wrong type (`status` a number): two records."""
+    from tests.helpers import scim, write_ndjson
+
+    return write_ndjson(tmp_path / "scim.ndjson", [scim(status=5, logged_at="2026-11-20T10:00:00Z"),
+                                                   scim(status=6, logged_at="2026-11-20T10:00:00Z")])
+
+
+def test_scim_records_differing_only_in_a_wrong_typed_value_are_both_kept(tmp_path):
+    from auditor.sources.lake import append, read_logs
+
+    path = _scim_pair(tmp_path)
+    lake = tmp_path / "lake"
+    assert write_from_files(lake, {"scim_updates": [path]}) == {"scim_updates": 2}
+    held = read_logs(lake)["scim_updates"]
+    assert append(lake, "scim_updates", [path], held)[1] == 0  # both are held already: nothing twice
+    (tmp_path / "new").mkdir()
+    assert append(tmp_path / "new", "scim_updates", [path], None)[1] == 2  # each is its own record
+
+
+def test_a_lake_written_before_odd_values_were_kept_is_synced_into_without_duplicates(tmp_path):
+    import duckdb
+
+    from auditor.sources.lake import append, files, read_logs
+    from tests.helpers import scim, write_ndjson
+
+    path = write_ndjson(tmp_path / "scim.ndjson", [scim(logged_at="2026-11-20T10:00:00Z")])
+    lake = tmp_path / "lake"
+    write_from_files(lake, {"scim_updates": [path]})
+    for part in files(lake, "scim_updates"):  # as an older auditor wrote it: no _wrong, no _odd
+        quoted = str(part).replace("'", "''")
+        duckdb.sql(f"COPY (SELECT * EXCLUDE (_wrong, _odd) FROM read_parquet('{quoted}')) TO '{quoted}.old' "
+                   "(FORMAT parquet)")
+        Path(f"{part}.old").replace(part)
+    assert append(lake, "scim_updates", [path], read_logs(lake)["scim_updates"])[1] == 0
