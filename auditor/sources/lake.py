@@ -103,13 +103,20 @@ def covered(lake: Path, source: str) -> tuple[tuple[int, int], ...]:
     return tuple((parse_time(a), parse_time(b)) for a, b in log.get("covered", ()))
 
 
-def files(lake: Path, source: str) -> list[Path]:
+def files(lake: Path, source: str, span: tuple[int, int] | None = None) -> list[Path]:
     """The Parquet files holding `source`'s records: those the manifest lists (every part file when it lists
-    none, as lakes written before it did)."""
+    none, as lakes written before it did). With `span` ([since, until) in epoch microseconds) only the files of
+    the UTC days meeting it (their `date=` folder): the others hold no record of it."""
     log = read_logs(lake).get(source)
     if log is not None and log.files is not None:
-        return [lake / f for f in log.files]
-    return sorted((lake / f"source={source}").glob(f"*/{_PART}"))
+        paths = [lake / f for f in log.files]
+    else:
+        paths = sorted((lake / f"source={source}").glob(f"*/{_PART}"))
+    if span is None:
+        return paths
+    first, last = (format_time(t - t % (86400 * 1_000_000))[:10] for t in span)
+    return [p for p in paths if not p.parent.name.startswith("date=")
+            or first <= p.parent.name.removeprefix("date=") <= last]
 
 
 def parse_manifest(text: str, shown: str) -> dict[str, LakeLog]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,15 +138,11 @@ def parquet_relation(lake: Path, source: str, present: Collection[str] = (WRONG,
                      span: tuple[int, int] | None = None) -> str:
     """SELECT of one log's records in a Parquet lake (auditor.sources.lake's layout): the files its manifest lists;
     `present`: which of the `_wrong`, `_odd` columns they have (lake_extras; files written without them hold no
-    value of the wrong type). With `span` ([since, until) in epoch microseconds) only the files of the UTC days
-    meeting it (their `date=` folder): the others hold no record of it and are not opened at all."""
+    value of the wrong type). With `span` only the files of the days meeting it (auditor.sources.lake.files): the
+    others are not opened at all."""
     from auditor.sources.lake import files
 
-    paths = files(lake, source)
-    if span is not None:
-        first, last = (datetime.fromtimestamp(t // 1_000_000, UTC).strftime("%Y-%m-%d") for t in span)
-        paths = [p for p in paths if not p.parent.name.startswith("date=")
-                 or first <= p.parent.name.removeprefix("date=") <= last]
+    paths = files(lake, source, span)
     if not paths:
         return empty_relation(source)
     # Country codes upper case whoever wrote the lake (as json_relation reads them).
