@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -136,14 +137,13 @@ def test_values_of_the_wrong_type_are_decided_and_warned_alike_on_duckdb(tmp_pat
         [w.split(" first at ")[0] + " first at X: " + w.split(": ", 2)[2] for w in warned]
 
 
-def test_a_correlation_reads_only_the_then_rows_and_columns_that_can_matter_on_duckdb(tmp_path):
-    """The `then` log is narrowed in SQL by the join, the window and the `then` side's exact conditions, and only
-    the columns the rule reads or shows are fetched; the outcome is the Python engine's."""
+def narrowing_case(tmp_path: Path) -> tuple[Any, Any]:
+    """A correlation rule's plan, and a DuckDB connection holding its logs: one `then` record that matches, three
+    that cannot (not allowed, before the `first` record, no partner)."""
     import duckdb
 
     from auditor.compile.plan import Plan
     from auditor.evaluate.sql.query import table_name
-    from auditor.run.sql import _TableSource
     from auditor.sources.relation import json_relation
     from tests.helpers import access, compiled, scim
 
@@ -173,13 +173,30 @@ rules:
     for name, records in logs.items():
         path = write_ndjson(tmp_path / f"{name}.ndjson", records)
         con.execute(f"CREATE TABLE {table_name(name)} AS {json_relation([path], name)}")
+    return plan, con
+
+
+def assert_narrowed(plan: Any, tables: Any) -> None:
+    """The `then` log read through the table source is the one record that can match, with only the columns the
+    rule reads or shows; the `first` log is read whole."""
+    from auditor.run.tables import TableSource
+
     fetch = next(f for f in plan.fetches if f.source == "access_requests")
-    [part] = _TableSource(con, plan.rules, {}).read(fetch, 0)
+    [part] = TableSource(tables, plan.rules, {}).read(fetch, 0)
     rows = list(part.records)
     assert [(r["user_email"], r["allowed"]) for _, r in rows] == [("gone@example.com", True)]
     shown = set(rows[0][1])
     assert "user_email" in shown and "ray_id" in shown  # read and shown (evidence)
     assert "user_agent" not in shown  # neither read nor shown: not fetched
     scim_fetch = next(f for f in plan.fetches if f.source == "scim_updates")
-    [first] = _TableSource(con, plan.rules, {}).read(scim_fetch, 0)
+    [first] = TableSource(tables, plan.rules, {}).read(scim_fetch, 0)
     assert len(list(first.records)) == 1  # the `first` log is read whole
+
+
+def test_a_correlation_reads_only_the_then_rows_and_columns_that_can_matter_on_duckdb(tmp_path):
+    """The `then` log is narrowed in SQL by the join, the window and the `then` side's exact conditions, and only
+    the columns the rule reads or shows are fetched; the outcome is the Python engine's."""
+    from auditor.run.tables import DuckTables
+
+    plan, con = narrowing_case(tmp_path)
+    assert_narrowed(plan, DuckTables(con))

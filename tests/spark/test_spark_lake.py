@@ -18,6 +18,7 @@ from auditor.core.timeutil import format_time, parse_time
 from auditor.run.spark import SparkTables, uri
 from auditor.sources.lake import files, write_from_files
 from tests.helpers import access, scim, write_ndjson
+from tests.integration.test_engine_parity import assert_narrowed, narrowing_case
 from tests.integration.test_lake import _same
 from tests.spark import MASTER
 
@@ -138,3 +139,16 @@ def test_a_lake_written_before_wrong_and_odd_existed_reads_alike_on_spark(spark,
     on_spark = _run(root, "lake", "--engine", "spark", "--spark-master", MASTER)
     assert _results(on_spark) == _results(python)
     assert on_spark["summary"] == python["summary"]
+
+
+def test_a_correlation_reads_only_the_then_rows_and_columns_that_can_matter_on_spark(spark, tmp_path):
+    """The semi-join, rendered for Spark and run there, narrows the `then` log as DuckDB's does."""
+    plan, con = narrowing_case(tmp_path)
+    tables = SparkTables(MASTER, small=True)
+    try:
+        for name in ("access_requests", "scim_updates"):
+            tables.mirror(con, name, tmp_path)
+        assert_narrowed(plan, tables)
+    finally:
+        tables.close()
+        con.close()
