@@ -113,3 +113,5 @@ SOURCES: dict[str, Source] = {s.name: s for s in (ACCESS_REQUESTS, SCIM_UPDATES)
 LOGPUSH_NAMES: dict[str, str] = {
     f.logpush: f.name for f in ACCESS_REQUESTS.fields.values() if f.logpush is not None
 }
+# ... and back: API field name -> Logpush's name, for reading a record kept in Logpush's names.
+LOGPUSH_NAME_OF: dict[str, str] = {api: logpush for logpush, api in LOGPUSH_NAMES.items()}

@@ -18,6 +18,7 @@ from typing import Any
 from auditor.language.conditions import Predicate, expression
 
 Feed = Callable[[dict[str, Any], int], None]
+Rename = Callable[[dict[str, Any], int], dict[str, Any]]  # (record, t_us) -> the record as feeds name its fields
 Conditions = Sequence[tuple[str, str, Any]]  # (field, operator, operand), all of which must hold
 
 
@@ -85,11 +86,16 @@ def compile_feed(gate: Gate, since_us: int, until_us: int) -> Feed:
     return writer.compile("gate(record, t_us)", "<auditor filter>")
 
 
-def compile_fanout(feeds: Sequence[Gate | Feed]) -> Feed:
+def compile_fanout(feeds: Sequence[Gate | Feed], rename: tuple[str, Rename] | None = None) -> Feed:
     """One feed(record, t_us) offering each record to every feed in turn, for records known to be inside all of
     their windows: gates' filters written inline, other feeds called. A record passing through it is what
-    passing it to each feed in order would do."""
+    passing it to each feed in order would do. `rename` (key, rename): a record holding the key is offered as
+    rename(record, t_us) (a record still in another naming, renamed only once some feed is open for it)."""
     writer = _Writer()
+    if rename is not None:
+        key, renamed = rename
+        call = f"{writer.const(renamed)}(record, t_us)"
+        writer.lines.append(f"    if {writer.const(key)} in record:\n        record = {call}")
     for feed in feeds:
         writer.deliver(feed)
     writer.lines.append("    return None")

@@ -19,6 +19,7 @@ from auditor.evaluate.router import Router
 from auditor.language.codegen import Feed, Gate
 from auditor.language.conditions import MatchTimeout
 from auditor.sources.base import Part, Source, SourceError
+from auditor.sources.records import LOGPUSH_MARK, LogpushNames
 from auditor.sources.typecheck import TypeTally
 
 if TYPE_CHECKING:
@@ -181,14 +182,23 @@ def feed(parts: Iterable[Part], feeds: Sequence[Window], tally: list[int] | None
     records read is appended to `tally`, also when the source fails half-way (SourceError); values of the wrong
     type counted in `types`; `times` set to the earliest and latest record time (for coverage inferred from the
     data, auditor.core.coverage)."""
-    # Records outside a rule's window cost no call at all: the router knows which windows are open.
-    route = Router(feeds)
+    # Records outside a rule's window cost no call at all: the router knows which windows are open. Records kept in
+    # Logpush's names (Part.logpush_names) are renamed only when some window is open for them (`renaming`).
+    plain = route = Router(feeds)
+    renaming: Router | None = None
     lo, hi, fanout = route.segment(0)
     records = 0
     first, last = _FAR, -_FAR
     try:
         for part in parts:
             check = types.for_part(part) if types is not None else None
+            wanted = plain
+            if part.logpush_names:
+                if renaming is None:
+                    renaming = Router(feeds, (LOGPUSH_MARK, LogpushNames()))
+                wanted = renaming
+            if wanted is not route:
+                route, lo, hi = wanted, 0, 0  # an empty span: the next record finds its segment in this router
             for t_us, record in part.records:
                 records += 1
                 if t_us > last:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from auditor.compile.plan import Fetch
     from auditor.core.provenance import FileRecord, RequestRecord
 
-Timed = tuple[int, dict[str, Any]]  # (time in epoch microseconds, record with API field names)
+Timed = tuple[int, dict[str, Any]]  # (time in epoch microseconds, record with API field names; see Part)
 Block = tuple[int, int, bytes]  # a split pass's share: (part number, line number of its first line, whole lines)
 
 
@@ -36,6 +36,9 @@ class Part:
     # The line of the record last read, for sources with lines (files): messages about a record name it.
     line: Callable[[], int | None] | None = None
     order: int = 0  # the origin's place among those of its fetch (the first mistyped value is the earliest)
+    # Records may keep Logpush's names (those holding records.LOGPUSH_MARK): whoever reads their fields renames
+    # them first (records.LogpushNames; the runner does so only for the records a rule reads).
+    logpush_names: bool = False
 
 
 class SourceError(Exception):

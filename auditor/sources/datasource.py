@@ -122,11 +122,12 @@ class DataSource(FileSource):
         if log.lake is not None:
             yield Part(self._shown.get(log.lake) or display_path(log.lake), lake_records(log.lake, fetch.source))
         for path in log.files:
-            yield self._counted(path, file_part(path, fetch.source))
+            yield self._counted(path, file_part(path, fetch.source, keep_logpush=True))
         for batch in log.batches:
-            part = file_part(Path(batch.location), fetch.source)
+            part = file_part(Path(batch.location), fetch.source, keep_logpush=True)
             shown = self._shown.get(Path(batch.location), part.origin)
-            checked = Part(shown, within_batch(batch, shown, part.records, self._outside), part.line)
+            checked = dataclasses.replace(part, origin=shown,
+                                          records=within_batch(batch, shown, part.records, self._outside))
             yield self._counted(Path(batch.location), checked)
 
     def read_elsewhere(self, path: Path, count: int, first: int | None, last: int | None, outside: int) -> None:

@@ -8,6 +8,7 @@ multi-gigabyte export is read in constant memory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Mapping
@@ -82,10 +83,11 @@ def iter_timed(path: Path, source: str, *, chunk_size: int = CHUNK) -> Iterator[
     return Reader(Path(path), SOURCES[source], chunk_size).records()
 
 
-def file_part(path: Path, source: str) -> Part:
-    """One file's records as a Part that knows the line of the record last read (for messages about it)."""
-    reader = Reader(Path(path), SOURCES[source], CHUNK)
-    return Part(display_path(path), reader.records(), reader.last_line)
+def file_part(path: Path, source: str, keep_logpush: bool = False) -> Part:
+    """One file's records as a Part that knows the line of the record last read (for messages about it); with
+    `keep_logpush`, NDJSON records in Logpush's names stay in them (Part.logpush_names)."""
+    reader = Reader(Path(path), SOURCES[source], CHUNK, keep_logpush)
+    return Part(display_path(path), reader.records(), reader.last_line, logpush_names=reader.keep_logpush)
 
 
 def iter_records(path: Path, source: str, *, chunk_size: int = CHUNK) -> Iterator[dict]:
@@ -118,13 +120,13 @@ class FileSource(BaseSource):
                                             f"(expected {log_source}.ndjson, .jsonl or .json)")
 
     def read(self, fetch: Fetch, index: int) -> Iterator[Part]:
-        """Every record of the fetch's log source, file by file."""
+        """Every record of the fetch's log source, file by file (Logpush-named records kept so: Part.logpush_names)."""
         for path in self._files.get(fetch.source, ()):
-            yield self._counted(path, file_part(path, fetch.source))
+            yield self._counted(path, file_part(path, fetch.source, keep_logpush=True))
 
     def _counted(self, path: Path, part: Part) -> Part:
         """The part, its records tallied for provenance."""
-        return Part(part.origin, self._tallied(path, iter(part.records)), part.line)
+        return dataclasses.replace(part, records=self._tallied(path, iter(part.records)))
 
     # Told (path shown, bytes, records so far, finished) every 65,536 records and at each file's end: the
     # CLI's progress line for --data runs (None: nobody watches).
@@ -199,22 +201,23 @@ class FileSource(BaseSource):
         other process's counts are in."""
         self._pending = {}
         for n, path in enumerate(self._files.get(fetch.source, ())):
-            reader = Reader(path, SOURCES[fetch.source], CHUNK)
+            reader = Reader(path, SOURCES[fetch.source], CHUNK, keep_logpush=True)
             if reader.by_lines():
                 kept = (reader.decode(first, data) for first, data in self._watched(path, reader.blocks(block_bytes))
                         if not offer((n, first, data)))
                 records: Iterator[Timed] = itertools.chain.from_iterable(kept)
             else:
                 records = reader.records()
-            yield Part(self._origin(path), self._pend(path, self._checking(path, records)), reader.last_line, n)
+            yield Part(self._origin(path), self._pend(path, self._checking(path, records)), reader.last_line, n,
+                       reader.keep_logpush)
 
     def read_block(self, fetch: Fetch, block: Block) -> Part:
         """The records of a block `read_split` handed to this process."""
         n, first, data = block
         path = self._files[fetch.source][n]
-        reader = Reader(path, SOURCES[fetch.source], CHUNK)
+        reader = Reader(path, SOURCES[fetch.source], CHUNK, keep_logpush=True)
         records = self._checking(path, reader.decode(first, data))
-        return Part(self._origin(path), self._pend(path, records), reader.last_line, n)
+        return Part(self._origin(path), self._pend(path, records), reader.last_line, n, reader.keep_logpush)
 
     def _origin(self, path: Path) -> str:
         """How messages name a file read in a split pass."""

@@ -99,10 +99,13 @@ def _open(path: Path) -> Iterator[IO[bytes]]:
 class Reader:
     """Reads one file of one source; knows its path so every error names file and line."""
 
-    def __init__(self, path: Path, source: Source, chunk_size: int) -> None:
+    def __init__(self, path: Path, source: Source, chunk_size: int, keep_logpush: bool = False) -> None:
         self.path = path
         self.source = source
         self.chunk_size = chunk_size
+        # NDJSON lines in Logpush's names (the access log's) are handed on in them, time checked
+        # (Normalizer.logpush_time): the runner renames only the records a rule reads (records.LogpushNames).
+        self.keep_logpush = keep_logpush and source.name == "access_requests"
         self.normalize = Normalizer(source, self.error)
         self.line = 0  # of the record last read
 
@@ -201,6 +204,7 @@ class Reader:
         access = self.source.name == "access_requests"  # the log that has a Logpush dataset and a country
         normalize = self.normalize
         from_logpush = normalize.from_logpush
+        logpush_time = normalize.logpush_time if self.keep_logpush else None
         fromisoformat = datetime.fromisoformat
         line = start - 1
         # The hot loop: one decode, one type check, a few dict lookups and the time's parse per line; no
@@ -222,7 +226,10 @@ class Reader:
                     yield normalize(rec, line)
                     continue
                 if access and ("CreatedAt" in rec or "Email" in rec):
-                    yield from_logpush(rec, line)
+                    if logpush_time is not None and (t_us := logpush_time(rec, line)) is not None:
+                        yield t_us, rec
+                    else:
+                        yield from_logpush(rec, line)
                     continue
                 try:
                     # Not text (missing, a number): TypeError, reported by `normalize.time` with the rest.

@@ -70,6 +70,58 @@ def upper_country(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+# A record still in Logpush's names holds this key: `Normalizer.logpush_time` lets only such records through
+# unrenamed (the file reader's `keep_logpush`), and `LogpushNames` renames them when a rule reads them.
+LOGPUSH_MARK = "CreatedAt"
+# Keys that make a Logpush record ambiguous: an API name another key of it is renamed to. Such records are renamed
+# as they are read (where the two keys meet, the later wins), never kept in Logpush's names.
+_API_NAMES = frozenset(LOGPUSH_NAMES.values())
+# Epoch microseconds whose RFC 3339 text exists: years 1 to 9999.
+_FIRST_US, _END_US = -62135596800 * US, 253402300800 * US
+
+
+class LogpushNames:
+    """Logpush PascalCase -> API names, renamed once per key set; an epoch CreatedAt written as RFC 3339 text."""
+
+    def __init__(self) -> None:
+        self._renamed: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._minute: int | None = None  # the last formatted minute and its text: Logpush times arrive in order
+        self._text = ""
+
+    def __call__(self, rec: dict[str, Any], t_us: int) -> dict[str, Any]:
+        """A record kept in Logpush's names (its time `t_us`, already checked by `Normalizer.logpush_time`) as the
+        API names it: what `Normalizer.from_logpush` returns for it."""
+        out = self.rename(rec)
+        stamp = out.get("created_at")
+        if type(stamp) is int or type(stamp) is float:
+            out["created_at"] = self.format(t_us)
+        return out
+
+    def rename(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The record with API names (unknown fields keep theirs) and its country code in upper case."""
+        keys = tuple(rec)
+        names = self._renamed.get(keys)
+        if names is None:
+            if len(self._renamed) >= _KEY_SETS:
+                self._renamed.clear()
+            names = self._renamed[keys] = tuple(LOGPUSH_NAMES.get(k, k) for k in keys)
+        out = dict(zip(names, rec.values(), strict=True))
+        code = out.get("country")
+        if code.__class__ is str:  # Logpush writes `us`: the one spelling is upper case
+            out["country"] = code.upper()
+        return out
+
+    def format(self, t_us: int) -> str:
+        """core.timeutil.format_time, remembering the last minute's text (records are seconds apart)."""
+        seconds, micros = divmod(t_us, US)
+        minute = seconds // 60
+        if minute != self._minute:
+            self._text = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+            self._minute = minute
+        second = seconds - minute * 60
+        return f"{self._text}{second:02d}.{micros:06d}Z" if micros else f"{self._text}{second:02d}Z"
+
+
 class Normalizer:
     """Checks one record of a log source and returns it with its time; DataError (with its line) otherwise."""
 
@@ -78,9 +130,8 @@ class Normalizer:
         self.error = error
         self._time_field = source.time_field
         self._logpush = source.name == "access_requests"
-        self._renamed: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._minute: int | None = None  # the last formatted minute and its text: Logpush times arrive in order
-        self._text = ""
+        self._names = LogpushNames()
+        self._plain: dict[tuple[str, ...], bool] = {}  # per Logpush key set: free of API names (see _API_NAMES)
 
     def __call__(self, rec: Any, line: int) -> Timed:
         """(time in epoch microseconds, record with API names) for one decoded value."""
@@ -100,26 +151,41 @@ class Normalizer:
         """Logpush PascalCase -> API names (renamed once per key set); an epoch CreatedAt is taken as the time
         directly and kept as RFC 3339 text in the record (filters and evidence read it as text). Unknown fields
         keep their names."""
-        keys = tuple(rec)
-        names = self._renamed.get(keys)
-        if names is None:
-            if len(self._renamed) >= _KEY_SETS:
-                self._renamed.clear()
-            names = self._renamed[keys] = tuple(LOGPUSH_NAMES.get(k, k) for k in keys)
-        out = dict(zip(names, rec.values(), strict=True))
-        code = out.get("country")
-        if code.__class__ is str:  # Logpush writes `us`: the one spelling is upper case
-            out["country"] = code.upper()
+        out = self._names.rename(rec)
         stamp = out.get("created_at")
         if type(stamp) is int or type(stamp) is float:
-            try:
-                # Epoch nanoseconds (Logpush's usual form) inline: parse_epoch's answer without its checks.
-                t_us = stamp // 1000 if type(stamp) is int and stamp >= _NANOS else parse_epoch(stamp)
-                out["created_at"] = self._format(t_us)
-            except (ValueError, OverflowError, OSError):
-                raise self.error(line, f"CreatedAt {stamp!r} is not a unix timestamp") from None
+            t_us = self._epoch(stamp, line)
+            out["created_at"] = self._names.format(t_us)
             return t_us, out
         return self.time(out.get(self._time_field), line), out
+
+    def logpush_time(self, rec: dict[str, Any], line: int) -> int | None:
+        """The time of a record in Logpush's names, checked as `from_logpush` checks it, for a reader that keeps
+        the record as it is (renamed only when a rule reads it: `LogpushNames`); None when the record also holds
+        an API name, so only renaming it says which of the two values counts."""
+        keys = tuple(rec)
+        plain = self._plain.get(keys)
+        if plain is None:
+            if len(self._plain) >= _KEY_SETS:
+                self._plain.clear()
+            plain = self._plain[keys] = _API_NAMES.isdisjoint(keys)
+        if not plain:
+            return None
+        stamp = rec.get("CreatedAt")
+        if type(stamp) is int or type(stamp) is float:
+            return self._epoch(stamp, line)
+        return self.time(stamp, line)  # text (rfc3339*), or the error a missing or odd CreatedAt gets
+
+    def _epoch(self, stamp: float, line: int) -> int:
+        """An epoch CreatedAt (seconds or nanoseconds) -> epoch microseconds of a time RFC 3339 can write."""
+        try:
+            # Epoch nanoseconds (Logpush's usual form) inline: parse_epoch's answer without its checks.
+            t_us = stamp // 1000 if type(stamp) is int and stamp >= _NANOS else parse_epoch(stamp)
+        except (ValueError, OverflowError):
+            t_us = _END_US
+        if not _FIRST_US <= t_us < _END_US:
+            raise self.error(line, f"CreatedAt {stamp!r} is not a unix timestamp")
+        return t_us
 
     def time(self, stamp: object, line: int) -> int:
         """The time of a record, or DataError saying what is wrong with it."""
@@ -134,13 +200,3 @@ class Normalizer:
             raise self.error(line, f"{name}: {exc}") from None
         except (ValueError, OverflowError):
             raise self.error(line, f"{name} {stamp!r} is not an RFC 3339 timestamp") from None
-
-    def _format(self, t_us: int) -> str:
-        """core.timeutil.format_time, remembering the last minute's text (records are seconds apart)."""
-        seconds, micros = divmod(t_us, US)
-        minute = seconds // 60
-        if minute != self._minute:
-            self._text = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
-            self._minute = minute
-        second = seconds - minute * 60
-        return f"{self._text}{second:02d}.{micros:06d}Z" if micros else f"{self._text}{second:02d}Z"

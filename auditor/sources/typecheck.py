@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.core.fields import FieldType, Source
+from auditor.core.fields import LOGPUSH_NAME_OF, FieldType, Source
 from auditor.sources.base import Part
+from auditor.sources.records import LOGPUSH_MARK
 
 Check = Callable[[dict[str, Any]], None]
 
@@ -49,6 +50,7 @@ class TypeTally:
         self._checks = [(name, bool if source.fields[name].type == FieldType.BOOL else str,
                          source.fields[name].optional) for name in wanted]
         self._fast = _fast_path(self._checks)
+        self._fast_logpush = _fast_path(self._checks, marked=True)
 
     @property
     def wanted(self) -> list[str]:
@@ -57,25 +59,33 @@ class TypeTally:
 
     def for_part(self, part: Part) -> Check | None:
         """A check(record) for one part's records (None when no field is read); it names the part's origin, and
-        the line of the first mistyped record when the part has lines."""
+        the line of the first mistyped record when the part has lines. A record kept in Logpush's names
+        (Part.logpush_names) is checked by them: free of API names, it holds each field under its Logpush name."""
         if not self._checks:
             return None
-        checks, found, origin, line, order = self._checks, self.found, part.origin, part.line, part.order
+        found, origin, line, order = self.found, part.origin, part.line, part.order
 
-        def check(record: dict[str, Any]) -> None:
-            for name, kind, optional in checks:
-                v = record.get(name)
-                if v.__class__ is not kind and not (v is None and (optional or name in record)):
-                    entry = found.get(name)
-                    if entry is None:
-                        expected = "a boolean" if kind is bool else "a string"
-                        at = line() if line is not None else None
-                        where = f"{origin}:{at}" if at is not None else origin
-                        found[name] = Mistyped(name, expected, 1, where, v, v is None, (order, at or 0))
-                    else:
-                        entry.count += 1
+        def slow(keyed: list[tuple[str, str, type, bool]]) -> Check:
+            def check(record: dict[str, Any]) -> None:
+                for name, key, kind, optional in keyed:
+                    v = record.get(key)
+                    if v.__class__ is not kind and not (v is None and (optional or key in record)):
+                        entry = found.get(name)
+                        if entry is None:
+                            expected = "a boolean" if kind is bool else "a string"
+                            at = line() if line is not None else None
+                            where = f"{origin}:{at}" if at is not None else origin
+                            found[name] = Mistyped(name, expected, 1, where, v, v is None, (order, at or 0))
+                        else:
+                            entry.count += 1
+            return check
 
-        return self._fast(check)
+        api = slow([(name, name, kind, optional) for name, kind, optional in self._checks])
+        if not part.logpush_names:
+            return self._fast(api)
+        logpush = slow([(name, LOGPUSH_NAME_OF.get(name, name), kind, optional)
+                        for name, kind, optional in self._checks])
+        return self._fast_logpush(api, logpush)
 
     def counting_sql(self, table: str) -> str | None:
         """For an engine holding the records in a relation (auditor.sources.relation's columns): one query
@@ -137,17 +147,30 @@ class TypeTally:
         return [m.describe(self.source.name, readers.get(name, [])) for name, m in sorted(self.found.items())]
 
 
-def _fast_path(checks: Sequence[tuple[str, type, bool]]) -> Callable[[Check], Check]:
+def _fast_path(checks: Sequence[tuple[str, type, bool]], marked: bool = False) -> Callable[..., Check]:
     """check -> a check that first tests every value's type in one generated expression (the usual answer: all
-    fine) and calls `check` only for a record where some value is not what its field expects."""
-    terms = []
-    for i, (name, kind, optional) in enumerate(checks):
-        if optional:  # null or missing is fine in an optional field
-            terms.append(f"((v{i} := get({name!r})) is None or v{i}.__class__ is {kind.__name__})")
-        else:
-            terms.append(f"get({name!r}).__class__ is {kind.__name__}")
-    source = (f"def fast(slow):\n    def check(record):\n        get = record.get\n"
-              f"        if not ({' and '.join(terms)}):\n            slow(record)\n    return check\n")
+    fine) and calls `check` only for a record where some value is not what its field expects. `marked`:
+    (check, logpush_check) -> one check testing a record holding LOGPUSH_MARK by the fields' Logpush names."""
+    renamed = {name: LOGPUSH_NAME_OF.get(name, name) for name, _, _ in checks}
+
+    def test(names: Mapping[str, str]) -> str:
+        terms = []
+        for i, (name, kind, optional) in enumerate(checks):
+            if optional:  # null or missing is fine in an optional field
+                terms.append(f"((v{i} := get({names[name]!r})) is None or v{i}.__class__ is {kind.__name__})")
+            else:
+                terms.append(f"get({names[name]!r}).__class__ is {kind.__name__}")
+        return " and ".join(terms)
+
+    api = test({name: name for name in renamed})
+    if marked:
+        source = (f"def fast(slow, logpush):\n    def check(record):\n        get = record.get\n"
+                  f"        if {LOGPUSH_MARK!r} in record:\n"
+                  f"            if not ({test(renamed)}):\n                logpush(record)\n"
+                  f"        elif not ({api}):\n            slow(record)\n    return check\n")
+    else:
+        source = (f"def fast(slow):\n    def check(record):\n        get = record.get\n"
+                  f"        if not ({api}):\n            slow(record)\n    return check\n")
     namespace: dict[str, Any] = {"str": str, "bool": bool}
     exec(compile(source, "<auditor typecheck>", "exec"), namespace)  # noqa: S102 - field names from our schema
     return namespace["fast"]
