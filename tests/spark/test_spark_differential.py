@@ -1,7 +1,8 @@
 """The differential property test (tests/property/test_engine_differential.py) on a smaller sample on Spark:
 random rules over records on window edges, with missing and null fields, IPv6, IPv4-mapped and malformed
 addresses, letter case and Unicode, decided alike by the Python evaluator and Spark (whose regex conditions
-Python applies after Spark's exact ones), the records read by DuckDB and handed to Spark as `run` does."""
+Python applies after Spark's exact ones), the records read by DuckDB and handed to Spark as `run` does; and the
+periodic case of tests/integration/test_engine_parity_periodic.py (segments summed per step)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from hypothesis import strategies as st
 
 from auditor.evaluate.sql.engine import evaluate_rule
 from auditor.run.spark import SparkTables
+from tests.integration.test_engine_parity_periodic import (
+    assert_steps_alike,
+    bound_records,
+    periodic_rule,
+    python_steps,
+)
 from tests.property.test_engine_differential import (
     CONDITIONS,
     assert_alike,
@@ -43,3 +50,19 @@ def test_python_and_spark_decide_alike(spark, records, conditions, expectations,
             tables.close()
             con.close()
     assert_alike(got, expected)
+
+
+def test_a_multi_day_window_on_spark_decides_every_step_as_python(spark, tmp_path):
+    """tests/integration/test_engine_parity_periodic.py on Spark: segments summed per step alike."""
+    compiled = periodic_rule(tmp_path)
+    records = bound_records()
+    with tempfile.TemporaryDirectory() as tmp:
+        con = loaded(records, tmp)
+        tables = SparkTables(MASTER, small=True)
+        try:
+            tables.mirror(con, "access_requests", Path(tmp))
+            got, _ = evaluate_rule(compiled, tables.dialect, tables.execute)
+        finally:
+            tables.close()
+            con.close()
+    assert_steps_alike(got, python_steps(compiled, records))

@@ -58,7 +58,8 @@ def test_a_logpush_folder_and_a_lake_on_spark_equal_ndjson_on_python(spark, proj
     assert _without_fetch(lake) == _without_fetch(python)
 
 
-def test_the_golden_spark_sql_runs_on_spark(spark, tmp_path):
+@pytest.mark.parametrize("name", ["office-share", "office-share-period"])
+def test_the_golden_spark_sql_runs_on_spark(spark, tmp_path, name):
     import duckdb
 
     from auditor.sources.relation import empty_relation
@@ -69,7 +70,7 @@ def test_the_golden_spark_sql_runs_on_spark(spark, tmp_path):
     con.close()
     spark.read.parquet(str(staged)).createOrReplaceTempView("records_access_requests")
     try:
-        golden = (REPO / "tests" / "golden" / "sql" / "office-share.spark.sql").read_text().rstrip().rstrip(";")
+        golden = (REPO / "tests" / "golden" / "sql" / f"{name}.spark.sql").read_text().rstrip().rstrip(";")
         assert spark.sql(golden).collect() == []
     finally:
         spark.catalog.dropTempView("records_access_requests")

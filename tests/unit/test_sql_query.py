@@ -9,12 +9,15 @@ import duckdb
 import pytest
 import sqlglot
 
+from auditor.compile.compiler import compile_plan
+from auditor.compile.plan import CompiledRule
 from auditor.core.model import Condition
+from auditor.core.period import parse_period
 from auditor.evaluate.sql.conditions import compile_condition
 from auditor.evaluate.sql.dialects import DIALECTS
 from auditor.evaluate.sql.query import compile_rule
 from auditor.evaluate.sql.regex import to_re2
-from tests.helpers import compiled
+from tests.helpers import compiled, project
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sql"
 RULES = """
@@ -34,11 +37,24 @@ rules:
 """
 
 
+def _office_share(tmp_path: Path, periodic: bool) -> CompiledRule:
+    """The golden rule: a single run (one segment), or a period of 3 daily steps over a 2-day window (a step is
+    two segments: aggregated per segment, then summed per step)."""
+    if not periodic:
+        return compiled(tmp_path, RULES).rules[0]
+    proj = project(tmp_path, RULES.replace("window: 1d", "window: 2d"))
+    period = parse_period("2026-11-12T00:00:00Z/2026-11-15T00:00:00Z", step="1d")
+    plan, problems = compile_plan(list(proj.rules), proj.config, period.end_us, period=period)
+    assert not problems
+    return plan.rules[0]
+
+
+@pytest.mark.parametrize("periodic", [False, True], ids=["single", "period"])
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
-def test_golden_sql_per_dialect_is_stable_and_reparses(tmp_path, dialect):
-    plan = compiled(tmp_path, RULES)
-    sql = compile_rule(plan.rules[0], DIALECTS[dialect]).sql()
-    golden = GOLDEN / f"office-share.{dialect}.sql"
+def test_golden_sql_per_dialect_is_stable_and_reparses(tmp_path, dialect, periodic):
+    rule = _office_share(tmp_path, periodic)
+    sql = compile_rule(rule, DIALECTS[dialect]).sql()
+    golden = GOLDEN / f"office-share{'-period' if periodic else ''}.{dialect}.sql"
     assert sql + "\n" == golden.read_text(), f"regenerate {golden} if the change is intended"
     # Re-parsed by the dialect's own grammar: a well-formed query whose rendering is a fixpoint.
     name = DIALECTS[dialect].sqlglot

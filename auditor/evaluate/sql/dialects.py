@@ -37,6 +37,8 @@ class Dialect:
     split_part: Callable[[exp.Expression, exp.Expression, exp.Expression], exp.Expression]
     # distinct_list(value) -> the group's distinct non-null values as an array.
     distinct_list: Callable[[exp.Expression], exp.Expression]
+    # merge_distinct(lists) -> the distinct values of a group's distinct_list arrays, as an array (an aggregate).
+    merge_distinct: Callable[[exp.Expression], exp.Expression]
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -44,13 +46,16 @@ DIALECTS: dict[str, Dialect] = {
     for d in (
         Dialect("duckdb", "duckdb", regex=_call("regexp_matches"), strpos=_call("strpos"),
                 ascii_match=_call("regexp_matches"), split_part=_call("split_part"),
-                distinct_list=lambda v: _call("list_distinct")(_call("list")(v))),
+                distinct_list=lambda v: _call("list_distinct")(_call("list")(v)),
+                merge_distinct=lambda v: _call("list_distinct")(_call("flatten")(_call("list")(v)))),
         Dialect("spark", "spark", regex=None, strpos=_call("instr"), ascii_match=_call("regexp_like"),
-                split_part=_call("split_part"), distinct_list=_call("collect_set")),
+                split_part=_call("split_part"), distinct_list=_call("collect_set"),
+                merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("collect_list")(v)))),
         Dialect("trino", "trino", regex=None, strpos=_call("strpos"), ascii_match=_call("regexp_like"),
                 split_part=_call("split_part"),
                 distinct_list=lambda v: _call("array_distinct")(
                     exp.Filter(this=_call("array_agg")(v),
-                               expression=exp.Where(this=exp.Not(this=exp.Is(this=v, expression=exp.Null())))))),
+                               expression=exp.Where(this=exp.Not(this=exp.Is(this=v, expression=exp.Null()))))),
+                merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("array_agg")(v)))),
     )
 }

@@ -54,7 +54,7 @@ def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) ->
     returned = 0
     residual = rs.residual()
     if residual is not None:
-        names, rows = execute(residual.sql(dialect.sqlglot))
+        names, rows = execute(residual.sql(dialect.sqlglot, copy=False))
         fields = [n for n in names if n != "t_us" and n not in EXTRAS]
         guarded = guard(ev)  # a Python regex on these rows runs under the time bound of a Python pass
         for t_us, record in records_of(names, [rows], fields, SOURCES[compiled.rule.source].time_field):
@@ -68,7 +68,7 @@ def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) ->
 
 
 def _absorb(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> None:
-    _, rows = execute(rs.aggregate().sql(rs.dialect.sqlglot))
+    _, rows = execute(rs.aggregate().sql(rs.dialect.sqlglot, copy=False))
     width = len(rs.compiled.rule.group_by)
     nd, nh = len(rs.distinct), len(rs.wheres)
     for row in rows:
@@ -96,11 +96,18 @@ def _evidence(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> int:
     query = rs.evidence(wanted)
     if query is None:
         return 0
-    names, rows = execute(query.sql(rs.dialect.sqlglot))
+    names, rows = execute(query.sql(rs.dialect.sqlglot, copy=False))
     width = len(group_by)
+    # A row of a segment is offered to each step made of that segment that wants its group.
+    wanting: dict[tuple[int, tuple[Any, ...]], list[int]] = {}
+    for i, key in wanted:
+        for label in rs.segments.labels(i):
+            wanting.setdefault((label, key), []).append(i)
     read = 0
     records = records_of(names, [rows], rs.shown, SOURCES[rs.compiled.rule.source].time_field)
     for row, (_, record) in zip(rows, records, strict=True):
-        steps[int(row[0])].offer_evidence(tuple(row[1:1 + width]), row[1 + width], record, row[2 + width])
+        key = tuple(row[1:1 + width])
+        for i in wanting[(int(row[0]), key)]:
+            steps[i].offer_evidence(key, row[1 + width], record, row[2 + width])
         read += 1
     return read

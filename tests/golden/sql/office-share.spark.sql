@@ -1,5 +1,5 @@
 SELECT
-  steps.step,
+  m.seg AS step,
   `app_domain` AS g0,
   COUNT(*) AS n,
   COLLECT_SET(`user_email`) AS d0,
@@ -37,37 +37,39 @@ SELECT
       ELSE 0
     END
   ) AS h0
-FROM records_access_requests
-JOIN VALUES
-  (0, 1794657600000000, 1794744000000000) AS steps(step, since_us, until_us)
-  ON `t_us` >= steps.since_us AND `t_us` < steps.until_us
-WHERE
-  `t_us` >= 1794657600000000
-  AND `t_us` < 1794744000000000
-  AND CASE WHEN `allowed` IS NULL THEN FALSE ELSE `allowed` = TRUE END
-  AND CASE
-    WHEN `user_email` IS NULL
-    THEN TRUE
-    ELSE NOT (
-      INSTR(`user_email`, '@svc.example.com') > 0
-    )
-  END
-  AND NOT (
-    (
+FROM (
+  SELECT
+    *,
+    0 AS seg
+  FROM records_access_requests
+  WHERE
+    `t_us` >= 1794657600000000
+    AND `t_us` < 1794744000000000
+    AND CASE WHEN `allowed` IS NULL THEN FALSE ELSE `allowed` = TRUE END
+    AND CASE
+      WHEN `user_email` IS NULL
+      THEN TRUE
+      ELSE NOT (
+        INSTR(`user_email`, '@svc.example.com') > 0
+      )
+    END
+    AND NOT (
       (
-        NOT `ip_address` IS NULL AND INSTR(`ip_address`, ':') > 0
+        (
+          NOT `ip_address` IS NULL AND INSTR(`ip_address`, ':') > 0
+        )
+        OR (
+          NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',ip_address,') > 0
+        )
       )
       OR (
-        NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',ip_address,') > 0
+        NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',app_domain,') > 0
+      )
+      OR (
+        NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',user_email,') > 0
       )
     )
-    OR (
-      NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',app_domain,') > 0
-    )
-    OR (
-      NOT `_wrong` IS NULL AND INSTR(`_wrong`, ',user_email,') > 0
-    )
-  )
+) AS m
 GROUP BY
-  steps.step,
+  m.seg,
   `app_domain`
