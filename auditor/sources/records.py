@@ -76,6 +76,9 @@ LOGPUSH_MARK = "CreatedAt"
 # Keys that make a Logpush record ambiguous: an API name another key of it is renamed to. Such records are renamed
 # as they are read (where the two keys meet, the later wins), never kept in Logpush's names.
 _API_NAMES = frozenset(LOGPUSH_NAMES.values())
+# The text of each minute of a day and of each second of a minute (formatting is on the hot path).
+_HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECOND = tuple(f"{s:02d}" for s in range(60))
 # Epoch microseconds whose RFC 3339 text exists: years 1 to 9999.
 _FIRST_US, _END_US = -62135596800 * US, 253402300800 * US
 
@@ -85,7 +88,7 @@ class LogpushNames:
 
     def __init__(self) -> None:
         self._renamed: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._minute: int | None = None  # the last formatted minute and its text: Logpush times arrive in order
+        self._day: int | None = None  # the last formatted day and its text
         self._text = ""
 
     def __call__(self, rec: dict[str, Any], t_us: int) -> dict[str, Any]:
@@ -105,21 +108,23 @@ class LogpushNames:
             if len(self._renamed) >= _KEY_SETS:
                 self._renamed.clear()
             names = self._renamed[keys] = tuple(LOGPUSH_NAMES.get(k, k) for k in keys)
-        out = dict(zip(names, rec.values(), strict=True))
+        out = dict(zip(names, rec.values()))  # noqa: B905 - the names are those of the record's keys
         code = out.get("country")
         if code.__class__ is str:  # Logpush writes `us`: the one spelling is upper case
             out["country"] = code.upper()
         return out
 
     def format(self, t_us: int) -> str:
-        """core.timeutil.format_time, remembering the last minute's text (records are seconds apart)."""
+        """core.timeutil.format_time, remembering the last day's text (records arrive in time order)."""
         seconds, micros = divmod(t_us, US)
-        minute = seconds // 60
-        if minute != self._minute:
-            self._text = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
-            self._minute = minute
-        second = seconds - minute * 60
-        return f"{self._text}{second:02d}.{micros:06d}Z" if micros else f"{self._text}{second:02d}Z"
+        day, second = divmod(seconds, 86400)
+        if day != self._day:
+            self._text = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%dT")
+            self._day = day
+        minute, second = divmod(second, 60)
+        if micros:
+            return f"{self._text}{_HOUR_MINUTE[minute]}{_SECOND[second]}.{micros:06d}Z"
+        return f"{self._text}{_HOUR_MINUTE[minute]}{_SECOND[second]}Z"
 
 
 class Normalizer:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import shutil
 import threading
 import time
@@ -145,3 +146,14 @@ def test_a_bad_created_at_is_named_at_its_line(tmp_path, stamp):
     document = _run(folder)
     errors = {r["message"] for r in document["results"] if r["status"] == "error"}
     assert errors and all("DATA/access_requests.ndjson:2: error: " in m for m in errors), errors
+
+
+def test_times_are_written_as_format_time_writes_them():
+    rng = random.Random(7)
+    names = LogpushNames()
+    first, end = -62_135_596_800_000_000, 253_402_300_800_000_000  # years 1 to 9999
+    edges = [first, end - 1, 0, -1, 1, 86_400_000_000 - 1, -86_400_000_000, 1_794_000_000_000_000]
+    spread = [rng.randrange(first, end) for _ in range(20_000)]
+    in_order = sorted(rng.randrange(1_790_000_000, 1_800_000_000) * 1_000_000 + rng.choice((0, 5)) for _ in range(2000))
+    for t_us in edges + spread + in_order:
+        assert names.format(t_us) == format_time(t_us)
