@@ -21,7 +21,7 @@ from auditor.core.fields import Source
 from auditor.core.timeutil import EPOCH, MICROSECOND
 from auditor.sources.base import DataError, Timed
 from auditor.sources.jsondoc import JsonDocument
-from auditor.sources.records import MAX_NESTING, Normalizer, beyond_limits, too_deep
+from auditor.sources.records import MAX_NESTING, NANOS, Normalizer, beyond_limits, too_deep
 
 try:  # optional: about 3x faster than the stdlib decoder, which matters at millions of lines
     import orjson
@@ -205,6 +205,7 @@ class Reader:
         normalize = self.normalize
         from_logpush = normalize.from_logpush
         logpush_time = normalize.logpush_time if self.keep_logpush else None
+        plain = normalize.plain  # Logpush key sets free of API names (Normalizer.logpush_time)
         fromisoformat = datetime.fromisoformat
         line = start - 1
         # The hot loop: one decode, one type check, a few dict lookups and the time's parse per line; no
@@ -226,10 +227,16 @@ class Reader:
                     yield normalize(rec, line)
                     continue
                 if access and ("CreatedAt" in rec or "Email" in rec):
-                    if logpush_time is not None and (t_us := logpush_time(rec, line)) is not None:
-                        yield t_us, rec
-                    else:
-                        yield from_logpush(rec, line)
+                    if logpush_time is not None:
+                        # Logpush's usual record inline: epoch nanoseconds, a key set known to be free of API names.
+                        stamp = rec.get("CreatedAt")
+                        if stamp.__class__ is int and stamp in NANOS and plain.get(tuple(rec)):
+                            yield stamp // 1000, rec
+                            continue
+                        if (t_us := logpush_time(rec, line)) is not None:
+                            yield t_us, rec
+                            continue
+                    yield from_logpush(rec, line)
                     continue
                 try:
                     # Not text (missing, a number): TypeError, reported by `normalize.time` with the rest.

@@ -19,6 +19,10 @@ from auditor.sources.base import DataError, Timed
 
 ErrorFactory = Callable[[int | None, str], DataError]
 _NANOS = 10**14  # an epoch number at least this large is in nanoseconds (core.timeutil.parse_epoch)
+# Epoch microseconds whose RFC 3339 text exists: years 1 to 9999.
+FIRST_US, END_US = -62135596800 * US, 253402300800 * US
+# Epoch nanoseconds from _NANOS to the end of year 9999: a CreatedAt taken as it is (// 1000) in the reader's hot loop.
+NANOS = range(_NANOS, END_US * 1000)
 _KEY_SETS = 256  # Logpush key sets remembered per reader (an export has a handful)
 
 
@@ -79,8 +83,6 @@ _API_NAMES = frozenset(LOGPUSH_NAMES.values())
 # The text of each minute of a day and of each second of a minute (formatting is on the hot path).
 _HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
 _SECOND = tuple(f"{s:02d}" for s in range(60))
-# Epoch microseconds whose RFC 3339 text exists: years 1 to 9999.
-_FIRST_US, _END_US = -62135596800 * US, 253402300800 * US
 
 
 class LogpushNames:
@@ -136,7 +138,8 @@ class Normalizer:
         self._time_field = source.time_field
         self._logpush = source.name == "access_requests"
         self._names = LogpushNames()
-        self._plain: dict[tuple[str, ...], bool] = {}  # per Logpush key set: free of API names (see _API_NAMES)
+        # Per Logpush key set seen: True when free of API names (see _API_NAMES); the file reader's hot loop reads it.
+        self.plain: dict[tuple[str, ...], bool] = {}
 
     def __call__(self, rec: Any, line: int) -> Timed:
         """(time in epoch microseconds, record with API names) for one decoded value."""
@@ -169,11 +172,11 @@ class Normalizer:
         the record as it is (renamed only when a rule reads it: `LogpushNames`); None when the record also holds
         an API name, so only renaming it says which of the two values counts."""
         keys = tuple(rec)
-        plain = self._plain.get(keys)
+        plain = self.plain.get(keys)
         if plain is None:
-            if len(self._plain) >= _KEY_SETS:
-                self._plain.clear()
-            plain = self._plain[keys] = _API_NAMES.isdisjoint(keys)
+            if len(self.plain) >= _KEY_SETS:
+                self.plain.clear()
+            plain = self.plain[keys] = _API_NAMES.isdisjoint(keys)
         if not plain:
             return None
         stamp = rec.get("CreatedAt")
@@ -187,8 +190,8 @@ class Normalizer:
             # Epoch nanoseconds (Logpush's usual form) inline: parse_epoch's answer without its checks.
             t_us = stamp // 1000 if type(stamp) is int and stamp >= _NANOS else parse_epoch(stamp)
         except (ValueError, OverflowError):
-            t_us = _END_US
-        if not _FIRST_US <= t_us < _END_US:
+            t_us = END_US
+        if not FIRST_US <= t_us < END_US:
             raise self.error(line, f"CreatedAt {stamp!r} is not a unix timestamp")
         return t_us
 
