@@ -7,7 +7,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule
@@ -102,6 +102,17 @@ class _Group:
     samples: dict[str, list[tuple[int, _Neg, int, dict[str, Any]]]] = field(default_factory=dict)
 
 
+class Decision(NamedTuple):
+    """A rule's groups, each with its measurements, and the violating ones, worst first (RuleEvaluator.decide)."""
+
+    groups: list[tuple[tuple[Any, ...], _Group, list[Measurement]]]
+    violating: list[tuple[tuple[Any, ...], _Group, list[Measurement]]]
+
+    def counts(self) -> list[tuple[tuple[Any, ...], int]]:
+        """Each violating group's key and record count."""
+        return [(key, g.count) for key, g, _ in self.violating]
+
+
 class RuleEvaluator:
     """Accumulates one rule's measures over a record stream in one pass, in bounded memory per group."""
 
@@ -183,11 +194,13 @@ class RuleEvaluator:
                     group.hits[i] += 1
 
     def absorb(self, key: tuple[Any, ...], count: int, distinct: list[set[Any]], hits: list[int]) -> None:
-        """Add one group's aggregates computed elsewhere (a SQL engine, auditor.evaluate.sql) to what was fed."""
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = _Group(distinct=[set() for _ in self._distinct], hits=[0] * len(self._ratios))
+        """Add one group's aggregates computed elsewhere (a SQL engine, auditor.evaluate.sql) to what was fed; the
+        `distinct` sets are the caller's to give (kept as they are for a new group)."""
         self.matched += count
+        group = self._groups.get(key)
+        if group is None:  # the usual case: an engine returns each group once
+            self._groups[key] = _Group(count, distinct, list(hits))
+            return
         group.count += count
         for mine, theirs in zip(group.distinct, distinct, strict=True):
             mine.update(theirs)
@@ -241,8 +254,9 @@ class RuleEvaluator:
         elif item > heap[0]:
             heapq.heapreplace(heap, item)
 
-    def outcome(self) -> Outcome:
-        """Decide pass/fail from what was fed."""
+    def decide(self) -> Decision:
+        """Every group measured and the violating ones ordered: what `outcome` words, apart from the evidence (a SQL
+        engine reads the evidence of the violating groups after this, auditor.evaluate.sql)."""
         rule = self.rule
         groups = self._groups
         if not rule.group_by and () not in groups:
@@ -255,6 +269,11 @@ class RuleEvaluator:
         violating = [(k, g, ms) for k, g, ms in per_group if not all(m.ok for m in ms)]
         # The worst group first (its worst measurement's pressure), ties in sorted order, not arrival order.
         violating.sort(key=lambda item: (-_pressure(item[2]), _sort_key(item[0])))
+        return Decision(per_group, violating)
+
+    def outcome(self, decision: Decision | None = None) -> Outcome:
+        """Decide pass/fail from what was fed (`decision`: this evaluator's `decide()` since the last record)."""
+        per_group, violating = decision or self.decide()
         if violating:
             passing = sorted((x for x in per_group if all(m.ok for m in x[2])), key=lambda x: _sort_key(x[0]))
             measurements = [m for _, _, ms in violating + passing for m in ms]

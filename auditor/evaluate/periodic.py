@@ -29,7 +29,7 @@ from auditor.compile.plan import CompiledRule
 from auditor.core.status import Status
 from auditor.core.timeutil import US
 from auditor.evaluate.correlate import CorrelationEvaluator
-from auditor.evaluate.engine import Measurement, Outcome, RuleEvaluator
+from auditor.evaluate.engine import Decision, Measurement, Outcome, RuleEvaluator
 from auditor.language.codegen import Feed, Gate, compile_feed
 from auditor.language.expectations import pressure, worst
 
@@ -105,9 +105,11 @@ class StepEvaluator:
         for e, step in zip(self._steps, steps, strict=True):
             e.merge(step)
 
-    def outcome(self) -> Outcome:
-        """The worst step's outcome (before waivers), with every step's outcome in `steps`."""
-        steps = tuple(e.outcome() for e in self._steps)
+    def outcome(self, decisions: Sequence[Decision] | None = None) -> Outcome:
+        """The worst step's outcome (before waivers), with every step's outcome in `steps` (`decisions`: each step's
+        RuleEvaluator.decide() since the last record)."""
+        decided: Sequence[Decision | None] = decisions if decisions is not None else [None] * len(self._steps)
+        steps = tuple(e.outcome(d) for e, d in zip(self._steps, decided, strict=True))
         return dataclasses.replace(steps[worst_step(steps)], matched=self.matched, steps=steps)
 
 

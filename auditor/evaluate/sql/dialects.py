@@ -20,6 +20,11 @@ def _call(name: str) -> Callable[..., exp.Expression]:
     return lambda *args: exp.Anonymous(this=name, expressions=list(args))
 
 
+def _non_null(aggregate: exp.Expression, v: exp.Expression) -> exp.Expression:
+    """An aggregate over the rows where `v` is not null (FILTER (WHERE ...))."""
+    return exp.Filter(this=aggregate, expression=exp.Where(this=exp.Not(this=exp.Is(this=v, expression=exp.Null()))))
+
+
 @dataclass(frozen=True)
 class Dialect:
     """One SQL engine's way of saying what differs."""
@@ -35,7 +40,8 @@ class Dialect:
     ascii_match: Callable[[exp.Expression, exp.Expression], exp.Expression]
     # split_part(text, delimiter, index) -> the index-th (1-based) piece.
     split_part: Callable[[exp.Expression, exp.Expression, exp.Expression], exp.Expression]
-    # distinct_list(value) -> the group's distinct non-null values as an array.
+    # distinct_list(value) -> the group's distinct non-null values as an array (or null when there are none; DuckDB:
+    # a DISTINCT aggregate, a hash set per group, rather than every value listed and then made distinct).
     distinct_list: Callable[[exp.Expression], exp.Expression]
     # merge_distinct(lists) -> the distinct values of a group's distinct_list arrays, as an array (an aggregate).
     merge_distinct: Callable[[exp.Expression], exp.Expression]
@@ -46,16 +52,14 @@ DIALECTS: dict[str, Dialect] = {
     for d in (
         Dialect("duckdb", "duckdb", regex=_call("regexp_matches"), strpos=_call("strpos"),
                 ascii_match=_call("regexp_matches"), split_part=_call("split_part"),
-                distinct_list=lambda v: _call("list_distinct")(_call("list")(v)),
+                distinct_list=lambda v: _non_null(_call("list")(exp.Distinct(expressions=[v])), v),
                 merge_distinct=lambda v: _call("list_distinct")(_call("flatten")(_call("list")(v)))),
         Dialect("spark", "spark", regex=None, strpos=_call("instr"), ascii_match=_call("regexp_like"),
                 split_part=_call("split_part"), distinct_list=_call("collect_set"),
                 merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("collect_list")(v)))),
         Dialect("trino", "trino", regex=None, strpos=_call("strpos"), ascii_match=_call("regexp_like"),
                 split_part=_call("split_part"),
-                distinct_list=lambda v: _call("array_distinct")(
-                    exp.Filter(this=_call("array_agg")(v),
-                               expression=exp.Where(this=exp.Not(this=exp.Is(this=v, expression=exp.Null()))))),
+                distinct_list=lambda v: _call("array_distinct")(_non_null(_call("array_agg")(v), v)),
                 merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("array_agg")(v)))),
     )
 }

@@ -15,7 +15,7 @@ from typing import Any
 from auditor.compile.plan import CompiledRule
 from auditor.core.fields import SOURCES, FieldType
 from auditor.core.timeutil import format_time
-from auditor.evaluate.engine import Outcome, RuleEvaluator
+from auditor.evaluate.engine import Decision, Outcome, RuleEvaluator
 from auditor.evaluate.guard import TimeoutGuard, guard
 from auditor.evaluate.periodic import StepEvaluator, evaluator
 from auditor.evaluate.sql.dialects import Dialect
@@ -63,8 +63,10 @@ def evaluate_rule(compiled: CompiledRule, dialect: Dialect, execute: Execute) ->
         if isinstance(guarded, TimeoutGuard) and guarded.stopped is not None:
             return guarded.outcome(), returned
     _absorb(rs, steps, execute)
-    returned += _evidence(rs, steps, execute)
-    return ev.outcome(), returned
+    decisions = [step.decide() for step in steps]  # once: the evidence is read for them, then they are worded
+    returned += _evidence(rs, steps, decisions, execute)
+    outcome = ev.outcome(decisions) if isinstance(ev, StepEvaluator) else ev.outcome(decisions[0])
+    return outcome, returned
 
 
 def _absorb(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> None:
@@ -80,15 +82,14 @@ def _absorb(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> None:
         steps[int(row[0])].absorb(key, count, distinct, hits)
 
 
-def _evidence(rs: RuleSql, steps: list[RuleEvaluator], execute: Execute) -> int:
+def _evidence(rs: RuleSql, steps: list[RuleEvaluator], decisions: list[Decision], execute: Execute) -> int:
     """Evidence candidates of the violating groups, offered to their accumulators; how many rows were read."""
     group_by = rs.compiled.rule.group_by
     fields = SOURCES[rs.compiled.rule.source].fields
     kinds = [bool if fields[g].type is FieldType.BOOL else str for g in group_by]
     wanted: list[tuple[int, tuple[Any, ...]]] = []
-    for i, step in enumerate(steps):
-        for group, count in step.outcome().groups:
-            key = tuple(group[g] for g in group_by) if group else ()
+    for i, decision in enumerate(decisions):
+        for key, count in decision.counts():
             # A declared (for_each) group without records has no evidence; a group of a value of the wrong type
             # only has rows Python decided (and offered as evidence itself).
             if count and all(v is None or v.__class__ is k for v, k in zip(key, kinds, strict=True)):

@@ -2,7 +2,8 @@ SELECT
   m.seg AS step,
   "app_domain" AS g0,
   COUNT(*) AS n,
-  LIST_DISTINCT(LIST("user_email")) AS d0,
+  LIST(DISTINCT "user_email") FILTER(WHERE
+    NOT "user_email" IS NULL) AS d0,
   SUM(
     CASE
       WHEN CASE
