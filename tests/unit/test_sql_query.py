@@ -128,6 +128,24 @@ def test_cidr_on_dotted_quads_answers_as_python_and_leaves_colons_undecided(op):
                        ).fetchone()[0] is True
 
 
+EDGES = ["192.168.3.255", "192.168.4.0", "192.168.7.255", "192.168.8.0", "192.168.04.1", "1.2.3.4", "1.2.3.40",
+         "1.2.3.4.", "0.0.0.0", "255.255.255.255", "256.1.1.1", "25.1.1.1", "249.1.1.1", "250.1.1.1", "199.1.1.1",
+         "200.1.1.1", "100.64.0.0", "100.127.255.255", "100.128.0.0", "10.1.2.3"]
+
+
+@pytest.mark.parametrize("networks", [["192.168.4.0/22", "1.2.3.4/32"], ["0.0.0.0/0"], ["100.64.0.0/10"],
+                                      ["200.0.0.0/5", "10.0.0.0/8"], ["255.255.255.255/32"]])
+def test_cidr_networks_off_octet_bounds_answer_as_python(networks):
+    from auditor.language.conditions import compile_condition as python_condition
+
+    cond = Condition("ip_address", "cidr", networks)
+    sql = compile_condition(cond, "access_requests", DIALECTS["duckdb"])
+    python = python_condition("ip_address", "cidr", networks)
+    con = duckdb.connect()
+    for value in [*EDGES, *ADDRESSES]:
+        got = con.execute(f"SELECT {sql.test.sql('duckdb')} FROM (SELECT ? AS ip_address)", [value]).fetchone()[0]
+        assert got == python({"ip_address": value}), (networks, value)
+
 def test_plan_engine_shows_each_rules_sql_and_what_stays_in_python(monkeypatch):
     from click.testing import CliRunner
 

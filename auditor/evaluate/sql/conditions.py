@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import exp
 
@@ -30,7 +30,7 @@ from auditor.evaluate.sql.regex import to_re2
 from auditor.language.conditions import OPERATORS, parse_networks
 from auditor.sources.relation import WRONG
 
-_OCTET = "(0|[1-9][0-9]{0,2})"
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"  # 0-255 without leading zeros, as Python reads it
 DOTTED_QUAD = f"^{_OCTET}\\.{_OCTET}\\.{_OCTET}\\.{_OCTET}\\z"
 TRUE, FALSE = exp.true(), exp.false()
 
@@ -128,18 +128,29 @@ def _test(op: str, operand: Any, col: exp.Column, is_bool: bool,
 
 
 def _cidr(operand: str | list[str], col: exp.Column, dialect: Dialect) -> exp.Expression:
-    """Dotted-quad IPv4 inside one of the operand's IPv4 networks (IPv6 networks hold no such address)."""
-    ranges = [(int(n.network_address), int(n.broadcast_address)) for n in parse_networks(operand)
-              if isinstance(n, ipaddress.IPv4Network)]
-    if not ranges:
+    """Dotted-quad IPv4 inside one of the operand's IPv4 networks (IPv6 networks hold no such address). The shape
+    test leaves only valid addresses (octets 0-255 without leading zeros), so a network is its whole octets as a
+    text prefix and, when its prefix length is not a multiple of 8, a range of the next octet: one piece of text
+    taken per row at most, rather than the address's value computed from its four octets."""
+    tests: list[exp.Expression] = []
+    for net in parse_networks(operand):
+        if not isinstance(net, ipaddress.IPv4Network):
+            continue
+        octets = str(net.network_address).split(".")
+        whole, rest = divmod(net.prefixlen, 8)
+        parts: list[exp.Expression] = []
+        if whole == 4:
+            parts.append(exp.EQ(this=col.copy(), expression=literal(".".join(octets))))
+        elif whole:
+            parts.append(exp.Like(this=col.copy(), expression=literal(".".join(octets[:whole]) + ".%")))
+        if whole < 4 and rest:
+            lo = int(octets[whole])
+            piece = exp.TryCast(this=dialect.split_part(col.copy(), literal("."), exp.Literal.number(whole + 1)),
+                                to=exp.DataType.build("BIGINT"))
+            parts.append(exp.Between(this=piece, low=exp.Literal.number(lo),
+                                     high=exp.Literal.number(lo + (1 << (8 - rest)) - 1)))
+        tests.append(cast(exp.Expression, exp.and_(*parts)) if parts else TRUE)  # /0 holds every address
+    if not tests:
         return FALSE
-    octets = [exp.TryCast(this=dialect.split_part(col, literal("."), exp.Literal.number(i)),
-                          to=exp.DataType.build("BIGINT")) for i in range(1, 5)]
-    value: exp.Expression = octets[0]
-    for o in octets[1:]:
-        value = exp.Add(this=exp.Mul(this=exp.paren(value), expression=exp.Literal.number(256)), expression=o)
-    small = exp.and_(*(exp.LTE(this=o, expression=exp.Literal.number(255)) for o in octets))
-    inside = exp.or_(*(exp.Between(this=exp.paren(value), low=exp.Literal.number(lo), high=exp.Literal.number(hi))
-                       for lo, hi in ranges))
     shape = dialect.ascii_match(col, literal(DOTTED_QUAD))
-    return exp.Case(ifs=[exp.If(this=shape, true=exp.and_(small, exp.paren(inside)))], default=FALSE)
+    return exp.Case(ifs=[exp.If(this=shape, true=exp.paren(exp.or_(*tests)))], default=FALSE)

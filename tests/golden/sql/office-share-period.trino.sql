@@ -19,24 +19,10 @@ FROM (
           ELSE CASE
             WHEN REGEXP_LIKE(
               "ip_address",
-              '^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\z'
+              '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\z'
             )
             THEN (
-              TRY_CAST(SPLIT_PART("ip_address", '.', 1) AS BIGINT) <= 255
-              AND TRY_CAST(SPLIT_PART("ip_address", '.', 2) AS BIGINT) <= 255
-              AND TRY_CAST(SPLIT_PART("ip_address", '.', 3) AS BIGINT) <= 255
-              AND TRY_CAST(SPLIT_PART("ip_address", '.', 4) AS BIGINT) <= 255
-            )
-            AND (
-              (
-                (
-                  (
-                    (
-                      TRY_CAST(SPLIT_PART("ip_address", '.', 1) AS BIGINT)
-                    ) * 256 + TRY_CAST(SPLIT_PART("ip_address", '.', 2) AS BIGINT)
-                  ) * 256 + TRY_CAST(SPLIT_PART("ip_address", '.', 3) AS BIGINT)
-                ) * 256 + TRY_CAST(SPLIT_PART("ip_address", '.', 4) AS BIGINT)
-              ) BETWEEN 167772160 AND 184549375
+              "ip_address" LIKE '10.%'
             )
             ELSE FALSE
           END
