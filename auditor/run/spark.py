@@ -75,6 +75,7 @@ class SparkTables:
             self.spark.conf.set("spark.sql.codegen.wholeStage", "false")
             self.spark.conf.set("spark.sql.adaptive.enabled", "false")
         self._views: set[str] = set()
+        self._lakes: dict[str, tuple[str, ...]] = {}  # per view of a lake: the files it reads
 
     def mirror(self, con: Any, source: str, scratch: Path) -> None:
         """A log's DuckDB table (or view) as a Spark view of the same name, through a Parquet file."""
@@ -89,11 +90,13 @@ class SparkTables:
         read.parquet(str(staged)).createOrReplaceTempView(name)
         self._views.add(name)
 
-    def lake(self, lake: Path, source: str, span: tuple[int, int] | None = None) -> list[str]:
+    def lake(self, lake: Path, source: str, span: tuple[int, int] | None = None) -> None:
         """A log of a Parquet lake as a Spark view read by Spark from the lake's files (the days meeting `span`, else
-        all), with parquet_relation's columns and normalisation; the URIs of the files it reads."""
+        all), with parquet_relation's columns and normalisation."""
         name = table_name(source)
-        uris = [uri(p) for p in files(lake, source, span)]
+        uris = tuple(uri(p) for p in files(lake, source, span))
+        if self._lakes.get(name) == uris:
+            return  # the view reads these files already (a new one would list them again)
         kinds = {f.name: "BOOLEAN" if f.type is FieldType.BOOL else "STRING" for f in SOURCES[source].fields.values()}
         # Given, so that Spark reads no file to infer it; a column a file lacks (`_wrong`, `_odd` in files written
         # before they existed) reads as null.
@@ -103,7 +106,7 @@ class SparkTables:
         frame.selectExpr(*(f"upper(`{c}`) AS `{c}`" if c == "country" else f"`{c}`" for c in columns(source)),
                          f"CAST(NULL AS STRING) AS {FILE}").createOrReplaceTempView(name)
         self._views.add(name)
-        return uris
+        self._lakes[name] = uris
 
     def execute(self, sql: str) -> tuple[list[str], Sequence[Sequence[Any]]]:
         """Run a query: its column names and rows (collected to the driver)."""
