@@ -75,7 +75,7 @@ class SparkTables:
             self.spark.conf.set("spark.sql.codegen.wholeStage", "false")
             self.spark.conf.set("spark.sql.adaptive.enabled", "false")
         self._views: set[str] = set()
-        self._lakes: dict[str, tuple[str, ...]] = {}  # per view of a lake: the files it reads
+        self._frames: dict[tuple[str, tuple[str, ...]], Any] = {}  # per view and files: the frame reading them
 
     def mirror(self, con: Any, source: str, scratch: Path) -> None:
         """A log's DuckDB table (or view) as a Spark view of the same name, through a Parquet file."""
@@ -95,18 +95,20 @@ class SparkTables:
         all), with parquet_relation's columns and normalisation."""
         name = table_name(source)
         uris = tuple(uri(p) for p in files(lake, source, span))
-        if self._lakes.get(name) == uris:
-            return  # the view reads these files already (a new one would list them again)
+        if (name, uris) in self._frames:  # rules with the same days share one frame (a new one lists its files again)
+            self._frames[name, uris].createOrReplaceTempView(name)
+            return
         kinds = {f.name: "BOOLEAN" if f.type is FieldType.BOOL else "STRING" for f in SOURCES[source].fields.values()}
         # Given, so that Spark reads no file to infer it; a column a file lacks (`_wrong`, `_odd` in files written
         # before they existed) reads as null.
         schema = ", ".join(f"`{c}` {kinds.get(c, 'BIGINT' if c == 't_us' else 'STRING')}" for c in columns(source))
         frame = self.spark.read.schema(schema).parquet(*uris) if uris else self.spark.createDataFrame([], schema)
         # Country codes upper case whoever wrote the lake; no provenance column (a lake's files are not the export's).
-        frame.selectExpr(*(f"upper(`{c}`) AS `{c}`" if c == "country" else f"`{c}`" for c in columns(source)),
-                         f"CAST(NULL AS STRING) AS {FILE}").createOrReplaceTempView(name)
+        frame = frame.selectExpr(*(f"upper(`{c}`) AS `{c}`" if c == "country" else f"`{c}`" for c in columns(source)),
+                                 f"CAST(NULL AS STRING) AS {FILE}")
+        frame.createOrReplaceTempView(name)
         self._views.add(name)
-        self._lakes[name] = uris
+        self._frames[name, uris] = frame
 
     def execute(self, sql: str) -> tuple[list[str], Sequence[Sequence[Any]]]:
         """Run a query: its column names and rows (collected to the driver)."""

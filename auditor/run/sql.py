@@ -112,6 +112,13 @@ def _lake_view(con: duckdb.DuckDBPyConnection, log: LogData, extras: dict[str, s
     con.execute(f"CREATE OR REPLACE VIEW {table_name(log.source)} AS {relation}")
 
 
+def _span(rules: Sequence[CompiledRule]) -> tuple[int, int]:
+    """[since, until) holding every window of the rules' steps: no record outside it is read by them (a
+    correlation's `first` and `then` records both fall in its window)."""
+    return (min(s for r in rules for _, s, _ in r.windows or [("", r.since_us, 0)]),
+            max(u for r in rules for _, _, u in r.windows or [("", 0, r.until_us)]))
+
+
 def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "duckdb",
             spark_master: str = "local[*]", small: bool = False) -> RunResult:
     """Evaluate a plan over `--data` on a SQL engine (DuckDB, or Spark: a lake read by Spark, export files by
@@ -160,8 +167,8 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                 if not r.sides:
                     results.append(_rule(plan, r, problems, dialect, con, source, extras, spark))
             if correlated:
-                for name in seen:  # a lake's log whole again (a rule's view left only its days)
-                    _lake_view(con, source.logs[name], extras, spark)
+                for name in seen:  # a lake's log over the days the correlation rules' windows meet
+                    _lake_view(con, source.logs[name], extras, spark, _span(correlated))
                 keys = {k for r in correlated for k in r.fetch_keys}
                 fetches = tuple(f for f in plan.fetches if f.key in keys)
                 # Without the period: per-step outcomes come back unfinished and are finished with the rest below.
@@ -231,9 +238,7 @@ def _rule(plan: Plan, r: CompiledRule, problems: dict[str, str], dialect: Any, c
         return RuleResult(r, Status.ERROR, f"data error, rule not evaluated: {problem}", describe)
     log = source.logs.get(r.rule.source)
     if log is not None:  # a lake: only its days the rule's steps meet
-        span = (min(s for _, s, _ in r.windows or [("", r.since_us, 0)]),
-                max(u for _, _, u in r.windows or [("", 0, r.until_us)]))
-        _lake_view(con, log, extras, spark, span)
+        _lake_view(con, log, extras, spark, _span([r]))
     o, _ = evaluate_rule(r, dialect, spark.execute if spark is not None else DuckTables(con).execute)
     return RuleResult(r, o.status, o.message, describe, o.measurements, o.violations, o.evidence,
                       groups=o.groups, steps=o.steps)
