@@ -12,7 +12,9 @@ data's coverage (`--data-covers`), so every rule is decided:
 - a 92-step daily periodic audit (`--period` of 92 days, `--step 1d`) on DuckDB over the lake, and on Python
   over gzip NDJSON (once: the slowest variant; `--skip-python-periodic` leaves it out);
 - the Python engine over API-shaped NDJSON vs the same records as Logpush NDJSON (epoch nanoseconds, PascalCase):
-  the first --ratio-records of them (1,000,000; the ratio does not depend on N).
+  the first --ratio-records of them (1,000,000; the ratio does not depend on N);
+- on request (`--only spark`, with the spark extra): the single run on Spark (`--spark-master`, local[2]) reading
+  the lake itself, against DuckDB's results over it (the CPU column is the Python process's; the JVM's is not in it).
 Generated files are cached under --out (default benchmarks/out)/engines-N/ and reused.
 """
 
@@ -135,7 +137,8 @@ def main() -> None:
                         help="records of the Logpush vs API NDJSON comparison")
     parser.add_argument("--skip-python-periodic", action="store_true", help="the slowest variant")
     parser.add_argument("--only", default="single,periodic,ratio",
-                        help="which comparisons to run (default all: single,periodic,ratio)")
+                        help="which comparisons to run (default single,periodic,ratio; `spark` too on request)")
+    parser.add_argument("--spark-master", default="local[2]", help="for --only spark (the spark extra and Java)")
     parser.add_argument("--prepare-only", action="store_true", help="generate the data and stop")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
                         help="where the generated data is cached (default benchmarks/out; /tmp for 10M)")
@@ -180,6 +183,14 @@ def main() -> None:
             same_period = answers(pp) == answers(dp)
         print(f"periodic on DuckDB: {dp_wall:.2f} s (target <= 15 s at 10M); identical to Python: {same_period}",
               flush=True)
+    if "spark" in only:  # on request: Spark reading the lake itself, against DuckDB over the same lake
+        sk_wall, sk_cpu, sk_mem, sk = measured(args.repeat, out / "lake", r / "spark.json", *at, "--engine", "spark",
+                                               "--spark-master", args.spark_master)
+        row(f"single run, Spark {args.spark_master}, lake (CPU: Python only)", sk_wall, sk_cpu, sk_mem)
+        if "single" not in only:
+            dk_wall, _, _, dk = measured(1, out / "lake", r / "duck.json", *at, *DUCK)
+        print(f"Spark vs DuckDB over the lake: {sk_wall / dk_wall:.1f}x DuckDB's wall time; identical results: "
+              f"{answers(sk) == answers(dk)}", flush=True)
     if "ratio" in only:
         k = min(args.ratio_records, args.records)
         api_dir, api_at = head(out, "api", k)
