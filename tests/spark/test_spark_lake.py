@@ -1,7 +1,7 @@
 """A Parquet lake on `--engine spark` is read by Spark itself (the lake's files, only the days a rule's steps meet;
 no staged copy from DuckDB) and gives the results JSON of python and duckdb over the same records as NDJSON:
-single-source rules, a rule whose window prunes days, a correlation rule (its rows streamed from Spark), a value of
-the wrong type, and a lake whose files were written before `_wrong` and `_odd` existed."""
+single-source rules, a rule whose window prunes days, daily steps, a correlation rule (its rows streamed from
+Spark), a value of the wrong type, and a lake whose files were written before `_wrong` and `_odd` existed."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from tests.spark import MASTER
 
 pytestmark = pytest.mark.spark
 AT = "2026-11-20T12:00:00Z"
-COVERS = ("--data-covers", "access_requests=2026-11-17T00:00:00Z/2026-11-20T12:00:00Z",
-          "--data-covers", "scim_updates=2026-11-17T00:00:00Z/2026-11-20T12:00:00Z")
+COVERS = ("--data-covers", "access_requests=2026-11-16T00:00:00Z/2026-11-20T12:00:00Z",
+          "--data-covers", "scim_updates=2026-11-16T00:00:00Z/2026-11-20T12:00:00Z")
 RULES = yaml.safe_dump({"rules": [
     # 6 hours: its queries read the last day's files only.
     {"id": "denied-burst", "title": "No user denied more than once in 6 hours", "severity": "high",
@@ -72,9 +72,9 @@ def _project(root: Path, odd: bool) -> Path:
     return root
 
 
-def _run(root: Path, data: str, *engine: str) -> dict:
+def _run(root: Path, data: str, *engine: str, when: tuple[str, ...] = ("--at", AT)) -> dict:
     out = root / "results.json"
-    result = CliRunner().invoke(app.cli, ["run", str(root / "rules"), "--at", AT, "--data", str(root / data),
+    result = CliRunner().invoke(app.cli, ["run", str(root / "rules"), *when, "--data", str(root / data),
                                           *COVERS, *engine, "--quiet", "--results", str(out)])
     assert result.exit_code in (0, 1, 2), result.output
     document = json.loads(out.read_text())
@@ -124,7 +124,7 @@ def test_a_lake_on_spark_is_read_by_spark_and_equals_ndjson_on_python_and_duckdb
     assert {uri(p) for p in files(lake, "access_requests")} in spied["inputs"]  # office-share's, the correlation's
 
 
-def test_a_lake_written_before_wrong_and_odd_existed_reads_alike_on_spark(spark, tmp_path):
+def test_a_lake_written_before_wrong_and_odd_existed_reads_alike_on_spark_over_daily_steps(spark, tmp_path):
     root = _project(tmp_path, odd=False)
     con = duckdb.connect()
     for source in ("access_requests", "scim_updates"):
@@ -135,8 +135,13 @@ def test_a_lake_written_before_wrong_and_odd_existed_reads_alike_on_spark(spark,
     assert not {"_wrong", "_odd"} & {r[0] for r in con.execute(
         f"DESCRIBE SELECT * FROM read_parquet('{files(root / 'lake', 'access_requests')[0]}')").fetchall()}
     con.close()
-    python = _run(root, "plain")
-    on_spark = _run(root, "lake", "--engine", "spark", "--spark-master", MASTER)
+    # Daily steps: each rule reads the days its steps meet.
+    when = ("--period", "2026-11-18T12:00:00Z/2026-11-20T12:00:00Z", "--step", "1d")
+    python = _run(root, "plain", when=when)
+    assert python["period"]["steps"] == 2 and [r["status"] for r in python["results"]] == ["fail", "fail", "fail"]
+    duck = _run(root, "plain", "--engine", "duckdb", when=when)
+    on_spark = _run(root, "lake", "--engine", "spark", "--spark-master", MASTER, when=when)
+    assert _results(duck) == _results(python)
     assert _results(on_spark) == _results(python)
     assert on_spark["summary"] == python["summary"]
 
