@@ -12,8 +12,9 @@ What Spark reads itself, and what DuckDB reads for it (on the driver, auditor.ru
   in files written before they existed). The files are given to Spark as URIs (`file:` for a local lake; a
   URI string such as `s3a://bucket/lake/...` would pass through as it is, for a cluster that reads the store
   itself, though auditor downloads a remote lake to the driver today). DuckDB still answers, from the same
-  files on the driver, the cheap checks: each log's record count and time span (coverage) and the type
-  warnings' tallies (mostly from Parquet statistics).
+  files on the driver, the cheap checks: each log's record count and time span (coverage: from the files'
+  Parquet statistics, a query of `t_us` only where they do not state them) and the type warnings' tallies
+  (from the statistics when they settle them, else a query, and a pass naming the first value of each).
 - NDJSON and Logpush files and JSON documents: DuckDB reads them on the driver (the one relation: time
   normalisation, data errors with file and line, type warnings, provenance) and hands each log to Spark as one
   staged Parquet file (`mirror`). Those are single-machine inputs; a lake is the cluster path.

@@ -10,8 +10,9 @@ the results JSON is the Python engine's.
 
 With Spark (auditor.run.spark), Spark runs the rules' queries and serves the correlation rows. A lake Spark reads
 itself; DuckDB still reads a lake's Parquet on the driver for the cheap checks (record count and time span, the
-type warnings' tallies, mostly from Parquet statistics). Export files (NDJSON, Logpush, JSON documents) DuckDB
-reads (data errors, provenance, warnings as with `--engine duckdb`) and hands to Spark as staged Parquet.
+type warnings' tallies: from the files' Parquet statistics where those settle them). Export files (NDJSON,
+Logpush, JSON documents) DuckDB reads (data errors, provenance, warnings as with `--engine duckdb`) and hands to
+Spark as staged Parquet.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from auditor.sources.relation import (
     json_relation,
     lake_extras,
     lake_nulls,
+    lake_span,
     parquet_relation,
     to_ndjson,
 )
@@ -149,7 +151,8 @@ def run_sql(plan: Plan, source: DataSource, options: RunOptions, engine: str = "
                     problems[name] = why
                     continue
                 query = f"SELECT count(*), min(t_us), max(t_us) FROM {table_name(name)}"  # noqa: S608
-                counted = con.execute(query).fetchone()
+                # A lake's from its Parquet statistics when they state them (no column read).
+                counted = (log.lake is not None and lake_span(con, log.lake, name)) or con.execute(query).fetchone()
                 records += int(counted[0]) if counted else 0
                 seen[name] = (counted[1], counted[2]) if counted and counted[0] else (None, None)
                 if log.lake is None:

@@ -191,6 +191,28 @@ def lake_nulls(con: Any, lake: Path, source: str) -> dict[str, tuple[int | None,
             for name, nulls, told, values in rows}
 
 
+def lake_span(con: Any, lake: Path, source: str) -> tuple[int, int | None, int | None] | None:
+    """One log's record count and first and last `t_us` in a lake, from its files' Parquet statistics alone (no
+    column is read); None when some file or row group does not state them exactly (a query must read them)."""
+    from auditor.sources.lake import files
+
+    paths = files(lake, source)
+    if not paths:
+        return 0, None, None
+    listed = "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+    try:
+        row = con.execute("SELECT count(DISTINCT file_name), sum(row_group_num_rows), "  # noqa: S608
+                          "min(TRY_CAST(stats_min_value AS BIGINT)), max(TRY_CAST(stats_max_value AS BIGINT)), "
+                          "bool_and(type = 'INT64' AND stats_null_count = 0 AND min_is_exact AND max_is_exact "
+                          "AND stats_min_value IS NOT NULL AND stats_max_value IS NOT NULL) "
+                          f"FROM parquet_metadata({listed}) WHERE path_in_schema = 't_us'").fetchone()
+    except Exception:  # duckdb.Error (duckdb is imported lazily by the callers)
+        return None
+    if row is None or row[0] != len(paths) or not row[4]:
+        return None  # a file without row groups (or t_us), or a row group without exact statistics
+    return int(row[1]), row[2], row[3]
+
+
 def empty_relation(source: str) -> str:
     """SELECT of no records with a log's columns (a log with no file to read)."""
     src = SOURCES[source]
