@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from auditor.language.codegen import Feed, Gate, Rename, compile_fanout
+from auditor.language.codegen import Feed, Gate, Renaming, compile_fanout
 
 _BEFORE = float("-inf")
 _AFTER = float("inf")
@@ -27,11 +27,11 @@ def _nothing(record: dict[str, Any], t_us: int) -> None:
 
 class Router:
     """`segment(t)` -> (lo, hi, feed): one feed offering a record to every feed open at t (as one generated
-    function, codegen.compile_fanout), and the span [lo, hi) where the same feeds are open. With `rename`
-    (key, rename), records holding the key are renamed once some feed is open for them, and only then."""
+    function, codegen.compile_fanout), and the span [lo, hi) where the same feeds are open. With `renaming`,
+    records in other names are renamed only for the feeds they are offered to (codegen.Renaming)."""
 
-    def __init__(self, feeds: Sequence[tuple[int, int, Gate | Feed]], rename: tuple[str, Rename] | None = None) -> None:
-        self._rename = rename
+    def __init__(self, feeds: Sequence[tuple[int, int, Gate | Feed]], renaming: Renaming | None = None) -> None:
+        self._renaming = renaming
         self._bounds = sorted({b for since, until, _ in feeds if since < until for b in (since, until)})
         self._open = [
             [feed for since, until, feed in feeds if since <= lo and hi <= until]
@@ -50,5 +50,5 @@ class Router:
             return bounds[-1], _AFTER, _nothing
         fanout = self._fanouts[i]
         if fanout is None:
-            fanout = self._fanouts[i] = compile_fanout(self._open[i], self._rename) if self._open[i] else _nothing
+            fanout = self._fanouts[i] = compile_fanout(self._open[i], self._renaming) if self._open[i] else _nothing
         return bounds[i], bounds[i + 1], fanout

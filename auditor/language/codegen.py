@@ -11,7 +11,7 @@ The generated answers are exactly `compile_condition`'s (the property tests comp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from auditor.language.conditions import Predicate, expression
 
 Feed = Callable[[dict[str, Any], int], None]
 Rename = Callable[[dict[str, Any], int], dict[str, Any]]  # (record, t_us) -> the record as feeds name its fields
+Adjust = Callable[[Any, int], Any]  # (value, t_us) -> the value a renamed record holds
 Conditions = Sequence[tuple[str, str, Any]]  # (field, operator, operand), all of which must hold
 
 
@@ -28,6 +29,17 @@ class Gate:
 
     conditions: tuple[tuple[str, str, Any], ...]
     then: Feed
+
+
+@dataclass(frozen=True, eq=False)
+class Renaming:
+    """Records holding `key` name their fields otherwise: `rename(record, t_us)` gives one as feeds name its fields,
+    and `reads` says how a filter reads a field of one unrenamed: field -> (its key there, and None or an
+    adjust(value, t_us) giving the value the renamed record holds). A field not in `reads` has the same key."""
+
+    key: str
+    rename: Rename
+    reads: Mapping[str, tuple[str, Adjust | None]]
 
 
 class _Writer:
@@ -42,15 +54,21 @@ class _Writer:
         self.namespace[name] = value
         return name
 
-    def conjunction(self, conditions: Iterable[tuple[str, str, Any]]) -> str:
-        """Every condition as one `and` expression reading each field once, lazily; `True` for none."""
+    def conjunction(self, conditions: Iterable[tuple[str, str, Any]],
+                    reads: Mapping[str, tuple[str, Adjust | None]] | None = None) -> str:
+        """Every condition as one `and` expression reading each field once, lazily; `True` for none. `reads`: how
+        to read each field of a record in other names (Renaming.reads)."""
         values: dict[str, str] = {}
         terms = []
         for field, op, operand in conditions:
             v = values.get(field)
             if v is None:
                 v = values[field] = f"v{len(self.namespace)}"
-                terms.append(f"(({v} := record.get({self.const(field)})) or True)")
+                key, adjust = reads.get(field, (field, None)) if reads is not None else (field, None)
+                read = f"record.get({self.const(key)})"
+                if adjust is not None:
+                    read = f"{self.const(adjust)}({read}, t_us)"
+                terms.append(f"(({v} := {read}) or True)")
             terms.append(f"({expression(op, operand, v, self.const)})")
         return " and ".join(terms) or "True"
 
@@ -86,16 +104,26 @@ def compile_feed(gate: Gate, since_us: int, until_us: int) -> Feed:
     return writer.compile("gate(record, t_us)", "<auditor filter>")
 
 
-def compile_fanout(feeds: Sequence[Gate | Feed], rename: tuple[str, Rename] | None = None) -> Feed:
+def compile_fanout(feeds: Sequence[Gate | Feed], renaming: Renaming | None = None) -> Feed:
     """One feed(record, t_us) offering each record to every feed in turn, for records known to be inside all of
     their windows: gates' filters written inline, other feeds called. A record passing through it is what
-    passing it to each feed in order would do. `rename` (key, rename): a record holding the key is offered as
-    rename(record, t_us) (a record still in another naming, renamed only once some feed is open for it)."""
+    passing it to each feed in order would do. With `renaming`, a record in other names (holding its key) is
+    renamed only for the feeds it is offered to: when every feed is a gate, their filters read it unrenamed
+    (Renaming.reads) and it is renamed once, when the first filter passes; otherwise before any feed."""
     writer = _Writer()
-    if rename is not None:
-        key, renamed = rename
-        call = f"{writer.const(renamed)}(record, t_us)"
-        writer.lines.append(f"    if {writer.const(key)} in record:\n        record = {call}")
+    if renaming is not None:
+        marked, rename = f"{writer.const(renaming.key)} in record", writer.const(renaming.rename)
+        if all(isinstance(feed, Gate) for feed in feeds):
+            writer.lines.append(f"    if {marked}:\n        named = None")
+            for gate in feeds:
+                assert isinstance(gate, Gate)
+                condition = writer.conjunction(gate.conditions, renaming.reads)
+                writer.lines.append(f"        if {condition}:\n"
+                                    f"            named = {rename}(record, t_us) if named is None else named\n"
+                                    f"            {writer.const(gate.then)}(named, t_us)")
+            writer.lines.append("        return None")
+        else:
+            writer.lines.append(f"    if {marked}:\n        record = {rename}(record, t_us)")
     for feed in feeds:
         writer.deliver(feed)
     writer.lines.append("    return None")

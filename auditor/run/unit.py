@@ -19,7 +19,7 @@ from auditor.evaluate.router import Router
 from auditor.language.codegen import Feed, Gate
 from auditor.language.conditions import MatchTimeout
 from auditor.sources.base import Part, Source, SourceError
-from auditor.sources.records import LOGPUSH_MARK, LogpushNames
+from auditor.sources.records import LogpushNames
 from auditor.sources.typecheck import TypeTally
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def feed(parts: Iterable[Part], feeds: Sequence[Window], tally: list[int] | None
     type counted in `types`; `times` set to the earliest and latest record time (for coverage inferred from the
     data, auditor.core.coverage)."""
     # Records outside a rule's window cost no call at all: the router knows which windows are open. Records kept in
-    # Logpush's names (Part.logpush_names) are renamed only when some window is open for them (`renaming`).
+    # Logpush's names (Part.logpush_names) are renamed only for the rules that take them (`renaming`).
     plain = route = Router(feeds)
     renaming: Router | None = None
     lo, hi, fanout = route.segment(0)
@@ -195,7 +195,7 @@ def feed(parts: Iterable[Part], feeds: Sequence[Window], tally: list[int] | None
             wanted = plain
             if part.logpush_names:
                 if renaming is None:
-                    renaming = Router(feeds, (LOGPUSH_MARK, LogpushNames()))
+                    renaming = Router(feeds, LogpushNames().renaming())
                 wanted = renaming
             if wanted is not route:
                 route, lo, hi = wanted, 0, 0  # an empty span: the next record finds its segment in this router

@@ -15,6 +15,7 @@ from typing import Any
 
 from auditor.core.fields import LOGPUSH_NAMES, Source
 from auditor.core.timeutil import EPOCH, MICROSECOND, US, TimeRangeError, parse_epoch, parse_time
+from auditor.language.codegen import Adjust, Renaming
 from auditor.sources.base import DataError, Timed
 
 ErrorFactory = Callable[[int | None, str], DataError]
@@ -85,6 +86,11 @@ _HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
 _SECOND = tuple(f"{s:02d}" for s in range(60))
 
 
+def _upper(code: Any, t_us: int) -> Any:
+    """A country code as renaming leaves it: text in upper case."""
+    return code.upper() if code.__class__ is str else code
+
+
 class LogpushNames:
     """Logpush PascalCase -> API names, renamed once per key set; an epoch CreatedAt written as RFC 3339 text."""
 
@@ -101,6 +107,18 @@ class LogpushNames:
         if type(stamp) is int or type(stamp) is float:
             out["created_at"] = self.format(t_us)
         return out
+
+    def renaming(self) -> Renaming:
+        """How the runner's generated feeds read records kept in Logpush's names (codegen.Renaming): filters read
+        their Logpush keys, a country in upper case and an epoch time as its text, as renaming makes them."""
+        reads: dict[str, tuple[str, Adjust | None]] = {api: (logpush, None) for logpush, api in LOGPUSH_NAMES.items()}
+        reads["country"] = (reads["country"][0], _upper)
+        reads["created_at"] = (reads["created_at"][0], self._time_text)
+        return Renaming(LOGPUSH_MARK, self, reads)
+
+    def _time_text(self, stamp: Any, t_us: int) -> Any:
+        """The created_at a renamed record holds: an epoch CreatedAt as text, any other as it is."""
+        return self.format(t_us) if type(stamp) is int or type(stamp) is float else stamp
 
     def rename(self, rec: dict[str, Any]) -> dict[str, Any]:
         """The record with API names (unknown fields keep theirs) and its country code in upper case."""

@@ -2,6 +2,7 @@
 
 - compile_all's generated predicate and compile_feed's generated feed answer exactly what testing each
   condition (compile_condition) in turn answers, for any operands and any record values, odd types included.
+- A fanout reading records kept in Logpush's names hands each rule what it hands the renamed record.
 - The router calls exactly the feeds whose window holds a record's time, in the order given, as testing
   every window would.
 - An answer does not depend on the order records arrive in (evidence included): the same records
@@ -16,9 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auditor.core.fields import LOGPUSH_NAMES
 from auditor.evaluate.router import Router
 from auditor.language.codegen import Gate, compile_all, compile_fanout, compile_feed
 from auditor.language.conditions import compile_condition
+from auditor.sources.records import LogpushNames
 from tests.helpers import write_ndjson
 from tests.property.model import ACCESS, NETWORKS, PATTERNS, TEXT, examples, scenarios, workspace
 
@@ -57,6 +60,49 @@ def test_generated_filters_answer_as_each_condition_does(conds, records, t):
         assert match(rec) is expected
         gate(rec, t)
     assert taken == [(rec, t) for rec in records if -1 <= t < 2 and all(bool(test(rec)) for test in tests)]
+
+
+STAMPS = [(1_794_000_000_000_000_000, 1_794_000_000_000_000), (1_794_000_000_123_456_000, 1_794_000_000_123_456),
+          ("2026-11-14T08:00:00Z", 1_794_643_200_000_000)]  # CreatedAt (epoch ns, or text) and its time
+time_operands = {"eq": st.sampled_from(["2026-11-14T08:00:00Z", "2026-11-12T22:40:00Z"]),
+                 "contains": st.sampled_from(["2026-11", ".123456Z", "08:00"]),
+                 "matches": st.sampled_from([r"\.\d+Z$", "^2026-11-14"]), "exists": st.booleans()}
+time_condition = st.sampled_from(sorted(time_operands)).flatmap(
+    lambda op: st.tuples(st.just("created_at"), st.just(op), time_operands[op]))
+logpush_record = st.tuples(record, st.sampled_from(STAMPS), st.sampled_from(["us", "De", "GB", None]))
+
+
+@settings(max_examples=examples(300))
+@given(st.lists(st.lists(st.one_of(condition, time_condition), max_size=3), min_size=1, max_size=3),
+       st.lists(logpush_record, min_size=1, max_size=6), st.booleans())
+def test_a_fanout_over_logpush_names_answers_as_over_the_renamed_records(gates, records, plain_feed):
+    """Records kept in Logpush's names (records.LogpushNames): each rule is offered the record renaming makes,
+    exactly when its filter passes on that record; and renamed once, however many filters pass."""
+    names = LogpushNames()
+    seen: list[tuple[str, int, dict, int]] = []
+
+    def collecting(shape, i):
+        return lambda r, t_us: seen.append((shape, i, r, t_us))
+
+    def feeds(shape):
+        out = [Gate(tuple(conds), collecting(shape, i)) for i, conds in enumerate(gates)]
+        return [*out, collecting(shape, -1)] if plain_feed else out
+
+    to_logpush = {api: logpush for logpush, api in LOGPUSH_NAMES.items()}
+    api_fanout = compile_fanout(feeds("api"))
+    lp_fanout = compile_fanout(feeds("logpush"), names.renaming())
+    for fields, (stamp, t_us), country in records:
+        raw = {to_logpush.get(k, k): v for k, v in fields.items() if k != "country"}
+        raw["CreatedAt"] = stamp
+        if country is not None:
+            raw["Country"] = country
+        seen.clear()
+        api_fanout(LogpushNames()(raw, t_us), t_us)
+        lp_fanout(raw, t_us)
+        api = [(i, r, t) for shape, i, r, t in seen if shape == "api"]
+        logpush = [(i, r, t) for shape, i, r, t in seen if shape == "logpush"]
+        assert logpush == api
+        assert len({id(r) for _, r, _ in logpush}) <= 1  # renamed once, whichever rules take it
 
 
 def test_generated_filters_bind_operands_rather_than_write_them_as_code():
