@@ -9,7 +9,6 @@ import gzip
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -34,29 +33,6 @@ def _run(tmp_path: Path, name: str, data: Path = REPO / "examples" / "data",
     document = json.loads(results.read_text())
     document["summary"].pop("duration_s")
     return result.exit_code, document
-
-
-@pytest.fixture
-def helped(monkeypatch):
-    """Every file unit gets a helper (AUDITOR_WORKERS=2: the sample data is far below MIN_BYTES) and small
-    blocks, so the helper takes many of them; returns the blocks each helper was handed.
-
-    A helper is only forked while no other thread runs: threads of earlier tests (closed emulators' and
-    clients') are given a moment to end first."""
-    deadline = time.monotonic() + 5
-    while threading.active_count() > 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    monkeypatch.setattr(parallel, "BLOCK_BYTES", 1 << 14)
-    monkeypatch.setenv(parallel.ENV, "2")  # whatever the size and the machine's load
-    handed: list[int] = []
-    original = parallel.Helper.result
-
-    def counting(self, timeout=3600.0):
-        handed.append(self.handed)
-        return original(self, timeout)
-
-    monkeypatch.setattr(parallel.Helper, "result", counting)
-    return handed
 
 
 def test_a_helper_gives_the_single_pass_answer(tmp_path, monkeypatch, helped):
