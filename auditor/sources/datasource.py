@@ -190,7 +190,7 @@ class DataSource(FileSource):
         """Gaps in the Logpush objects' coverage of each rule's window, and records outside their batch."""
         out = []
         for r in self._plan.rules if self._plan is not None else ():
-            for name in ({s.source for s in r.sides} if r.sides else {r.rule.source}):
+            for name in dict.fromkeys(s.source for s in r.sides) if r.sides else (r.rule.source,):  # sides' order
                 log = self._located.logs.get(name)
                 note = coverage_note(log, r.since_us, r.until_us) if log is not None else None
                 if note:
