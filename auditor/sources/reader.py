@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from auditor.core.fields import Source
-from auditor.core.timeutil import EPOCH, MICROSECOND
+from auditor.core.timeutil import EARLIEST_US, EPOCH, LATEST_US, MICROSECOND
 from auditor.sources.base import DataError, Timed
 from auditor.sources.jsondoc import JsonDocument
 from auditor.sources.records import MAX_NESTING, NANOS, Normalizer, beyond_limits, too_deep
@@ -241,6 +241,8 @@ class Reader:
                 try:
                     # Not text (missing, a number): TypeError, reported by `normalize.time` with the rest.
                     t_us = (fromisoformat(rec.get(time_field)) - EPOCH) // MICROSECOND  # type: ignore[arg-type]
+                    if not EARLIEST_US <= t_us < LATEST_US:
+                        raise ValueError  # outside the supported times: `normalize.time` says so, at its line
                 except (TypeError, ValueError, OverflowError):
                     t_us = normalize.time(rec.get(time_field), line)
                 if access and (code := rec.get("country")).__class__ is str and not code.isupper():

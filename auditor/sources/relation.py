@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor.core.fields import SOURCES, Field, FieldType
+from auditor.core.timeutil import EARLIEST_US, LATEST_US
+from auditor.sources.records import END_US, FIRST_US
 
 _LINES = (".ndjson", ".jsonl", ".log")
 _INT = "^-?[0-9]+$"
@@ -126,11 +128,17 @@ def json_relation(paths: Sequence[Path], source: str) -> str:
 def time_us(raw: str) -> str:
     """DuckDB: record time text -> epoch microseconds (NULL when it is not a valid time)."""
     whole = f"TRY_CAST({raw} AS HUGEINT)"
+    epoch = (f"CASE WHEN abs({whole}) >= 100000000000000 "
+             f"THEN (CASE WHEN {whole} >= 0 THEN {whole} // 1000 ELSE -((999 - {whole}) // 1000) END) "
+             f"ELSE {whole} * 1000000 END")
+    text = f"epoch_us(TRY_CAST({raw} AS TIMESTAMPTZ))"
+    # Within the times the Python reader accepts (NULL otherwise: the run then names the record as it does):
+    # an epoch number years 1 to 9999, a text time 1970 to 8999 (auditor.core.timeutil).
     return (f"CASE WHEN {raw} IS NULL THEN NULL "
-            f"WHEN regexp_matches({raw}, {_quote(_INT)}) THEN CAST(CASE WHEN abs({whole}) >= 100000000000000 "
-            f"THEN (CASE WHEN {whole} >= 0 THEN {whole} // 1000 ELSE -((999 - {whole}) // 1000) END) "
-            f"ELSE {whole} * 1000000 END AS BIGINT) "
-            f"WHEN regexp_matches({raw}, {_quote(_OFFSET)}) THEN epoch_us(TRY_CAST({raw} AS TIMESTAMPTZ)) "
+            f"WHEN regexp_matches({raw}, {_quote(_INT)}) THEN CAST(CASE WHEN {epoch} >= {FIRST_US} "
+            f"AND {epoch} < {END_US} THEN {epoch} END AS BIGINT) "
+            f"WHEN regexp_matches({raw}, {_quote(_OFFSET)}) THEN CASE WHEN {text} >= {EARLIEST_US} "
+            f"AND {text} < {LATEST_US} THEN {text} END "
             "ELSE NULL END")
 
 

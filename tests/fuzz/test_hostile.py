@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from auditor.cli import cli
 from auditor.language import conditions
-from tests.helpers import access, write, write_ndjson
+from tests.helpers import access, scim, write, write_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-11-15T12:00:00Z"
@@ -505,3 +505,20 @@ def test_an_internal_error_exits_2_with_or_without_debug(here, monkeypatch, debu
     assert result.exit_code == 2
     assert "internal error (RuntimeError: a bug)" in result.stderr
     assert ("Traceback" in result.stderr) == debug
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00"])
+@pytest.mark.parametrize("engine", ["python", "duckdb"])
+def test_a_text_time_outside_the_supported_times_errors_the_rules_of_its_log_at_its_line(here, stamp, engine):
+    scim_rule = "  - id: scim\n    title: t\n    source: scim_updates\n    filter: {idp_id: i}\n"
+    write(here / "rules.yaml", DENIED + scim_rule)
+    data(here, [access(allowed=False, created_at="2026-11-15T11:30:00Z")])
+    write_ndjson(here / "data" / "scim_updates.ndjson", [scim(logged_at="2026-11-15T11:00:00Z", idp_id="i"),
+                                                         scim(logged_at=stamp, idp_id="i")])
+    result = run("rules.yaml", "--data", "data", "--results", "r.json", "--quiet", "--engine", engine)
+    assert result.exit_code == 2
+    by_id = {r["id"]: r for r in json.loads((here / "r.json").read_text())["results"]}
+    assert by_id["denied"]["status"] == "fail"  # the other log is read and decided
+    assert by_id["scim"]["status"] == "error"
+    message = by_id["scim"]["message"]
+    assert f"scim_updates.ndjson:2: error: logged_at: '{stamp}' is outside the supported times" in message
