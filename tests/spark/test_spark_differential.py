@@ -40,22 +40,18 @@ pytestmark = pytest.mark.spark
        expectations=expectations_st, group_by=st.sampled_from([(), ("user_email",), ("ip_address",)]))
 def test_python_and_spark_decide_alike(spark, records, conditions, expectations, group_by):
     compiled, expected = python_outcome(records, conditions, expectations, group_by)
-    with tempfile.TemporaryDirectory() as tmp:
-        con = loaded(records, tmp)
-        tables = SparkTables(MASTER, small=True)
-        try:
-            tables.mirror(con, "access_requests", Path(tmp))
-            got, _ = evaluate_rule(compiled, tables.dialect, tables.execute)
-        finally:
-            tables.close()
-            con.close()
-    assert_alike(got, expected)
+    assert_alike(_on_spark(compiled, records), expected)
 
 
 def test_a_multi_day_window_on_spark_decides_every_step_as_python(spark, tmp_path):
     """tests/integration/test_engine_parity_periodic.py on Spark: segments summed per step alike."""
     compiled = periodic_rule(tmp_path)
     records = bound_records()
+    assert_steps_alike(_on_spark(compiled, records), python_steps(compiled, records))
+
+
+def _on_spark(compiled, records):
+    """The rule's outcome on Spark over the records (loaded by DuckDB, handed to Spark as Parquet)."""
     with tempfile.TemporaryDirectory() as tmp:
         con = loaded(records, tmp)
         tables = SparkTables(MASTER, small=True)
@@ -65,4 +61,4 @@ def test_a_multi_day_window_on_spark_decides_every_step_as_python(spark, tmp_pat
         finally:
             tables.close()
             con.close()
-    assert_steps_alike(got, python_steps(compiled, records))
+    return got
