@@ -14,7 +14,8 @@ from auditor.compile.compiler import compile_plan
 from auditor.compile.plan import Plan
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import parse_time
-from auditor.evaluate.engine import Outcome, RuleEvaluator
+from auditor.evaluate.engine import RuleEvaluator
+from auditor.evaluate.outcome import Outcome
 from auditor.load.validate import Inputs, Project, load_project
 
 T = "2026-11-15T12:00:00Z"  # the reference time most tests use

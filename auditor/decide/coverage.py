@@ -23,7 +23,7 @@ from auditor.core.fields import SOURCES
 from auditor.core.model import Rule
 from auditor.core.status import Status
 from auditor.core.timeutil import format_time
-from auditor.evaluate.engine import Measurement, Outcome
+from auditor.evaluate.outcome import Measurement, Outcome
 from auditor.evaluate.results import RuleResult
 
 Gap = tuple[LogCoverage, tuple[Interval, ...]]  # a log and the parts of a window it does not cover

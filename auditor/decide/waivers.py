@@ -14,7 +14,7 @@ from typing import Any
 from auditor.core.decisions import AppliedWaiver, WaiverState, WaiverUse
 from auditor.core.model import Waiver
 from auditor.core.status import Status
-from auditor.evaluate.engine import Measurement, failure_message
+from auditor.evaluate.outcome import Measurement, failure_message
 from auditor.evaluate.results import RuleResult, RunResult, group_key
 from auditor.language.expectations import worst
 

@@ -35,7 +35,8 @@ from auditor.compile.compiler import evidence_fields
 from auditor.compile.plan import CompiledRule, CompiledSide
 from auditor.core.fields import SOURCES
 from auditor.core.timeutil import US
-from auditor.evaluate.engine import Outcome, Projection, RuleEvaluator
+from auditor.evaluate.engine import Projection, RuleEvaluator
+from auditor.evaluate.outcome import Outcome
 from auditor.language.codegen import compile_all
 
 Feed = Callable[[dict[str, Any], int], None]

@@ -13,7 +13,7 @@ from typing import Any
 from auditor.core.model import Rule
 from auditor.core.status import Status
 from auditor.core.timeutil import format_time
-from auditor.evaluate.engine import Outcome
+from auditor.evaluate.outcome import Outcome
 from auditor.language.conditions import MatchTimeout
 
 _REGEX_OPS = frozenset({"matches", "not_matches"})

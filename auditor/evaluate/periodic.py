@@ -29,7 +29,8 @@ from auditor.compile.plan import CompiledRule
 from auditor.core.status import Status
 from auditor.core.timeutil import US
 from auditor.evaluate.correlate import CorrelationEvaluator
-from auditor.evaluate.engine import Decision, Measurement, Outcome, RuleEvaluator
+from auditor.evaluate.engine import Decision, RuleEvaluator
+from auditor.evaluate.outcome import Measurement, Outcome
 from auditor.language.codegen import Feed, Gate, compile_feed
 from auditor.language.expectations import pressure, worst
 

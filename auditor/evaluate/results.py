@@ -17,7 +17,7 @@ from auditor.core.period import Period
 from auditor.core.provenance import FileRecord, RequestRecord
 from auditor.core.status import Status
 from auditor.core.timeutil import format_time
-from auditor.evaluate.engine import Measurement, Outcome
+from auditor.evaluate.outcome import Measurement, Outcome
 
 
 def group_key(group: dict[str, Any] | None) -> str:

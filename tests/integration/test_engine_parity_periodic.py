@@ -12,7 +12,7 @@ from auditor.compile.compiler import compile_plan
 from auditor.compile.plan import CompiledRule
 from auditor.core.period import parse_period
 from auditor.core.timeutil import format_time, parse_time
-from auditor.evaluate.engine import Outcome
+from auditor.evaluate.outcome import Outcome
 from auditor.evaluate.periodic import StepEvaluator
 from auditor.evaluate.sql.dialects import DIALECTS
 from auditor.evaluate.sql.engine import Execute, evaluate_rule

@@ -18,7 +18,8 @@ from auditor.compile.plan import CompiledRule
 from auditor.core.diagnostics import SourceLocation
 from auditor.core.model import Condition, Expectation, Rule, TimeBound
 from auditor.core.timeutil import format_time, parse_time
-from auditor.evaluate.engine import Outcome, RuleEvaluator
+from auditor.evaluate.engine import RuleEvaluator
+from auditor.evaluate.outcome import Outcome
 from auditor.evaluate.sql.dialects import DIALECTS
 from auditor.evaluate.sql.engine import evaluate_rule
 from auditor.evaluate.sql.query import table_name

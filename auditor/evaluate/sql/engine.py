@@ -15,8 +15,9 @@ from typing import Any
 from auditor.compile.plan import CompiledRule
 from auditor.core.fields import SOURCES, FieldType
 from auditor.core.timeutil import format_time
-from auditor.evaluate.engine import Decision, Outcome, RuleEvaluator
+from auditor.evaluate.engine import Decision, RuleEvaluator
 from auditor.evaluate.guard import TimeoutGuard, guard
+from auditor.evaluate.outcome import Outcome
 from auditor.evaluate.periodic import StepEvaluator, evaluator
 from auditor.evaluate.sql.dialects import Dialect
 from auditor.evaluate.sql.query import RuleSql, compile_rule
