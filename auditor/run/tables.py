@@ -25,8 +25,6 @@ from auditor.sources.datasource import DataSource
 from auditor.sources.relation import EXTRAS, ODD
 
 BATCH = 10000  # rows per batch handed from the engine to Python: memory stays bounded on a large `then` side
-# A string's length in bytes, per engine (it differs from its length in characters when it is not ASCII).
-_BYTES = {"duckdb": "strlen", "spark": "octet_length"}
 
 
 class Tables(Protocol):
@@ -146,7 +144,7 @@ class TableSource(BaseSource):
             else:
                 test = exp.In(this=value, expressions=[literal(k) for k in sorted(spans)])
             if fold:  # Python folds a non-ASCII address (casefold, not SQL's lower): such rows are kept
-                test = exp.or_(exp.NEQ(this=exp.Anonymous(this=_BYTES[dialect.name], expressions=[column(b)]),
+                test = exp.or_(exp.NEQ(this=dialect.byte_length(column(b)),
                                        expression=exp.Length(this=column(b))), test)
             # A value of the wrong type (its column null) is compared by Python as it is: kept.
             tests.append(exp.paren(exp.or_(test, wrong_type(b, dialect))))
@@ -171,8 +169,8 @@ class TableSource(BaseSource):
         where = self._where.get(fetch.source)
         if where is not None:
             query = query.where(where)
-        engine = {"duckdb": "DuckDB", "spark": "Spark"}.get(self._tables.dialect.name, self._tables.dialect.name)
-        yield Part(f"{fetch.source} ({engine})", self._rows(query.sql(self._tables.dialect.sqlglot), fetch.source))
+        dialect = self._tables.dialect
+        yield Part(f"{fetch.source} ({dialect.title})", self._rows(query.sql(dialect.sqlglot), fetch.source))
 
     def _rows(self, sql: str, source: str) -> Iterator[Timed]:
         names, batches = self._tables.batches(sql)  # run when the records are first asked for

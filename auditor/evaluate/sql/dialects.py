@@ -45,6 +45,9 @@ class Dialect:
     distinct_list: Callable[[exp.Expression], exp.Expression]
     # merge_distinct(lists) -> the distinct values of a group's distinct_list arrays, as an array (an aggregate).
     merge_distinct: Callable[[exp.Expression], exp.Expression]
+    # byte_length(text) -> its length in UTF-8 bytes (it differs from its length in characters when not ASCII).
+    byte_length: Callable[[exp.Expression], exp.Expression]
+    title: str  # the engine as messages name it
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -53,13 +56,16 @@ DIALECTS: dict[str, Dialect] = {
         Dialect("duckdb", "duckdb", regex=_call("regexp_matches"), strpos=_call("strpos"),
                 ascii_match=_call("regexp_matches"), split_part=_call("split_part"),
                 distinct_list=lambda v: _non_null(_call("list")(exp.Distinct(expressions=[v])), v),
-                merge_distinct=lambda v: _call("list_distinct")(_call("flatten")(_call("list")(v)))),
+                merge_distinct=lambda v: _call("list_distinct")(_call("flatten")(_call("list")(v))),
+                byte_length=_call("strlen"), title="DuckDB"),
         Dialect("spark", "spark", regex=None, strpos=_call("instr"), ascii_match=_call("regexp_like"),
                 split_part=_call("split_part"), distinct_list=_call("collect_set"),
-                merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("collect_list")(v)))),
+                merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("collect_list")(v))),
+                byte_length=_call("octet_length"), title="Spark"),
         Dialect("trino", "trino", regex=None, strpos=_call("strpos"), ascii_match=_call("regexp_like"),
                 split_part=_call("split_part"),
                 distinct_list=lambda v: _call("array_distinct")(_non_null(_call("array_agg")(v), v)),
-                merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("array_agg")(v)))),
+                merge_distinct=lambda v: _call("array_distinct")(_call("flatten")(_call("array_agg")(v))),
+                byte_length=lambda v: exp.Length(this=_call("to_utf8")(v)), title="Trino"),
     )
 }
