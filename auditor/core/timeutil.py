@@ -22,6 +22,8 @@ EARLIEST_US = 0  # 1970-01-01T00:00:00Z: no log is older
 LATEST_US = 221845392000 * US  # 9000-01-01T00:00:00Z (exclusive)
 MAX_DURATION_US = 36500 * 86400 * US  # 36500d, about 100 years
 _RANGE = "1970-01-01T00:00:00Z to 8999-12-31T23:59:59Z"
+# Epoch microseconds format_time can write (years 1 to 9999): the range of an epoch-number record time.
+FIRST_US, END_US = -62135596800 * US, 253402300800 * US
 
 
 class TimeRangeError(ValueError):

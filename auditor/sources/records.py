@@ -14,14 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.core.fields import LOGPUSH_NAMES, Source
-from auditor.core.timeutil import EPOCH, MICROSECOND, US, TimeRangeError, parse_epoch, parse_time
+from auditor.core.timeutil import END_US, EPOCH, FIRST_US, MICROSECOND, US, TimeRangeError, parse_epoch, parse_time
 from auditor.language.codegen import Adjust, Renaming
 from auditor.sources.base import DataError, Timed
 
 ErrorFactory = Callable[[int | None, str], DataError]
 _NANOS = 10**14  # an epoch number at least this large is in nanoseconds (core.timeutil.parse_epoch)
-# Epoch microseconds whose RFC 3339 text exists: years 1 to 9999.
-FIRST_US, END_US = -62135596800 * US, 253402300800 * US
 # Epoch nanoseconds from _NANOS to the end of year 9999: a CreatedAt taken as it is (// 1000) in the reader's hot loop.
 NANOS = range(_NANOS, END_US * 1000)
 _KEY_SETS = 256  # Logpush key sets remembered per reader (an export has a handful)

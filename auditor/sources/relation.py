@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.core.fields import SOURCES, Field, FieldType
-from auditor.core.timeutil import EARLIEST_US, LATEST_US
-from auditor.sources.records import END_US, FIRST_US
+from auditor.core.timeutil import EARLIEST_US, END_US, FIRST_US, LATEST_US
 
 _LINES = (".ndjson", ".jsonl", ".log")
 _INT = "^-?[0-9]+$"
